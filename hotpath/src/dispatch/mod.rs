@@ -1,0 +1,1 @@
+//! THE dispatch chokepoint: the only module that owns a trading-capable venue client.

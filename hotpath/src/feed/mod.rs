@@ -1,0 +1,1 @@
+//! Market-data decode (simd-json) and L2 books with change-id continuity.

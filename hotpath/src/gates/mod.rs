@@ -1,0 +1,1 @@
+//! Gates: pure functions of (intent, snapshot, policy, clock) -> accept or an enumerated reject.

@@ -1,0 +1,1 @@
+//! TradingMode authority: the mode cell, PolicyGuard and the open-permission latch.

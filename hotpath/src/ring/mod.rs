@@ -1,0 +1,1 @@
+//! Stages, wait strategies, thread topology and pinning.

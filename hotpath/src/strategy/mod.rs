@@ -1,0 +1,1 @@
+//! The Strategy trait (market + positions in, intents out) and reference strategies.

@@ -1,0 +1,1 @@
+//! Deribit API v2 wire types: the JSON-RPC envelope, methods and error codes.

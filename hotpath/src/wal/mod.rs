@@ -1,0 +1,1 @@
+//! The durable intent write-ahead log: segments, framing + CRC32C, group commit, recovery, ledger.

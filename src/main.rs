@@ -1,0 +1,19 @@
+//! `stoic`: the command-line front of the engine. Each subcommand lives in `cli/<name>.rs`.
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::dispatch(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("stoic: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
