@@ -379,6 +379,7 @@ impl IntentLedger {
             updated_ms: e.updated_ms,
             label: &e.label,
             venue_order_id: e.venue_order_id.as_deref().unwrap_or(""),
+            last_trade_id: e.last_trade_id.as_deref().unwrap_or(""),
             canonical: &e.canonical,
         })
     }
@@ -408,7 +409,7 @@ impl IntentLedger {
                     state: c.state,
                     venue_order_id: (!c.venue_order_id.is_empty()).then(|| c.venue_order_id.to_owned()),
                     filled_qty: c.filled_qty,
-                    last_trade_id: None,
+                    last_trade_id: (!c.last_trade_id.is_empty()).then(|| c.last_trade_id.to_owned()),
                     recorded_seq: c.recorded_seq,
                     recorded_ms: c.recorded_ms,
                     updated_seq: c.updated_seq,

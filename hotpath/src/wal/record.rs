@@ -442,6 +442,8 @@ pub struct CheckpointEntry<'a> {
     pub label: &'a str,
     /// Venue order id ("" if none yet).
     pub venue_order_id: &'a str,
+    /// Venue trade id of the latest fill ("" if none).
+    pub last_trade_id: &'a str,
     /// Canonical intent bytes.
     pub canonical: &'a [u8],
 }
@@ -453,7 +455,7 @@ const CKPT_FIXED: usize = LedgerCounts::ENCODED_BYTES + 4;
 
 /// A validated checkpoint payload: `[counts][u32 n][entry]*n`, entry =
 /// `u64 hash, u8 state, i64 filled, u64 recorded_seq, i64 recorded_ms, u64 updated_seq,
-/// i64 updated_ms, str16 label, str16 venue_order_id, bytes16 canonical`.
+/// i64 updated_ms, str16 label, str16 venue_order_id, str16 last_trade_id, bytes16 canonical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointView<'a> {
     bytes: &'a [u8],
@@ -512,6 +514,7 @@ fn parse_entry<'a>(r: &mut Cursor<'a>) -> Result<CheckpointEntry<'a>, PayloadErr
         updated_ms: r.i64()?,
         label: r.str16()?,
         venue_order_id: r.str16()?,
+        last_trade_id: r.str16()?,
         canonical: r.bytes16()?,
     };
     qty(e.filled_qty)?;
@@ -520,13 +523,14 @@ fn parse_entry<'a>(r: &mut Cursor<'a>) -> Result<CheckpointEntry<'a>, PayloadErr
     }
     bound("label", e.label.len(), WAL_LABEL_BYTES_MAX)?;
     bound("venue_order_id", e.venue_order_id.len(), WAL_TEXT_BYTES_MAX)?;
+    bound("last_trade_id", e.last_trade_id.len(), WAL_TEXT_BYTES_MAX)?;
     bound("canonical", e.canonical.len(), WAL_CANONICAL_BYTES_MAX)?;
     Ok(e)
 }
 
 /// Encoded size of one checkpoint entry.
-pub(crate) fn checkpoint_entry_len(label: &str, venue_order_id: &str, canonical: &[u8]) -> usize {
-    CKPT_ENTRY_FIXED + 2 + label.len() + 2 + venue_order_id.len() + 2 + canonical.len()
+pub(crate) fn checkpoint_entry_len(e: &CheckpointEntry<'_>) -> usize {
+    CKPT_ENTRY_FIXED + 2 + e.label.len() + 2 + e.venue_order_id.len() + 2 + e.last_trade_id.len() + 2 + e.canonical.len()
 }
 
 /// Encoded size of a checkpoint's fixed part.
@@ -555,6 +559,7 @@ pub(crate) fn encode_checkpoint<'e>(
         w.i64(e.updated_ms);
         w.bytes16(e.label.as_bytes());
         w.bytes16(e.venue_order_id.as_bytes());
+        w.bytes16(e.last_trade_id.as_bytes());
         w.bytes16(e.canonical);
     }
     debug_assert_eq!(w.pos, w.out.len());

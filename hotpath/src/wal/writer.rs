@@ -511,7 +511,7 @@ impl Wal {
             return None;
         }
         let n = checkpoint_fixed_len()
-            + entries.map(|e| checkpoint_entry_len(e.label, e.venue_order_id, e.canonical)).sum::<usize>();
+            + entries.map(|e| checkpoint_entry_len(&e)).sum::<usize>();
         (n <= max_checkpoint_payload_for(self.active.bytes)).then_some(n)
     }
 
