@@ -16,7 +16,7 @@ use super::ledger::IntentLedger;
 use super::record::{checkpoint_entry_len, checkpoint_fixed_len, checkpoint_record, encode_checkpoint, Record, RecordKind};
 use super::recovery::{now_us_since, replay, RecoveryReport};
 use super::segment::{
-    create_zeroed, install_segment, list_segments, max_checkpoint_payload_for, max_payload_for, open_rw,
+    create_zeroed, install_segment, list_segments, max_checkpoint_payload_for, max_payload_for, open_rw, read_max_payload,
     DirLock, SPARE_FILE,
 };
 
@@ -42,7 +42,8 @@ pub struct WalConfig {
     pub segment_bytes: u64,
     /// Durability mechanism.
     pub sync_mode: SyncMode,
-    /// Staging buffer for [`SyncMode::PwriteFdatasync`] (allocated once at open).
+    /// Staging buffer for [`SyncMode::PwriteFdatasync`] (allocated once at open; raised to
+    /// the largest frame a segment can hold if smaller).
     pub write_buffer_bytes: usize,
 }
 
@@ -59,9 +60,6 @@ impl WalConfig {
         }
         if self.segment_bytes % 4096 != 0 {
             return Err(WalError::InvalidConfig("segment_bytes must be a multiple of 4096"));
-        }
-        if self.write_buffer_bytes < framed_len(max_payload_for(self.segment_bytes)) {
-            return Err(WalError::InvalidConfig("write_buffer_bytes smaller than the largest record"));
         }
         Ok(())
     }
@@ -197,7 +195,7 @@ impl Wal {
             );
             torn_report = Some(torn.clone());
         }
-        let sink = make_sink(&config, &r.last_path, &file, r.end)?;
+        let sink = make_sink(&config, &r.last_path, &file, r.last_header.segment_bytes, r.end)?;
         let active = Active { index: r.last_index, path: r.last_path.clone(), file, bytes: r.last_header.segment_bytes, sink };
         let next_seq = r.last_seq + 1;
         let mut wal = Self {
@@ -492,7 +490,7 @@ impl Wal {
             Ok(p) => p,
             Err(e) => return Err(self.poison("roll", e)),
         };
-        let sink = match make_sink(&self.config, &path, &file, SEGMENT_HEADER_BYTES as u64) {
+        let sink = match make_sink(&self.config, &path, &file, header.segment_bytes, SEGMENT_HEADER_BYTES as u64) {
             Ok(s) => s,
             Err(e) => return Err(self.poison("roll", e)),
         };
@@ -571,10 +569,14 @@ impl Drop for Wal {
     }
 }
 
-fn make_sink(config: &WalConfig, path: &Path, file: &File, _end: u64) -> Result<Sink, WalError> {
+fn make_sink(config: &WalConfig, path: &Path, file: &File, segment_bytes: u64, end: u64) -> Result<Sink, WalError> {
     Ok(match config.sync_mode {
         SyncMode::PwriteFdatasync => {
-            Sink::Pwrite { buf: Vec::with_capacity(config.write_buffer_bytes), buf_off: _end }
+            let cap = config
+                .write_buffer_bytes
+                .max(framed_len(read_max_payload(config.segment_bytes)))
+                .max(framed_len(read_max_payload(segment_bytes)));
+            Sink::Pwrite { buf: Vec::with_capacity(cap), buf_off: end }
         }
         SyncMode::MmapMsync => {
             // SAFETY: this process holds the WAL directory's exclusive lock for the Wal's
