@@ -16,7 +16,11 @@ const SEG: u64 = 512 * 1024;
 
 /// Writes intents of the given canonical sizes, syncing after those flagged; returns the
 /// dump (seq, offset, batch_first_seq, text) and the end offset of the data.
-fn write_log(dir: &std::path::Path, mode: SyncMode, recs: &[(usize, bool)]) -> (Vec<(u64, u64, u64, String)>, u64) {
+fn write_log(
+    dir: &std::path::Path,
+    mode: SyncMode,
+    recs: &[(usize, bool)],
+) -> (Vec<(u64, u64, u64, String)>, u64) {
     let mut wal = open(dir, cfg(SEG, mode));
     let labels: Vec<String> = (0..recs.len() as u64).map(label).collect();
     for (i, &(len, sync)) in recs.iter().enumerate() {
@@ -31,7 +35,9 @@ fn write_log(dir: &std::path::Path, mode: SyncMode, recs: &[(usize, bool)]) -> (
     let d = dump(dir);
     let last = d.last().unwrap();
     let last_len = recs.last().unwrap().0;
-    let end = last.1 + hotpath::wal::format::framed_len(8 + 2 + labels[recs.len() - 1].len() + 2 + last_len) as u64;
+    let end = last.1
+        + hotpath::wal::format::framed_len(8 + 2 + labels[recs.len() - 1].len() + 2 + last_len)
+            as u64;
     (d, end)
 }
 

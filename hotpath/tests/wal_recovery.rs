@@ -35,8 +35,15 @@ fn round_trip_and_durable_token() {
         // A sync with nothing pending returns the same token.
         assert_eq!(wal.sync().unwrap(), d);
         wal.append(99, &Record::Sent { intent_hash: 0x1000 }).unwrap();
-        wal.append(99, &Record::OperatorAction { action: OperatorActionKind::EmergencyReduceOnly, who: "ops", reason: "drill" })
-            .unwrap();
+        wal.append(
+            99,
+            &Record::OperatorAction {
+                action: OperatorActionKind::EmergencyReduceOnly,
+                who: "ops",
+                reason: "drill",
+            },
+        )
+        .unwrap();
         let _ = wal.sync().unwrap();
         drop(wal);
         let recs = dump(dir.path());
@@ -119,7 +126,8 @@ fn corruption_before_a_later_batch_is_an_error_naming_segment_and_offset() {
     }
     drop(wal);
     let recs = dump(dir.path());
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(seg_path(dir.path(), 0)).unwrap();
+    let f =
+        std::fs::OpenOptions::new().read(true).write(true).open(seg_path(dir.path(), 0)).unwrap();
     let mut b = [0u8; 1];
     let at = recs[1].1 + 45;
     f.read_exact_at(&mut b, at).unwrap();
@@ -138,7 +146,10 @@ fn corruption_before_a_later_batch_is_an_error_naming_segment_and_offset() {
             other => panic!("expected Corrupt, got {other:?}"),
         }
         let msg = err.to_string();
-        assert!(msg.contains("wal-0000000000000000.seg") && msg.contains(&recs[1].1.to_string()), "{msg}");
+        assert!(
+            msg.contains("wal-0000000000000000.seg") && msg.contains(&recs[1].1.to_string()),
+            "{msg}"
+        );
     }
 }
 
@@ -170,22 +181,32 @@ fn torn_batch_with_valid_later_record_of_the_same_batch_is_a_torn_tail() {
 fn churn(wal: &mut Wal, labels: &[String], n: u64, open_every: u64, canonical_len: usize) {
     for i in 0..n {
         let h = 0x1000 + i;
-        wal.append(i as i64, &intent(i, &labels[i as usize], &intent_bytes(i, canonical_len))).unwrap();
+        wal.append(i as i64, &intent(i, &labels[i as usize], &intent_bytes(i, canonical_len)))
+            .unwrap();
         wal.append(i as i64, &Record::Sent { intent_hash: h }).unwrap();
         match i % open_every {
             0 => {
-                wal.append(i as i64, &Record::Filled { intent_hash: h, filled_qty: 3, trade_id: "t" }).unwrap();
+                wal.append(
+                    i as i64,
+                    &Record::Filled { intent_hash: h, filled_qty: 3, trade_id: "t" },
+                )
+                .unwrap();
             }
             1 => {
-                wal.append(i as i64, &Record::Acknowledged { intent_hash: h, venue_order_id: "o" }).unwrap();
+                wal.append(i as i64, &Record::Acknowledged { intent_hash: h, venue_order_id: "o" })
+                    .unwrap();
                 wal.append(i as i64, &Record::Cancelled { intent_hash: h, filled_qty: 0 }).unwrap();
             }
             3 => {
-                wal.append(i as i64, &Record::PartiallyFilled { intent_hash: h, filled_qty: 1, trade_id: "p" })
-                    .unwrap();
+                wal.append(
+                    i as i64,
+                    &Record::PartiallyFilled { intent_hash: h, filled_qty: 1, trade_id: "p" },
+                )
+                .unwrap();
             }
             _ => {
-                wal.append(i as i64, &Record::Abandoned { intent_hash: h, reason: "absent" }).unwrap();
+                wal.append(i as i64, &Record::Abandoned { intent_hash: h, reason: "absent" })
+                    .unwrap();
             }
         }
         if i % 7 == 0 {
@@ -293,7 +314,10 @@ fn corrupt_older_segment_and_bad_header_are_errors() {
     f.write_all_at(&[1], 8 * 1024 - 3).unwrap();
     drop(f);
     let err = Wal::open(dir.path(), c, 0).unwrap_err();
-    assert!(matches!(&err, WalError::Corrupt { segment, .. } if segment == &seg_path(dir.path(), 1)), "{err}");
+    assert!(
+        matches!(&err, WalError::Corrupt { segment, .. } if segment == &seg_path(dir.path(), 1)),
+        "{err}"
+    );
     // A bad header is refused too (verify reads every segment).
     let f = std::fs::OpenOptions::new().write(true).open(seg_path(dir.path(), 0)).unwrap();
     f.write_all_at(b"X", 0).unwrap();
@@ -302,18 +326,27 @@ fn corrupt_older_segment_and_bad_header_are_errors() {
     assert!(matches!(err, WalError::BadSegmentHeader { .. }), "{err}");
     // A missing segment in the middle is refused.
     std::fs::remove_file(seg_path(dir.path(), 1)).unwrap();
-    assert!(matches!(Wal::open(dir.path(), c, 0).unwrap_err(), WalError::MissingSegment { missing: 1, .. }));
+    assert!(matches!(
+        Wal::open(dir.path(), c, 0).unwrap_err(),
+        WalError::MissingSegment { missing: 1, .. }
+    ));
 }
 
 #[test]
 fn lock_excludes_second_writer_and_readers() {
     let dir = tempfile::tempdir().unwrap();
     let wal = open(dir.path(), cfg(SEG, SyncMode::PwriteFdatasync));
-    assert!(matches!(Wal::open(dir.path(), cfg(SEG, SyncMode::PwriteFdatasync), 0), Err(WalError::Locked { .. })));
+    assert!(matches!(
+        Wal::open(dir.path(), cfg(SEG, SyncMode::PwriteFdatasync), 0),
+        Err(WalError::Locked { .. })
+    ));
     assert!(matches!(WalReader::open(dir.path()), Err(WalError::Locked { .. })));
     drop(wal);
     let r = WalReader::open(dir.path()).unwrap();
-    assert!(matches!(Wal::open(dir.path(), cfg(SEG, SyncMode::PwriteFdatasync), 0), Err(WalError::Locked { .. })));
+    assert!(matches!(
+        Wal::open(dir.path(), cfg(SEG, SyncMode::PwriteFdatasync), 0),
+        Err(WalError::Locked { .. })
+    ));
     drop(r);
 }
 
@@ -401,12 +434,16 @@ fn checkpoint_on_demand_prunes_terminal_and_replays_identically() {
     assert!(wal.ledger().contains(0x1000));
     assert!(wal.checkpoint(3).unwrap().is_some());
     assert!(!wal.ledger().contains(0x1000), "terminal entries are pruned at a checkpoint");
-    wal.append(4, &Record::PartiallyFilled { intent_hash: 0x1001, filled_qty: 2, trade_id: "t9" }).unwrap();
+    wal.append(4, &Record::PartiallyFilled { intent_hash: 0x1001, filled_qty: 2, trade_id: "t9" })
+        .unwrap();
     let _ = wal.sync().unwrap();
     let live = wal.ledger().clone();
     drop(wal);
     let (wal, _) = Wal::open(dir.path(), c, 0).unwrap();
     assert_eq!(wal.ledger(), &live);
     let e = wal.ledger().by_label(&l1).unwrap();
-    assert_eq!((e.state, e.filled_qty, e.last_trade_id.as_deref()), (IntentState::PartiallyFilled, 2, Some("t9")));
+    assert_eq!(
+        (e.state, e.filled_qty, e.last_trade_id.as_deref()),
+        (IntentState::PartiallyFilled, 2, Some("t9"))
+    );
 }

@@ -148,7 +148,8 @@ fn record_fields(rec: &Record<'_>) -> serde_json::Value {
         Record::Acknowledged { intent_hash, venue_order_id } => {
             json!({ "intent_hash": format!("{intent_hash:#018x}"), "venue_order_id": venue_order_id })
         }
-        Record::PartiallyFilled { intent_hash, filled_qty, trade_id } | Record::Filled { intent_hash, filled_qty, trade_id } => {
+        Record::PartiallyFilled { intent_hash, filled_qty, trade_id }
+        | Record::Filled { intent_hash, filled_qty, trade_id } => {
             json!({ "intent_hash": format!("{intent_hash:#018x}"), "filled_qty": filled_qty, "trade_id": trade_id })
         }
         Record::Cancelled { intent_hash, filled_qty } => {
@@ -157,8 +158,12 @@ fn record_fields(rec: &Record<'_>) -> serde_json::Value {
         Record::Rejected { intent_hash, code, reason } => {
             json!({ "intent_hash": format!("{intent_hash:#018x}"), "code": code, "reason": reason })
         }
-        Record::Abandoned { intent_hash, reason } => json!({ "intent_hash": format!("{intent_hash:#018x}"), "reason": reason }),
-        Record::OperatorAction { action, who, reason } => json!({ "action": action.as_str(), "who": who, "reason": reason }),
+        Record::Abandoned { intent_hash, reason } => {
+            json!({ "intent_hash": format!("{intent_hash:#018x}"), "reason": reason })
+        }
+        Record::OperatorAction { action, who, reason } => {
+            json!({ "action": action.as_str(), "who": who, "reason": reason })
+        }
         Record::Checkpoint(v) => json!({
             "open_intents": v.entry_count(),
             "counts": { "entered": v.counts().entered, "operator_actions": v.counts().operator_actions },
@@ -193,12 +198,19 @@ fn record_text(rec: &Record<'_>) -> String {
         Record::Acknowledged { intent_hash, venue_order_id } => {
             format!("hash={intent_hash:#018x} venue_order_id={venue_order_id:?}")
         }
-        Record::PartiallyFilled { intent_hash, filled_qty, trade_id } | Record::Filled { intent_hash, filled_qty, trade_id } => {
+        Record::PartiallyFilled { intent_hash, filled_qty, trade_id }
+        | Record::Filled { intent_hash, filled_qty, trade_id } => {
             format!("hash={intent_hash:#018x} filled_qty={filled_qty} trade_id={trade_id:?}")
         }
-        Record::Cancelled { intent_hash, filled_qty } => format!("hash={intent_hash:#018x} filled_qty={filled_qty}"),
-        Record::Rejected { intent_hash, code, reason } => format!("hash={intent_hash:#018x} code={code} reason={reason:?}"),
-        Record::Abandoned { intent_hash, reason } => format!("hash={intent_hash:#018x} reason={reason:?}"),
+        Record::Cancelled { intent_hash, filled_qty } => {
+            format!("hash={intent_hash:#018x} filled_qty={filled_qty}")
+        }
+        Record::Rejected { intent_hash, code, reason } => {
+            format!("hash={intent_hash:#018x} code={code} reason={reason:?}")
+        }
+        Record::Abandoned { intent_hash, reason } => {
+            format!("hash={intent_hash:#018x} reason={reason:?}")
+        }
         Record::OperatorAction { action, who, reason } => {
             format!("action={} who={who:?} reason={reason:?}", action.as_str())
         }
@@ -277,7 +289,10 @@ fn inspect(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
         }
         println!("{}", serde_json::json!({ "type": "summary", "summary": summary_json(&report) }));
     } else {
-        println!("== in doubt (resolve with the venue by label before trading): {}", ledger.in_doubt_len());
+        println!(
+            "== in doubt (resolve with the venue by label before trading): {}",
+            ledger.in_doubt_len()
+        );
         for e in ledger.in_doubt() {
             println!(
                 "  {:#018x} {:?} {} filled_qty={} venue_order_id={:?} recorded_seq={}",
@@ -297,7 +312,12 @@ fn inspect(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
             report
                 .torn_tail
                 .as_ref()
-                .map(|t| format!(", torn tail at {}:{} ({})", t.segment.display(), t.offset, t.fault))
+                .map(|t| format!(
+                    ", torn tail at {}:{} ({})",
+                    t.segment.display(),
+                    t.offset,
+                    t.fault
+                ))
                 .unwrap_or_default()
         );
     }

@@ -165,7 +165,10 @@ impl WalError {
     pub fn is_caller_error(&self) -> bool {
         matches!(
             self,
-            Self::InvalidRecord(_) | Self::Ledger(_) | Self::CheckpointNotAppendable | Self::RecordTooLarge { .. }
+            Self::InvalidRecord(_)
+                | Self::Ledger(_)
+                | Self::CheckpointNotAppendable
+                | Self::RecordTooLarge { .. }
         )
     }
 }

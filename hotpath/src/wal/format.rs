@@ -207,7 +207,14 @@ pub fn frame_crc(frame_unpadded: &[u8]) -> u32 {
 
 /// Writes the header fields and CRC into `frame` (header + payload + padding), whose payload
 /// part the caller has already filled. Padding is zeroed here.
-pub fn seal_frame(frame: &mut [u8], payload_len: usize, seq: u64, ts_ms: i64, batch_back: u32, kind: u8) {
+pub fn seal_frame(
+    frame: &mut [u8],
+    payload_len: usize,
+    seq: u64,
+    ts_ms: i64,
+    batch_back: u32,
+    kind: u8,
+) {
     debug_assert_eq!(frame.len(), framed_len(payload_len));
     frame[0..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
     frame[8..16].copy_from_slice(&seq.to_le_bytes());
@@ -224,7 +231,12 @@ pub fn seal_frame(frame: &mut [u8], payload_len: usize, seq: u64, ts_ms: i64, ba
 /// Looks at the frame starting at `off` of a segment image `seg`.
 /// `is_known_kind` says which kind codes exist.
 #[must_use]
-pub fn read_frame(seg: &[u8], off: usize, max_payload: usize, is_known_kind: fn(u8) -> bool) -> Frame<'_> {
+pub fn read_frame(
+    seg: &[u8],
+    off: usize,
+    max_payload: usize,
+    is_known_kind: fn(u8) -> bool,
+) -> Frame<'_> {
     let Some(h) = seg.get(off..off + RECORD_HEADER_BYTES) else {
         return if seg[off.min(seg.len())..].iter().all(|&b| b == 0) {
             Frame::Zero
@@ -320,7 +332,8 @@ mod tests {
 
     #[test]
     fn segment_header_round_trips_and_detects_flips() {
-        let h = SegmentHeader { segment_index: 7, first_seq: 99, segment_bytes: 8192, created_ms: 5 };
+        let h =
+            SegmentHeader { segment_index: 7, first_seq: 99, segment_bytes: 8192, created_ms: 5 };
         let b = h.encode();
         assert_eq!(SegmentHeader::decode(&b), Ok(h));
         for i in 0..SEGMENT_HEADER_BYTES {
@@ -348,8 +361,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(read_frame(&seg, 64 + fl, 100, |k| k == 1), Frame::Zero));
-        assert!(matches!(read_frame(&seg, 64, 100, |k| k == 2), Frame::Invalid(FrameFault::UnknownKind(1))));
-        assert!(matches!(read_frame(&seg, 64, 4, |k| k == 1), Frame::Invalid(FrameFault::LengthTooLarge(5))));
+        assert!(matches!(
+            read_frame(&seg, 64, 100, |k| k == 2),
+            Frame::Invalid(FrameFault::UnknownKind(1))
+        ));
+        assert!(matches!(
+            read_frame(&seg, 64, 4, |k| k == 1),
+            Frame::Invalid(FrameFault::LengthTooLarge(5))
+        ));
     }
 
     #[test]

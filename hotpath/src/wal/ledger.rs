@@ -100,7 +100,8 @@ impl LedgerCounts {
     }
 
     pub(crate) fn encode(&self, out: &mut [u8; Self::ENCODED_BYTES]) {
-        for (i, v) in self.entered.iter().chain(std::iter::once(&self.operator_actions)).enumerate() {
+        for (i, v) in self.entered.iter().chain(std::iter::once(&self.operator_actions)).enumerate()
+        {
             out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
     }
@@ -274,7 +275,10 @@ impl IntentLedger {
                     return Err(LedgerError::DuplicateIntent { intent_hash });
                 }
                 if let Some(&owner) = self.by_label.get(label) {
-                    return Err(LedgerError::LabelInUse { label: label.to_owned(), intent_hash: owner });
+                    return Err(LedgerError::LabelInUse {
+                        label: label.to_owned(),
+                        intent_hash: owner,
+                    });
                 }
                 Ok(())
             }
@@ -283,7 +287,10 @@ impl IntentLedger {
                 let (Some(intent_hash), Some(to)) = (rec.intent_hash(), rec.target_state()) else {
                     return Ok(());
                 };
-                let e = self.entries.get(&intent_hash).ok_or(LedgerError::UnknownIntent { intent_hash })?;
+                let e = self
+                    .entries
+                    .get(&intent_hash)
+                    .ok_or(LedgerError::UnknownIntent { intent_hash })?;
                 next_state(e, rec, to).map(|_| ())
             }
         }
@@ -339,8 +346,11 @@ impl IntentLedger {
                 };
                 let new_state = next_state(e, rec, to)?;
                 match *rec {
-                    Record::Acknowledged { venue_order_id, .. } => e.venue_order_id = Some(venue_order_id.to_owned()),
-                    Record::PartiallyFilled { filled_qty, trade_id, .. } | Record::Filled { filled_qty, trade_id, .. } => {
+                    Record::Acknowledged { venue_order_id, .. } => {
+                        e.venue_order_id = Some(venue_order_id.to_owned())
+                    }
+                    Record::PartiallyFilled { filled_qty, trade_id, .. }
+                    | Record::Filled { filled_qty, trade_id, .. } => {
                         e.filled_qty = filled_qty;
                         if !trade_id.is_empty() {
                             e.last_trade_id = Some(trade_id.to_owned());
@@ -366,7 +376,9 @@ impl IntentLedger {
     }
 
     /// The checkpoint entries: every journaled non-terminal intent, by ascending hash.
-    pub(crate) fn checkpoint_entries(&self) -> impl ExactSizeIterator<Item = CheckpointEntry<'_>> + Clone + '_ {
+    pub(crate) fn checkpoint_entries(
+        &self,
+    ) -> impl ExactSizeIterator<Item = CheckpointEntry<'_>> + Clone + '_ {
         let v: Vec<&IntentEntry> =
             self.entries.values().filter(|e| !e.state.is_terminal() && e.journaled).collect();
         v.into_iter().map(|e| CheckpointEntry {
@@ -407,9 +419,11 @@ impl IntentLedger {
                     intent_hash: c.intent_hash,
                     label: c.label.to_owned(),
                     state: c.state,
-                    venue_order_id: (!c.venue_order_id.is_empty()).then(|| c.venue_order_id.to_owned()),
+                    venue_order_id: (!c.venue_order_id.is_empty())
+                        .then(|| c.venue_order_id.to_owned()),
                     filled_qty: c.filled_qty,
-                    last_trade_id: (!c.last_trade_id.is_empty()).then(|| c.last_trade_id.to_owned()),
+                    last_trade_id: (!c.last_trade_id.is_empty())
+                        .then(|| c.last_trade_id.to_owned()),
                     recorded_seq: c.recorded_seq,
                     recorded_ms: c.recorded_ms,
                     updated_seq: c.updated_seq,
@@ -440,18 +454,27 @@ impl IntentLedger {
     }
 }
 
-fn next_state(e: &IntentEntry, rec: &Record<'_>, to: IntentState) -> Result<IntentState, LedgerError> {
+fn next_state(
+    e: &IntentEntry,
+    rec: &Record<'_>,
+    to: IntentState,
+) -> Result<IntentState, LedgerError> {
     let intent_hash = e.intent_hash;
     let from = e.state;
     let illegal = Err(LedgerError::IllegalTransition { intent_hash, from, to });
     if from.is_terminal() {
         return illegal;
     }
-    if let Record::PartiallyFilled { filled_qty, .. } | Record::Filled { filled_qty, .. } | Record::Cancelled { filled_qty, .. } =
-        *rec
+    if let Record::PartiallyFilled { filled_qty, .. }
+    | Record::Filled { filled_qty, .. }
+    | Record::Cancelled { filled_qty, .. } = *rec
     {
         if filled_qty < e.filled_qty {
-            return Err(LedgerError::FillWentBackwards { intent_hash, had: e.filled_qty, got: filled_qty });
+            return Err(LedgerError::FillWentBackwards {
+                intent_hash,
+                had: e.filled_qty,
+                got: filled_qty,
+            });
         }
     }
     if to.rank() > from.rank() {
@@ -484,21 +507,39 @@ mod tests {
         assert_eq!(l.in_doubt().map(|e| e.intent_hash).collect::<Vec<_>>(), vec![7, 9]);
         l.apply(3, 12, &Record::Sent { intent_hash: 7 }).unwrap();
         l.apply(4, 13, &Record::Acknowledged { intent_hash: 7, venue_order_id: "o1" }).unwrap();
-        l.apply(5, 14, &Record::PartiallyFilled { intent_hash: 7, filled_qty: 2, trade_id: "t" }).unwrap();
-        l.apply(6, 15, &Record::PartiallyFilled { intent_hash: 7, filled_qty: 3, trade_id: "u" }).unwrap();
+        l.apply(5, 14, &Record::PartiallyFilled { intent_hash: 7, filled_qty: 2, trade_id: "t" })
+            .unwrap();
+        l.apply(6, 15, &Record::PartiallyFilled { intent_hash: 7, filled_qty: 3, trade_id: "u" })
+            .unwrap();
         assert_eq!(
-            l.apply(7, 16, &Record::PartiallyFilled { intent_hash: 7, filled_qty: 1, trade_id: "" }),
+            l.apply(
+                7,
+                16,
+                &Record::PartiallyFilled { intent_hash: 7, filled_qty: 1, trade_id: "" }
+            ),
             Err(LedgerError::FillWentBackwards { intent_hash: 7, had: 3, got: 1 })
         );
         l.apply(7, 16, &Record::Filled { intent_hash: 7, filled_qty: 5, trade_id: "v" }).unwrap();
         let e = l.get(7).unwrap();
-        assert_eq!((e.state, e.filled_qty, e.venue_order_id.as_deref()), (IntentState::Filled, 5, Some("o1")));
+        assert_eq!(
+            (e.state, e.filled_qty, e.venue_order_id.as_deref()),
+            (IntentState::Filled, 5, Some("o1"))
+        );
         assert!(e.canonical.is_empty());
         assert_eq!(l.in_doubt().map(|e| e.intent_hash).collect::<Vec<_>>(), vec![9]);
-        assert!(matches!(l.apply(8, 17, &Record::Sent { intent_hash: 7 }), Err(LedgerError::IllegalTransition { .. })));
-        assert_eq!(l.apply(8, 17, &rec(7, "s4:z")), Err(LedgerError::DuplicateIntent { intent_hash: 7 }));
+        assert!(matches!(
+            l.apply(8, 17, &Record::Sent { intent_hash: 7 }),
+            Err(LedgerError::IllegalTransition { .. })
+        ));
+        assert_eq!(
+            l.apply(8, 17, &rec(7, "s4:z")),
+            Err(LedgerError::DuplicateIntent { intent_hash: 7 })
+        );
         assert!(matches!(l.apply(8, 17, &rec(8, "s4:b")), Err(LedgerError::LabelInUse { .. })));
-        assert_eq!(l.apply(8, 17, &Record::Sent { intent_hash: 1 }), Err(LedgerError::UnknownIntent { intent_hash: 1 }));
+        assert_eq!(
+            l.apply(8, 17, &Record::Sent { intent_hash: 1 }),
+            Err(LedgerError::UnknownIntent { intent_hash: 1 })
+        );
         l.apply(8, 17, &Record::Abandoned { intent_hash: 9, reason: "absent" }).unwrap();
         assert_eq!(l.in_doubt_len(), 0);
         assert_eq!(l.counts().entered(IntentState::Recorded), 2);

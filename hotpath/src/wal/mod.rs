@@ -25,6 +25,8 @@ pub mod writer;
 pub use error::WalError;
 pub use format::{FrameFault, RecordHeader, SegmentHeader, FORMAT_VERSION};
 pub use ledger::{IntentEntry, IntentLedger, IntentState, LedgerCounts, LedgerError};
-pub use record::{CheckpointEntry, CheckpointView, OperatorActionKind, PayloadError, Record, RecordKind};
+pub use record::{
+    CheckpointEntry, CheckpointView, OperatorActionKind, PayloadError, Record, RecordKind,
+};
 pub use recovery::{RecoveryReport, ReplayEvent, TornTail, VerifyReport, WalReader};
 pub use writer::{DurableSeq, Seq, SyncMode, Wal, WalConfig, WalFaults};

@@ -2,7 +2,9 @@
 //! length-prefixed strings and byte strings). No serde on this path: encoding writes straight
 //! into the segment (or the staging buffer) and decoding borrows from the mapped segment.
 
-use crate::limits::{WAL_CANONICAL_BYTES_MAX, WAL_CHECKPOINT_ENTRIES_MAX, WAL_LABEL_BYTES_MAX, WAL_TEXT_BYTES_MAX};
+use crate::limits::{
+    WAL_CANONICAL_BYTES_MAX, WAL_CHECKPOINT_ENTRIES_MAX, WAL_LABEL_BYTES_MAX, WAL_TEXT_BYTES_MAX,
+};
 
 use super::format::{le_i64, le_u16, le_u32, le_u64};
 use super::ledger::{IntentState, LedgerCounts};
@@ -297,8 +299,11 @@ impl<'a> Record<'a> {
                 8 + 2 + label.len() + 2 + canonical.len()
             }
             Self::Sent { .. } => 8,
-            Self::Acknowledged { venue_order_id, .. } => 8 + text("venue_order_id", venue_order_id)?,
-            Self::PartiallyFilled { filled_qty, trade_id, .. } | Self::Filled { filled_qty, trade_id, .. } => {
+            Self::Acknowledged { venue_order_id, .. } => {
+                8 + text("venue_order_id", venue_order_id)?
+            }
+            Self::PartiallyFilled { filled_qty, trade_id, .. }
+            | Self::Filled { filled_qty, trade_id, .. } => {
                 qty(filled_qty)?;
                 8 + 8 + text("trade_id", trade_id)?
             }
@@ -308,7 +313,9 @@ impl<'a> Record<'a> {
             }
             Self::Rejected { reason, .. } => 8 + 4 + text("reason", reason)?,
             Self::Abandoned { reason, .. } => 8 + text("reason", reason)?,
-            Self::OperatorAction { who, reason, .. } => 2 + text("who", who)? + text("reason", reason)?,
+            Self::OperatorAction { who, reason, .. } => {
+                2 + text("who", who)? + text("reason", reason)?
+            }
             Self::Checkpoint(v) => v.bytes.len(),
         })
     }
@@ -372,20 +379,31 @@ impl<'a> Record<'a> {
                 rec
             }
             RecordKind::Sent => Self::Sent { intent_hash: r.u64()? },
-            RecordKind::Acknowledged => Self::Acknowledged { intent_hash: r.u64()?, venue_order_id: r.str16()? },
-            RecordKind::PartiallyFilled => {
-                Self::PartiallyFilled { intent_hash: r.u64()?, filled_qty: r.i64()?, trade_id: r.str16()? }
+            RecordKind::Acknowledged => {
+                Self::Acknowledged { intent_hash: r.u64()?, venue_order_id: r.str16()? }
             }
-            RecordKind::Filled => Self::Filled { intent_hash: r.u64()?, filled_qty: r.i64()?, trade_id: r.str16()? },
-            RecordKind::Cancelled => Self::Cancelled { intent_hash: r.u64()?, filled_qty: r.i64()? },
+            RecordKind::PartiallyFilled => Self::PartiallyFilled {
+                intent_hash: r.u64()?,
+                filled_qty: r.i64()?,
+                trade_id: r.str16()?,
+            },
+            RecordKind::Filled => {
+                Self::Filled { intent_hash: r.u64()?, filled_qty: r.i64()?, trade_id: r.str16()? }
+            }
+            RecordKind::Cancelled => {
+                Self::Cancelled { intent_hash: r.u64()?, filled_qty: r.i64()? }
+            }
             RecordKind::Rejected => {
                 Self::Rejected { intent_hash: r.u64()?, code: r.u32()? as i32, reason: r.str16()? }
             }
             RecordKind::Abandoned => Self::Abandoned { intent_hash: r.u64()?, reason: r.str16()? },
             RecordKind::OperatorAction => {
                 let code = r.u16()?;
-                let action = OperatorActionKind::from_code(code)
-                    .ok_or(PayloadError::UnknownCode { what: "operator action", code: u32::from(code) })?;
+                let action =
+                    OperatorActionKind::from_code(code).ok_or(PayloadError::UnknownCode {
+                        what: "operator action",
+                        code: u32::from(code),
+                    })?;
                 Self::OperatorAction { action, who: r.str16()?, reason: r.str16()? }
             }
             RecordKind::Checkpoint => {
@@ -501,9 +519,9 @@ impl<'a> CheckpointView<'a> {
 fn parse_entry<'a>(r: &mut Cursor<'a>) -> Result<CheckpointEntry<'a>, PayloadError> {
     let intent_hash = r.u64()?;
     let code = r.u8()?;
-    let state = IntentState::from_code(code)
-        .filter(|s| !s.is_terminal())
-        .ok_or(PayloadError::UnknownCode { what: "checkpoint intent state", code: u32::from(code) })?;
+    let state = IntentState::from_code(code).filter(|s| !s.is_terminal()).ok_or(
+        PayloadError::UnknownCode { what: "checkpoint intent state", code: u32::from(code) },
+    )?;
     let e = CheckpointEntry {
         intent_hash,
         state,
@@ -530,7 +548,15 @@ fn parse_entry<'a>(r: &mut Cursor<'a>) -> Result<CheckpointEntry<'a>, PayloadErr
 
 /// Encoded size of one checkpoint entry.
 pub(crate) fn checkpoint_entry_len(e: &CheckpointEntry<'_>) -> usize {
-    CKPT_ENTRY_FIXED + 2 + e.label.len() + 2 + e.venue_order_id.len() + 2 + e.last_trade_id.len() + 2 + e.canonical.len()
+    CKPT_ENTRY_FIXED
+        + 2
+        + e.label.len()
+        + 2
+        + e.venue_order_id.len()
+        + 2
+        + e.last_trade_id.len()
+        + 2
+        + e.canonical.len()
 }
 
 /// Encoded size of a checkpoint's fixed part.
@@ -658,7 +684,11 @@ mod tests {
             Record::Cancelled { intent_hash: 5, filled_qty: 0 },
             Record::Rejected { intent_hash: 6, code: -10028, reason: "too_many_requests" },
             Record::Abandoned { intent_hash: 7, reason: "venue never saw it" },
-            Record::OperatorAction { action: OperatorActionKind::ModeRelax, who: "ops", reason: "cleared" },
+            Record::OperatorAction {
+                action: OperatorActionKind::ModeRelax,
+                who: "ops",
+                reason: "cleared",
+            },
         ];
         for rec in recs {
             let n = rec.payload_len().unwrap();

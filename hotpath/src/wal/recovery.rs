@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::error::WalError;
-use super::format::{read_frame, Frame, FrameFault, RecordHeader, SegmentHeader, SEGMENT_HEADER_BYTES};
+use super::format::{
+    read_frame, Frame, FrameFault, RecordHeader, SegmentHeader, SEGMENT_HEADER_BYTES,
+};
 use super::ledger::IntentLedger;
 use super::record::{Record, RecordKind};
 use super::segment::{
-    check_header, list_segments, map_read, open_ro, read_max_payload, scan_segment, segment_file_name, DirLock,
-    SegmentEnd,
+    check_header, list_segments, map_read, open_ro, read_max_payload, scan_segment,
+    segment_file_name, DirLock, SegmentEnd,
 };
 
 /// A torn tail found (and, by the writer, zeroed) at the end of the log.
@@ -96,10 +98,14 @@ pub(crate) fn read_header(path: &Path, index: u64) -> Result<(File, SegmentHeade
     let len = f.metadata().map_err(|e| WalError::io("stat segment", path, e))?.len();
     let mut b = [0u8; SEGMENT_HEADER_BYTES];
     if len < SEGMENT_HEADER_BYTES as u64 {
-        return Err(WalError::BadSegmentHeader { segment: path.to_owned(), detail: super::format::HeaderError::TooShort });
+        return Err(WalError::BadSegmentHeader {
+            segment: path.to_owned(),
+            detail: super::format::HeaderError::TooShort,
+        });
     }
     f.read_exact_at(&mut b, 0).map_err(|e| WalError::io("read segment header", path, e))?;
-    let h = SegmentHeader::decode(&b).map_err(|detail| WalError::BadSegmentHeader { segment: path.to_owned(), detail })?;
+    let h = SegmentHeader::decode(&b)
+        .map_err(|detail| WalError::BadSegmentHeader { segment: path.to_owned(), detail })?;
     if h.segment_bytes != len || h.segment_index != index {
         // Full check (with the message) happens on the mapped bytes below.
         let m = map_read(path, &f)?;
@@ -113,14 +119,21 @@ fn starts_with_checkpoint(dir: &Path, index: u64) -> Result<bool, WalError> {
     let path = dir.join(segment_file_name(index));
     let (f, h) = read_header(&path, index)?;
     let m = map_read(&path, &f)?;
-    Ok(match read_frame(&m, SEGMENT_HEADER_BYTES, read_max_payload(h.segment_bytes), RecordKind::is_known) {
-        Frame::Valid { header, payload, .. } => {
-            header.kind == RecordKind::Checkpoint as u8
-                && header.seq == h.first_seq
-                && Record::decode(RecordKind::Checkpoint, payload).is_ok()
-        }
-        _ => false,
-    })
+    Ok(
+        match read_frame(
+            &m,
+            SEGMENT_HEADER_BYTES,
+            read_max_payload(h.segment_bytes),
+            RecordKind::is_known,
+        ) {
+            Frame::Valid { header, payload, .. } => {
+                header.kind == RecordKind::Checkpoint as u8
+                    && header.seq == h.first_seq
+                    && Record::decode(RecordKind::Checkpoint, payload).is_ok()
+            }
+            _ => false,
+        },
+    )
 }
 
 /// Replays `indices` (ascending, contiguous, non-empty) of `dir`.
@@ -142,7 +155,10 @@ pub(crate) fn replay(
         if h.first_seq <= prev_first {
             return Err(WalError::BadSegment {
                 segment: path,
-                detail: format!("first sequence {} does not increase (previous segment starts at {prev_first})", h.first_seq),
+                detail: format!(
+                    "first sequence {} does not increase (previous segment starts at {prev_first})",
+                    h.first_seq
+                ),
             });
         }
         prev_first = h.first_seq;
@@ -185,22 +201,40 @@ pub(crate) fn replay(
         visit(ReplayEvent::Segment { path: &path, header: &header });
         let is_start = i == start;
         let seg_path = path.clone();
-        let scan = scan_segment(&path, &map, &header, read_max_payload(header.segment_bytes), |at, rec| {
-            let map_err = |detail| WalError::LedgerReplay { segment: seg_path.clone(), offset: at.offset, seq: at.header.seq, detail };
-            match &rec {
-                Record::Checkpoint(view) if is_start && at.header.seq == header.first_seq && from_checkpoint => {
-                    ledger = IntentLedger::from_checkpoint(view);
+        let scan = scan_segment(
+            &path,
+            &map,
+            &header,
+            read_max_payload(header.segment_bytes),
+            |at, rec| {
+                let map_err = |detail| WalError::LedgerReplay {
+                    segment: seg_path.clone(),
+                    offset: at.offset,
+                    seq: at.header.seq,
+                    detail,
+                };
+                match &rec {
+                    Record::Checkpoint(view)
+                        if is_start && at.header.seq == header.first_seq && from_checkpoint =>
+                    {
+                        ledger = IntentLedger::from_checkpoint(view);
+                    }
+                    Record::Checkpoint(view) => {
+                        ledger.matches_checkpoint(view).map_err(map_err)?;
+                        ledger.prune_terminal();
+                    }
+                    _ => ledger.apply(at.header.seq, at.header.ts_ms, &rec).map_err(map_err)?,
                 }
-                Record::Checkpoint(view) => {
-                    ledger.matches_checkpoint(view).map_err(map_err)?;
-                    ledger.prune_terminal();
-                }
-                _ => ledger.apply(at.header.seq, at.header.ts_ms, &rec).map_err(map_err)?,
-            }
-            visit(ReplayEvent::Record { segment_index: i, offset: at.offset, header: &at.header, record: &rec });
-            records += 1;
-            Ok(())
-        })?;
+                visit(ReplayEvent::Record {
+                    segment_index: i,
+                    offset: at.offset,
+                    header: &at.header,
+                    record: &rec,
+                });
+                records += 1;
+                Ok(())
+            },
+        )?;
         bytes_scanned += scan.end;
         let torn = match scan.tail {
             SegmentEnd::Clean => None,
@@ -210,10 +244,16 @@ pub(crate) fn replay(
                         segment: path,
                         offset,
                         fault,
-                        valid_after: Some((dir.join(segment_file_name(i + 1)), SEGMENT_HEADER_BYTES as u64)),
+                        valid_after: Some((
+                            dir.join(segment_file_name(i + 1)),
+                            SEGMENT_HEADER_BYTES as u64,
+                        )),
                     });
                 }
-                Some((TornTail { segment: path.clone(), offset, bytes: garbage_end - offset, fault }, garbage_end))
+                Some((
+                    TornTail { segment: path.clone(), offset, bytes: garbage_end - offset, fault },
+                    garbage_end,
+                ))
             }
         };
         expected_first = Some(scan.last_seq + 1);
@@ -295,7 +335,10 @@ impl WalReader {
     ///
     /// # Errors
     /// The first problem found, naming segment file and offset.
-    pub fn verify(&self, visit: &mut dyn FnMut(ReplayEvent<'_, '_>)) -> Result<VerifyReport, WalError> {
+    pub fn verify(
+        &self,
+        visit: &mut dyn FnMut(ReplayEvent<'_, '_>),
+    ) -> Result<VerifyReport, WalError> {
         if self.indices.is_empty() {
             return Ok(VerifyReport {
                 segments: 0,

@@ -11,8 +11,8 @@ use crate::limits::WAL_SEGMENTS_MAX;
 
 use super::error::WalError;
 use super::format::{
-    end_of_nonzero, first_nonzero, framed_len, read_frame, Frame, FrameFault, RecordHeader, SegmentHeader,
-    RECORD_ALIGN, SEGMENT_HEADER_BYTES,
+    end_of_nonzero, first_nonzero, framed_len, read_frame, Frame, FrameFault, RecordHeader,
+    SegmentHeader, RECORD_ALIGN, SEGMENT_HEADER_BYTES,
 };
 use super::record::{Record, RecordKind};
 
@@ -54,7 +54,12 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u64>, WalError> {
     out.sort_unstable();
     for w in out.windows(2) {
         if w[1] != w[0] + 1 {
-            return Err(WalError::MissingSegment { dir: dir.to_owned(), missing: w[0] + 1, before: w[0], after: w[1] });
+            return Err(WalError::MissingSegment {
+                dir: dir.to_owned(),
+                missing: w[0] + 1,
+                before: w[0],
+                after: w[1],
+            });
         }
     }
     Ok(out)
@@ -126,8 +131,14 @@ pub(crate) fn create_zeroed(path: &Path, bytes: u64) -> Result<File, WalError> {
 
 /// Turns a zero-filled spare into segment `header.segment_index`: writes the header, syncs,
 /// renames into place and syncs the directory. Returns the open file.
-pub(crate) fn install_segment(dir: &Path, spare: &Path, file: &File, header: &SegmentHeader) -> Result<PathBuf, WalError> {
-    file.write_all_at(&header.encode(), 0).map_err(|e| WalError::io("write segment header", spare, e))?;
+pub(crate) fn install_segment(
+    dir: &Path,
+    spare: &Path,
+    file: &File,
+    header: &SegmentHeader,
+) -> Result<PathBuf, WalError> {
+    file.write_all_at(&header.encode(), 0)
+        .map_err(|e| WalError::io("write segment header", spare, e))?;
     file.sync_data().map_err(|e| WalError::io("fsync segment header", spare, e))?;
     let path = dir.join(segment_file_name(header.segment_index));
     std::fs::rename(spare, &path).map_err(|e| WalError::io("rename spare to segment", &path, e))?;
@@ -142,12 +153,17 @@ pub(crate) fn map_read(path: &Path, file: &File) -> Result<memmap2::Mmap, WalErr
     // truncates the file meanwhile. The writer itself never truncates a segment, and its own
     // writes (pwrite of zeros on torn-tail repair) happen while no `&[u8]` into this map is
     // alive (the scan's borrows end before repair).
-    unsafe { memmap2::MmapOptions::new().map(file) }.map_err(|e| WalError::io("mmap segment", path, e))
+    unsafe { memmap2::MmapOptions::new().map(file) }
+        .map_err(|e| WalError::io("mmap segment", path, e))
 }
 
 /// Opens a segment file for reading and writing.
 pub(crate) fn open_rw(path: &Path) -> Result<File, WalError> {
-    OpenOptions::new().read(true).write(true).open(path).map_err(|e| WalError::io("open segment", path, e))
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| WalError::io("open segment", path, e))
 }
 
 /// Opens a segment file read-only.
@@ -218,7 +234,12 @@ pub fn scan_segment<'a>(
         let fault = match read_frame(seg, off, max_payload, RecordKind::is_known) {
             Frame::Valid { header: h, payload, framed_len } => {
                 if h.seq != expected {
-                    return Err(WalError::SequenceBreak { segment: path.to_owned(), offset: off as u64, expected, found: h.seq });
+                    return Err(WalError::SequenceBreak {
+                        segment: path.to_owned(),
+                        offset: off as u64,
+                        expected,
+                        found: h.seq,
+                    });
                 }
                 let kind = RecordKind::from_code(h.kind).ok_or(WalError::BadSegment {
                     segment: path.to_owned(),
@@ -238,7 +259,12 @@ pub fn scan_segment<'a>(
             }
             Frame::Zero => match first_nonzero(&seg[off.min(seg.len())..]) {
                 None => {
-                    return Ok(SegmentScan { end: off as u64, last_seq: expected - 1, records, tail: SegmentEnd::Clean })
+                    return Ok(SegmentScan {
+                        end: off as u64,
+                        last_seq: expected - 1,
+                        records,
+                        tail: SegmentEnd::Clean,
+                    })
                 }
                 Some(p) => FrameFault::GarbageAfterEnd((off + p) as u64),
             },
@@ -247,7 +273,9 @@ pub fn scan_segment<'a>(
         // `off` holds a bad frame. Look for a later valid frame from a later sync batch.
         let mut p = off + RECORD_ALIGN;
         while p + RECORD_ALIGN <= seg.len() {
-            if let Frame::Valid { header: h, framed_len, .. } = read_frame(seg, p, max_payload, RecordKind::is_known) {
+            if let Frame::Valid { header: h, framed_len, .. } =
+                read_frame(seg, p, max_payload, RecordKind::is_known)
+            {
                 if h.seq >= expected {
                     if h.batch_first_seq() > expected {
                         return Err(WalError::Corrupt {
@@ -279,21 +307,32 @@ pub fn scan_segment<'a>(
 /// # Errors
 /// [`WalError::BadSegmentHeader`] or [`WalError::BadSegment`].
 pub fn check_header(path: &Path, index: u64, bytes: &[u8]) -> Result<SegmentHeader, WalError> {
-    let h = SegmentHeader::decode(bytes).map_err(|detail| WalError::BadSegmentHeader { segment: path.to_owned(), detail })?;
+    let h = SegmentHeader::decode(bytes)
+        .map_err(|detail| WalError::BadSegmentHeader { segment: path.to_owned(), detail })?;
     if h.segment_index != index {
         return Err(WalError::BadSegment {
             segment: path.to_owned(),
-            detail: format!("header says segment {} but the file name says {index}", h.segment_index),
+            detail: format!(
+                "header says segment {} but the file name says {index}",
+                h.segment_index
+            ),
         });
     }
     if h.segment_bytes != bytes.len() as u64 {
         return Err(WalError::BadSegment {
             segment: path.to_owned(),
-            detail: format!("header says {} bytes but the file has {}", h.segment_bytes, bytes.len()),
+            detail: format!(
+                "header says {} bytes but the file has {}",
+                h.segment_bytes,
+                bytes.len()
+            ),
         });
     }
     if h.first_seq == 0 {
-        return Err(WalError::BadSegment { segment: path.to_owned(), detail: "first sequence number is 0".into() });
+        return Err(WalError::BadSegment {
+            segment: path.to_owned(),
+            detail: "first sequence number is 0".into(),
+        });
     }
     Ok(h)
 }

@@ -7,17 +7,25 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::limits::{WAL_SEGMENT_BYTES, WAL_SEGMENT_BYTES_MAX, WAL_SEGMENT_BYTES_MIN, WAL_WRITE_BUFFER_BYTES};
+use crate::limits::{
+    WAL_SEGMENT_BYTES, WAL_SEGMENT_BYTES_MAX, WAL_SEGMENT_BYTES_MIN, WAL_WRITE_BUFFER_BYTES,
+};
 
 use super::error::WalError;
 use super::failpoint;
-use super::format::{framed_len, read_frame, seal_frame, Frame, SegmentHeader, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use super::format::{
+    framed_len, read_frame, seal_frame, Frame, SegmentHeader, RECORD_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES,
+};
 use super::ledger::IntentLedger;
-use super::record::{checkpoint_entry_len, checkpoint_fixed_len, checkpoint_record, encode_checkpoint, Record, RecordKind};
+use super::record::{
+    checkpoint_entry_len, checkpoint_fixed_len, checkpoint_record, encode_checkpoint, Record,
+    RecordKind,
+};
 use super::recovery::{now_us_since, replay, RecoveryReport};
 use super::segment::{
-    create_zeroed, install_segment, list_segments, max_checkpoint_payload_for, max_payload_for, open_rw, read_max_payload,
-    DirLock, SPARE_FILE,
+    create_zeroed, install_segment, list_segments, max_checkpoint_payload_for, max_payload_for,
+    open_rw, read_max_payload, DirLock, SPARE_FILE,
 };
 
 /// A WAL sequence number (1, 2, 3, ...; 0 means "nothing").
@@ -49,14 +57,20 @@ pub struct WalConfig {
 
 impl Default for WalConfig {
     fn default() -> Self {
-        Self { segment_bytes: WAL_SEGMENT_BYTES, sync_mode: SyncMode::default(), write_buffer_bytes: WAL_WRITE_BUFFER_BYTES }
+        Self {
+            segment_bytes: WAL_SEGMENT_BYTES,
+            sync_mode: SyncMode::default(),
+            write_buffer_bytes: WAL_WRITE_BUFFER_BYTES,
+        }
     }
 }
 
 impl WalConfig {
     fn validate(&self) -> Result<(), WalError> {
         if !(WAL_SEGMENT_BYTES_MIN..=WAL_SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
-            return Err(WalError::InvalidConfig("segment_bytes outside WAL_SEGMENT_BYTES_MIN..=WAL_SEGMENT_BYTES_MAX"));
+            return Err(WalError::InvalidConfig(
+                "segment_bytes outside WAL_SEGMENT_BYTES_MIN..=WAL_SEGMENT_BYTES_MAX",
+            ));
         }
         if self.segment_bytes % 4096 != 0 {
             return Err(WalError::InvalidConfig("segment_bytes must be a multiple of 4096"));
@@ -134,6 +148,8 @@ pub struct Wal {
     faults: WalFaults,
     poisoned: Option<&'static str>,
     spare: Option<JoinHandle<Result<File, WalError>>>,
+    /// A finished spare, waiting for the next roll-over.
+    spare_ready: Option<File>,
     /// Reused for checkpoint payloads.
     ckpt_buf: Vec<u8>,
 }
@@ -159,7 +175,11 @@ impl Wal {
     /// [`WalError::Locked`], [`WalError::Corrupt`] (segment + offset),
     /// [`WalError::SequenceBreak`], [`WalError::BadSegmentHeader`], I/O errors, and so on:
     /// every one stops start-up.
-    pub fn open(dir: &Path, config: WalConfig, now_ms: i64) -> Result<(Self, RecoveryReport), WalError> {
+    pub fn open(
+        dir: &Path,
+        config: WalConfig,
+        now_ms: i64,
+    ) -> Result<(Self, RecoveryReport), WalError> {
         config.validate()?;
         let t0 = Instant::now();
         std::fs::create_dir_all(dir).map_err(|e| WalError::io("create WAL directory", dir, e))?;
@@ -175,7 +195,12 @@ impl Wal {
         let created = indices.is_empty();
         if created {
             let f = create_zeroed(&spare, config.segment_bytes)?;
-            let h = SegmentHeader { segment_index: 0, first_seq: 1, segment_bytes: config.segment_bytes, created_ms: now_ms };
+            let h = SegmentHeader {
+                segment_index: 0,
+                first_seq: 1,
+                segment_bytes: config.segment_bytes,
+                created_ms: now_ms,
+            };
             install_segment(dir, &spare, &f, &h)?;
             indices.push(0);
         }
@@ -184,7 +209,8 @@ impl Wal {
         let mut torn_report = None;
         if let Some((torn, garbage_end)) = &r.torn {
             let zeros = vec![0u8; (garbage_end - torn.offset) as usize];
-            file.write_all_at(&zeros, torn.offset).map_err(|e| WalError::io("zero torn tail", &r.last_path, e))?;
+            file.write_all_at(&zeros, torn.offset)
+                .map_err(|e| WalError::io("zero torn tail", &r.last_path, e))?;
             file.sync_data().map_err(|e| WalError::io("fsync torn tail", &r.last_path, e))?;
             tracing::warn!(
                 segment = %torn.segment.display(),
@@ -196,7 +222,13 @@ impl Wal {
             torn_report = Some(torn.clone());
         }
         let sink = make_sink(&config, &r.last_path, &file, r.last_header.segment_bytes, r.end)?;
-        let active = Active { index: r.last_index, path: r.last_path.clone(), file, bytes: r.last_header.segment_bytes, sink };
+        let active = Active {
+            index: r.last_index,
+            path: r.last_path.clone(),
+            file,
+            bytes: r.last_header.segment_bytes,
+            sink,
+        };
         let next_seq = r.last_seq + 1;
         let mut wal = Self {
             dir: dir.to_owned(),
@@ -212,6 +244,7 @@ impl Wal {
             faults: WalFaults::default(),
             poisoned: None,
             spare: None,
+            spare_ready: None,
             ckpt_buf: Vec::new(),
         };
         // A rolled segment whose checkpoint was lost in the crash gets a fresh one (durable at
@@ -251,9 +284,13 @@ impl Wal {
             return Err(WalError::CheckpointNotAppendable);
         }
         let payload_len = record.payload_len()?;
-        let max = max_payload_for(self.config.segment_bytes).min(max_payload_for(self.active.bytes));
+        let max =
+            max_payload_for(self.config.segment_bytes).min(max_payload_for(self.active.bytes));
         if payload_len > max {
-            return Err(WalError::RecordTooLarge { bytes: framed_len(payload_len), max: framed_len(max) });
+            return Err(WalError::RecordTooLarge {
+                bytes: framed_len(payload_len),
+                max: framed_len(max),
+            });
         }
         self.ledger.check(record)?;
         if std::mem::take(&mut self.faults.fail_next_append) {
@@ -399,7 +436,10 @@ impl Wal {
         let path = &self.active.path;
         if let Sink::Pwrite { buf, buf_off } = &mut self.active.sink {
             if buf.len() + extra > buf.capacity() {
-                self.active.file.write_all_at(buf, *buf_off).map_err(|e| WalError::io("pwrite", path, e))?;
+                self.active
+                    .file
+                    .write_all_at(buf, *buf_off)
+                    .map_err(|e| WalError::io("pwrite", path, e))?;
                 *buf_off += buf.len() as u64;
                 buf.clear();
             }
@@ -408,7 +448,12 @@ impl Wal {
     }
 
     /// Encodes one frame at `write_off`. Never allocates (the staging buffer was sized at open).
-    fn write_frame(&mut self, ts_ms: i64, record: &Record<'_>, payload_len: usize) -> Result<Seq, WalError> {
+    fn write_frame(
+        &mut self,
+        ts_ms: i64,
+        record: &Record<'_>,
+        payload_len: usize,
+    ) -> Result<Seq, WalError> {
         let framed = framed_len(payload_len);
         if let Err(e) = self.make_room(framed) {
             return Err(self.poison("pwrite", e));
@@ -418,7 +463,10 @@ impl Wal {
         let kind = record.kind() as u8;
         let frame: &mut [u8] = match &mut self.active.sink {
             Sink::Pwrite { buf, .. } => {
-                debug_assert!(buf.len() + framed <= buf.capacity(), "staging buffer must never grow");
+                debug_assert!(
+                    buf.len() + framed <= buf.capacity(),
+                    "staging buffer must never grow"
+                );
                 let start = buf.len();
                 buf.resize(start + framed, 0);
                 &mut buf[start..]
@@ -444,7 +492,10 @@ impl Wal {
         match &mut self.active.sink {
             Sink::Pwrite { buf, buf_off } => {
                 if !buf.is_empty() {
-                    self.active.file.write_all_at(buf, *buf_off).map_err(|e| WalError::io("pwrite", path, e))?;
+                    self.active
+                        .file
+                        .write_all_at(buf, *buf_off)
+                        .map_err(|e| WalError::io("pwrite", path, e))?;
                     *buf_off += buf.len() as u64;
                     buf.clear();
                 }
@@ -466,7 +517,12 @@ impl Wal {
             return Err(self.poison("roll", err));
         }
         let spare_path = self.dir.join(SPARE_FILE);
-        let spare = match self.spare.take().map(JoinHandle::join) {
+        let spare = match self
+            .spare_ready
+            .take()
+            .map(|f| Ok(Ok(f)))
+            .or_else(|| self.spare.take().map(JoinHandle::join))
+        {
             Some(Ok(Ok(f))) => Ok(f),
             Some(Ok(Err(e))) => Err(e),
             Some(Err(_)) => Err(WalError::Io {
@@ -490,12 +546,19 @@ impl Wal {
             Ok(p) => p,
             Err(e) => return Err(self.poison("roll", e)),
         };
-        let sink = match make_sink(&self.config, &path, &file, header.segment_bytes, SEGMENT_HEADER_BYTES as u64) {
+        let sink = match make_sink(
+            &self.config,
+            &path,
+            &file,
+            header.segment_bytes,
+            SEGMENT_HEADER_BYTES as u64,
+        ) {
             Ok(s) => s,
             Err(e) => return Err(self.poison("roll", e)),
         };
         tracing::info!(segment = %path.display(), first_seq = header.first_seq, "WAL rolled to a new segment");
-        self.active = Active { index: header.segment_index, path, file, bytes: header.segment_bytes, sink };
+        self.active =
+            Active { index: header.segment_index, path, file, bytes: header.segment_bytes, sink };
         self.write_off = SEGMENT_HEADER_BYTES as u64;
         self.synced_off = self.write_off;
         let seq = self.write_checkpoint(ts_ms)?;
@@ -508,8 +571,7 @@ impl Wal {
         if entries.len() > crate::limits::WAL_CHECKPOINT_ENTRIES_MAX {
             return None;
         }
-        let n = checkpoint_fixed_len()
-            + entries.map(|e| checkpoint_entry_len(&e)).sum::<usize>();
+        let n = checkpoint_fixed_len() + entries.map(|e| checkpoint_entry_len(&e)).sum::<usize>();
         (n <= max_checkpoint_payload_for(self.active.bytes)).then_some(n)
     }
 
@@ -523,7 +585,10 @@ impl Wal {
             return Ok(None);
         };
         if self.write_off + framed_len(n) as u64 > self.active.bytes {
-            return Err(WalError::RecordTooLarge { bytes: framed_len(n), max: (self.active.bytes - self.write_off) as usize });
+            return Err(WalError::RecordTooLarge {
+                bytes: framed_len(n),
+                max: (self.active.bytes - self.write_off) as usize,
+            });
         }
         let mut buf = std::mem::take(&mut self.ckpt_buf);
         buf.clear();
@@ -544,8 +609,31 @@ impl Wal {
         Ok(Some(seq))
     }
 
+    /// Waits for the background preallocation of the next segment (a file of zeros written
+    /// and fsynced by a helper thread after each roll-over and at open). Call it before
+    /// latency-sensitive work: while that thread writes, it competes for the disk.
+    ///
+    /// # Errors
+    /// The preallocation's I/O error (e.g. [`WalError::NoSpace`]); the next roll-over retries.
+    pub fn prepare_spare(&mut self) -> Result<(), WalError> {
+        if let Some(h) = self.spare.take() {
+            match h.join() {
+                Ok(Ok(f)) => self.spare_ready = Some(f),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(WalError::Io {
+                        op: "preallocate spare (thread panicked)",
+                        path: self.dir.join(SPARE_FILE),
+                        source: std::io::Error::other("spare preallocation thread panicked"),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn start_spare(&mut self) {
-        if self.spare.is_some() {
+        if self.spare.is_some() || self.spare_ready.is_some() {
             return;
         }
         let path = self.dir.join(SPARE_FILE);
@@ -555,7 +643,9 @@ impl Wal {
             .spawn(move || create_zeroed(&path, bytes));
         match handle {
             Ok(h) => self.spare = Some(h),
-            Err(e) => tracing::warn!(error = %e, "could not start WAL spare preallocation; the next roll-over does it inline"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start WAL spare preallocation; the next roll-over does it inline")
+            }
         }
     }
 }
@@ -569,7 +659,13 @@ impl Drop for Wal {
     }
 }
 
-fn make_sink(config: &WalConfig, path: &Path, file: &File, segment_bytes: u64, end: u64) -> Result<Sink, WalError> {
+fn make_sink(
+    config: &WalConfig,
+    path: &Path,
+    file: &File,
+    segment_bytes: u64,
+    end: u64,
+) -> Result<Sink, WalError> {
     Ok(match config.sync_mode {
         SyncMode::PwriteFdatasync => {
             let cap = config
@@ -583,7 +679,8 @@ fn make_sink(config: &WalConfig, path: &Path, file: &File, segment_bytes: u64, e
             // lifetime, so no other process writes or truncates the segment; the writer never
             // truncates it either, and all writes through this map go to `write_off..` ranges
             // that no outstanding `&[u8]` borrows.
-            let m = unsafe { memmap2::MmapOptions::new().map_mut(file) }.map_err(|e| WalError::io("mmap segment", path, e))?;
+            let m = unsafe { memmap2::MmapOptions::new().map_mut(file) }
+                .map_err(|e| WalError::io("mmap segment", path, e))?;
             Sink::Mmap(m)
         }
     })
