@@ -347,7 +347,7 @@ impl IntentLedger {
                 let new_state = next_state(e, rec, to)?;
                 match *rec {
                     Record::Acknowledged { venue_order_id, .. } => {
-                        e.venue_order_id = Some(venue_order_id.to_owned())
+                        e.venue_order_id = Some(venue_order_id.to_owned());
                     }
                     Record::PartiallyFilled { filled_qty, trade_id, .. }
                     | Record::Filled { filled_qty, trade_id, .. } => {

@@ -644,7 +644,7 @@ impl Wal {
         match handle {
             Ok(h) => self.spare = Some(h),
             Err(e) => {
-                tracing::warn!(error = %e, "could not start WAL spare preallocation; the next roll-over does it inline")
+                tracing::warn!(error = %e, "could not start WAL spare preallocation; the next roll-over does it inline");
             }
         }
     }
