@@ -15,7 +15,10 @@ fn failpoints_are_compiled_out_without_the_feature() {
     // Would SIGKILL this test process if compiled in.
     failpoint::hit("wal_after_append_before_sync");
     let dir = tempfile::tempdir().unwrap();
-    let mut wal = wal_common::open(dir.path(), wal_common::cfg(16 * 1024, hotpath::wal::SyncMode::PwriteFdatasync));
+    let mut wal = wal_common::open(
+        dir.path(),
+        wal_common::cfg(16 * 1024, hotpath::wal::SyncMode::PwriteFdatasync),
+    );
     let l = wal_common::label(1);
     wal.append(1, &wal_common::intent(1, &l, b"x")).unwrap();
     assert_eq!(wal.sync().unwrap().seq(), 1);
@@ -49,7 +52,11 @@ fn sigkill_after_append_before_sync_loses_only_the_unsynced_record() {
         let _ = wal.sync().unwrap();
     }
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "sigkill_after_append_before_sync_loses_only_the_unsynced_record", "--nocapture"])
+        .args([
+            "--exact",
+            "sigkill_after_append_before_sync_loses_only_the_unsynced_record",
+            "--nocapture",
+        ])
         .env(CHILD_DIR, dir.path())
         .env(failpoint::ENV_VAR, "wal_after_append_before_sync")
         .status()

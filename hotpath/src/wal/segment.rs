@@ -273,6 +273,18 @@ pub fn scan_segment<'a>(
         // `off` holds a bad frame. Look for a later valid frame from a later sync batch.
         let mut p = off + RECORD_ALIGN;
         while p + RECORD_ALIGN <= seg.len() {
+            // Skip zero runs quickly: a valid frame's first 8 bytes (length + CRC) are never
+            // all zero, so the next candidate starts at the 8-aligned word holding the next
+            // non-zero byte.
+            if seg[p..p + RECORD_ALIGN].iter().all(|&b| b == 0) {
+                match first_nonzero(&seg[p..]) {
+                    None => break,
+                    Some(q) => {
+                        p = (p + q) & !(RECORD_ALIGN - 1);
+                        continue;
+                    }
+                }
+            }
             if let Frame::Valid { header: h, framed_len, .. } =
                 read_frame(seg, p, max_payload, RecordKind::is_known)
             {
