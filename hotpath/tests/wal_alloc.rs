@@ -1,6 +1,6 @@
 //! The journal path (encode + stage + pwrite + fdatasync) allocates nothing after open:
 //! counted with a global allocator over many append+sync rounds of a life-cycle record whose
-//! ledger update needs no new string (cumulative fill, no trade id).
+//! ledger update needs no new string (cumulative fill; the trade id reuses its buffer).
 
 mod wal_common;
 

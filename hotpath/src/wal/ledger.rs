@@ -347,13 +347,13 @@ impl IntentLedger {
                 let new_state = next_state(e, rec, to)?;
                 match *rec {
                     Record::Acknowledged { venue_order_id, .. } => {
-                        e.venue_order_id = Some(venue_order_id.to_owned());
+                        set_text(&mut e.venue_order_id, venue_order_id);
                     }
                     Record::PartiallyFilled { filled_qty, trade_id, .. }
                     | Record::Filled { filled_qty, trade_id, .. } => {
                         e.filled_qty = filled_qty;
                         if !trade_id.is_empty() {
-                            e.last_trade_id = Some(trade_id.to_owned());
+                            set_text(&mut e.last_trade_id, trade_id);
                         }
                     }
                     Record::Cancelled { filled_qty, .. } => e.filled_qty = filled_qty,
@@ -451,6 +451,17 @@ impl IntentLedger {
             return Err(LedgerError::CheckpointMismatch("a non-terminal intent differs"));
         }
         Ok(())
+    }
+}
+
+/// Stores `v`, reusing the existing string's capacity (no allocation once it is large enough).
+fn set_text(slot: &mut Option<String>, v: &str) {
+    match slot {
+        Some(s) => {
+            s.clear();
+            s.push_str(v);
+        }
+        None => *slot = Some(v.to_owned()),
     }
 }
 
