@@ -25,3 +25,9 @@ pub const WAL_TEXT_BYTES_MAX: usize = 1024;
 pub const WAL_CHECKPOINT_ENTRIES_MAX: usize = 65_536;
 /// Most segment files a WAL directory may hold before `open` refuses (bounds the directory scan).
 pub const WAL_SEGMENTS_MAX: usize = 1_000_000;
+/// Attempts to take the WAL directory lock before reporting `Locked` (a process forked by
+/// another thread holds a copy of the lock's descriptor until its `exec`; the retry waits that
+/// out instead of failing start-up).
+pub const WAL_LOCK_ATTEMPTS: u32 = 50;
+/// Pause between two lock attempts (ms); with `WAL_LOCK_ATTEMPTS`, at most ~0.5 s.
+pub const WAL_LOCK_RETRY_MS: u64 = 10;

@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt as _;
 use std::os::unix::io::AsRawFd as _;
 use std::path::{Path, PathBuf};
 
-use crate::limits::WAL_SEGMENTS_MAX;
+use crate::limits::{WAL_LOCK_ATTEMPTS, WAL_LOCK_RETRY_MS, WAL_SEGMENTS_MAX};
 
 use super::error::WalError;
 use super::format::{
@@ -74,7 +74,8 @@ pub struct DirLock {
 }
 
 impl DirLock {
-    /// Takes the lock without blocking.
+    /// Takes the lock, retrying for up to `WAL_LOCK_ATTEMPTS × WAL_LOCK_RETRY_MS` (sleeping,
+    /// never spinning) before giving up.
     ///
     /// # Errors
     /// [`WalError::Locked`] if another process holds it incompatibly; I/O errors.
@@ -88,15 +89,22 @@ impl DirLock {
             .open(&path)
             .map_err(|e| WalError::io("open lock file", &path, e))?;
         let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH } | libc::LOCK_NB;
-        // SAFETY: `flock` on a valid, open descriptor owned by `file`; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
-        if rc != 0 {
+        let mut attempt = 1;
+        loop {
+            // SAFETY: `flock` on a valid, open descriptor owned by `file`; no memory is involved.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+            if rc == 0 {
+                break;
+            }
             let err = std::io::Error::last_os_error();
-            return Err(if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                WalError::Locked { dir: dir.to_owned() }
-            } else {
-                WalError::io("flock", &path, err)
-            });
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(WalError::io("flock", &path, err));
+            }
+            if attempt >= WAL_LOCK_ATTEMPTS {
+                return Err(WalError::Locked { dir: dir.to_owned() });
+            }
+            attempt += 1;
+            std::thread::sleep(std::time::Duration::from_millis(WAL_LOCK_RETRY_MS));
         }
         Ok(Self { _file: file })
     }
