@@ -29,6 +29,8 @@ if [ ! -d "$BROWSER_DIR/node_modules/playwright-core" ]; then
 fi
 
 cargo build -q -p coldpath --example status_fixture
+cargo build -q -p stoic
+STOIC_BIN="$ROOT/target/debug/stoic"
 
 WORK="$(mktemp -d)"
 SERVER_PID=""
@@ -51,4 +53,32 @@ done
 URL="$(cat "$WORK/addr")"
 
 node "$BROWSER_DIR/dashboard_e2e.mjs" "$URL" "$WORK/token" \
-  "$OUT/dashboard_reduce_only.png" "$OUT/dashboard_e2e.json"
+  evidence/phase2/status/dashboard_reduce_only.png evidence/phase2/status/dashboard_e2e.json
+
+# Phase 0 (P0-E) snapshot: real `stoic health` / `stoic status` runs against the same server,
+# taken after the switch to ReduceOnly. Marked as fixture-served until `stoic run` serves it.
+SNAP="$ROOT/evidence/phase0/health/health_endpoint_snapshot.md"
+mkdir -p "$(dirname "$SNAP")"
+run_cmd() {
+  local rc=0 out
+  out="$("$STOIC_BIN" "$@" 2>&1)" || rc=$?
+  printf '```console\n$ stoic %s\n%s\n[exit %s]\n```\n\n' "$*" "$out" "$rc"
+}
+DEAD_URL="http://127.0.0.1:9"   # discard port: nothing listens there on a normal host
+{
+  echo "# Health endpoint snapshot (P0-E)"
+  echo
+  echo "Written by \`plans/verify.d/40-dashboard.sh\` at $(date -u +%Y-%m-%dT%H:%M:%SZ) from real runs of the"
+  echo "\`stoic\` binary ($("$STOIC_BIN" --version)). **Server: \`coldpath/examples/status_fixture\`** — the real"
+  echo "status server over an in-memory test fixture, *not* the engine: \`stoic run\` does not serve the"
+  echo "endpoints yet. The runs below are after the dashboard test forced ReduceOnly through"
+  echo "\`POST /api/v1/emergency/reduce_only\`. Format and exit codes: \`docs/health_endpoint.md\`."
+  echo
+  run_cmd health --url "$URL"
+  run_cmd health --url "$URL" --json
+  run_cmd status --url "$URL"
+  echo "Unreachable engine (nothing listens at $DEAD_URL):"
+  echo
+  run_cmd health --url "$DEAD_URL"
+} > "$SNAP"
+echo "40-dashboard: wrote $SNAP"
