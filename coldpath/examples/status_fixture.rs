@@ -29,13 +29,13 @@ fn main() -> Result<(), String> {
                     .next()
                     .ok_or("--addr needs a value")?
                     .parse()
-                    .map_err(|e| format!("--addr: {e}"))?
+                    .map_err(|e| format!("--addr: {e}"))?;
             }
             "--token-file" => {
-                cfg.token_file = Some(args.next().ok_or("--token-file needs a value")?.into())
+                cfg.token_file = Some(args.next().ok_or("--token-file needs a value")?.into());
             }
             "--addr-file" => {
-                addr_file = Some(args.next().ok_or("--addr-file needs a value")?.into())
+                addr_file = Some(args.next().ok_or("--addr-file needs a value")?.into());
             }
             "--exit-on-stdin-eof" => exit_on_eof = true,
             other => return Err(format!("unknown argument {other:?}")),

@@ -122,9 +122,8 @@ pub fn request(
     }
     let mut hdrs = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut hdrs);
-    let head_len = match resp.parse(&buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        _ => return Err(ClientError::BadResponse(addr)),
+    let Ok(httparse::Status::Complete(head_len)) = resp.parse(&buf) else {
+        return Err(ClientError::BadResponse(addr));
     };
     let status = resp.code.ok_or_else(|| ClientError::BadResponse(addr.clone()))?;
     Ok(HttpResponse { status, body: buf[head_len..].to_vec() })

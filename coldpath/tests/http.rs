@@ -117,7 +117,7 @@ fn status_validates_against_schema_in_every_mode() {
     let validator = schema_validator();
     let (code, v) = get_json(&h.url, "/api/v1/status");
     assert_eq!(code, 200);
-    assert_eq!(v.as_object().unwrap().len() >= 33, true);
+    assert!(v.as_object().unwrap().len() >= 33);
     assert_valid(&validator, &v);
     assert_eq!(v["trading_mode"], "Active");
     assert_eq!(v["is_trading_allowed"], true);

@@ -80,7 +80,7 @@ fn launch_policy_doc_agrees_with_policy_json() {
             None => problems
                 .push(format!("{k} is in config/policy.json but not in docs/launch_policy.md")),
             Some(d) if !same(d, v) => {
-                problems.push(format!("{k}: doc says {d}, policy.json says {v}"))
+                problems.push(format!("{k}: doc says {d}, policy.json says {v}"));
             }
             Some(_) => {}
         }

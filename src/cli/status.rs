@@ -138,7 +138,7 @@ fn print_scalars(raw: &Value) {
                 continue;
             }
             if let Value::Array(items) = v {
-                if items.iter().any(|i| i.is_object()) {
+                if items.iter().any(Value::is_object) {
                     continue; // positions, orders, transitions: summarised above
                 }
             }
