@@ -23,6 +23,8 @@ pub const CONTRACT_VERSION: &str = "5.2";
 pub const STATUS_SCHEMA_VERSION: u32 = 1;
 /// At most this many recent mode transitions are carried in a snapshot (bounded payload).
 pub const MODE_TRANSITIONS_MAX: usize = 20;
+/// Deployment environments (`DeploymentEnvironment` registry).
+pub const ENVIRONMENTS: [&str; 4] = ["DEV", "STAGING", "PAPER", "LIVE"];
 /// At most this many positions / open orders are carried; the rest are counted, not shown.
 pub const VIEW_ROWS_MAX: usize = 200;
 
@@ -188,10 +190,13 @@ pub struct StatusSnapshot {
     /// Deployment environment from the policy (`DEV`, `STAGING`, `PAPER`, `LIVE`).
     pub environment: String,
     /// Positions (at most [`VIEW_ROWS_MAX`]).
+    #[serde(default)]
     pub positions: Vec<PositionView>,
     /// Resting orders (at most [`VIEW_ROWS_MAX`]).
+    #[serde(default)]
     pub open_orders: Vec<OpenOrderView>,
     /// Last mode changes, newest last (at most [`MODE_TRANSITIONS_MAX`]).
+    #[serde(default)]
     pub mode_transitions: Vec<ModeTransitionView>,
 }
 
@@ -407,6 +412,9 @@ impl StatusSnapshot {
         }
         if self.is_trading_allowed != (self.trading_mode.allows_open() && !latch) {
             fail("is_trading_allowed must equal (Active and latch clear)".into());
+        }
+        if !ENVIRONMENTS.contains(&self.environment.as_str()) {
+            fail(format!("environment must be one of {ENVIRONMENTS:?}"));
         }
         if self.mode_transitions.len() > MODE_TRANSITIONS_MAX {
             fail(format!("at most {MODE_TRANSITIONS_MAX} mode transitions"));

@@ -25,7 +25,7 @@ fi
 
 if [ ! -d "$BROWSER_DIR/node_modules/playwright-core" ]; then
   # playwright-core ships no browser and downloads none; we drive /usr/bin/chromium.
-  (cd "$BROWSER_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --ignore-scripts)
+  (cd "$BROWSER_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --ignore-scripts)
 fi
 
 cargo build -q -p coldpath --example status_fixture
