@@ -1,0 +1,409 @@
+//! The metrics the engine updates and `/metrics` renders (Prometheus text format 0.0.4).
+//!
+//! Every metric is a fixed field or a fixed-size array indexed by a closed registry enum,
+//! allocated once at start-up: updating one is a single relaxed atomic add or store, so the
+//! hot path may call it directly (no lock, no allocation, no formatting). Relaxed ordering is
+//! enough because each value is independent and a scrape only needs *a* recent value.
+//!
+//! Names: the two contract metrics keep their contract names (`duplicate_dispatch_count`,
+//! `illegal_order_attempts`); everything else is `stoic_*`. Every series carries `run_id`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use hotpath::domain::reason_codes::{
+    ModeReasonCode, OpenPermissionReasonCode, RejectReasonCode, TradingMode,
+};
+
+/// Histogram bucket upper bounds in nanoseconds: 10 µs … 1 s. Fixed so that every run's
+/// histograms are comparable and observe() is a short linear scan with no allocation.
+pub const LATENCY_BUCKETS_NS: [u64; 15] = [
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    1_000_000_000,
+];
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Current value.
+    #[must_use]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    /// Current value.
+    #[must_use]
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A latency histogram over [`LATENCY_BUCKETS_NS`] (plus the implicit `+Inf`).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Non-cumulative count per bucket; index `LATENCY_BUCKETS_NS.len()` is `+Inf`.
+    buckets: [AtomicU64; LATENCY_BUCKETS_NS.len() + 1],
+    sum_ns: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation in nanoseconds.
+    pub fn observe_ns(&self, ns: u64) {
+        let i =
+            LATENCY_BUCKETS_NS.iter().position(|&b| ns <= b).unwrap_or(LATENCY_BUCKETS_NS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Number of observations so far.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// The bounded queues whose depth and overflow the engine reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingId {
+    /// Market data → strategy (conflating).
+    FeedToStrategy,
+    /// Strategy → gate (intents).
+    StrategyToGate,
+    /// Gate → dispatch (WAL-recorded intents).
+    GateToDispatch,
+    /// Dispatch/venue → strategy (execution reports).
+    ExecutionReports,
+    /// Cold path → gate/dispatch (mode tightening, cancels, emergency close).
+    Control,
+    /// Hot path → cold log/evidence sink.
+    EvidenceLog,
+}
+
+impl RingId {
+    /// Every ring, in render order.
+    pub const ALL: [Self; 6] = [
+        Self::FeedToStrategy,
+        Self::StrategyToGate,
+        Self::GateToDispatch,
+        Self::ExecutionReports,
+        Self::Control,
+        Self::EvidenceLog,
+    ];
+
+    /// Label value.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::FeedToStrategy => "feed_to_strategy",
+            Self::StrategyToGate => "strategy_to_gate",
+            Self::GateToDispatch => "gate_to_dispatch",
+            Self::ExecutionReports => "execution_reports",
+            Self::Control => "control",
+            Self::EvidenceLog => "evidence_log",
+        }
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const MODE_REASONS: usize = ModeReasonCode::ALL.len();
+const REJECTS: usize = RejectReasonCode::ALL.len();
+const LATCH_CODES: usize = OpenPermissionReasonCode::ALL.len();
+const RINGS: usize = RingId::ALL.len();
+
+/// All engine metrics. Create once, share as `Arc<MetricsRegistry>`.
+#[derive(Debug)]
+pub struct MetricsRegistry {
+    run_id: String,
+    /// Intents sent to the venue more than once (must stay 0).
+    pub duplicate_dispatch_count: Counter,
+    /// Orders of a forbidden kind that reached the dispatch boundary (must stay 0).
+    pub illegal_order_attempts: Counter,
+    rejects: [Counter; REJECTS],
+    mode_transitions: [Counter; MODE_REASONS],
+    /// Changes of TradingMode whose new mode is Active (no reason code exists for those).
+    pub mode_transitions_to_active: Counter,
+    trading_mode: Gauge,
+    /// Open-permission latch: 1 set, 0 clear.
+    pub open_permission_latch: Gauge,
+    latch_codes: [Gauge; LATCH_CODES],
+    /// Durable-append latency (write + fdatasync) per group commit.
+    pub wal_sync_latency: Histogram,
+    /// From market-data tick received to the order's first byte on the socket.
+    pub tick_to_send: Histogram,
+    ring_depth: [Gauge; RINGS],
+    ring_overflow: [Counter; RINGS],
+    /// Epoch ms of the last successful reconciliation; 0 = never.
+    pub last_reconcile_ts_ms: Gauge,
+}
+
+impl MetricsRegistry {
+    /// A registry whose every series is labelled `run_id="<run_id>"`. Characters that
+    /// would break the label syntax are replaced by `_` (the run id is ours, not input).
+    #[must_use]
+    pub fn new(run_id: &str) -> Self {
+        let run_id = run_id
+            .chars()
+            .take(64)
+            .map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' })
+            .collect();
+        Self {
+            run_id,
+            duplicate_dispatch_count: Counter::default(),
+            illegal_order_attempts: Counter::default(),
+            rejects: std::array::from_fn(|_| Counter::default()),
+            mode_transitions: std::array::from_fn(|_| Counter::default()),
+            mode_transitions_to_active: Counter::default(),
+            trading_mode: Gauge::default(),
+            open_permission_latch: Gauge::default(),
+            latch_codes: std::array::from_fn(|_| Gauge::default()),
+            wal_sync_latency: Histogram::default(),
+            tick_to_send: Histogram::default(),
+            ring_depth: std::array::from_fn(|_| Gauge::default()),
+            ring_overflow: std::array::from_fn(|_| Counter::default()),
+            last_reconcile_ts_ms: Gauge::default(),
+        }
+    }
+
+    /// The run id as rendered.
+    #[must_use]
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Counts one pre-dispatch reject.
+    pub fn record_reject(&self, code: RejectReasonCode) {
+        self.rejects[code as usize].inc();
+    }
+
+    /// Rejects counted for `code`.
+    #[must_use]
+    pub fn rejects(&self, code: RejectReasonCode) -> u64 {
+        self.rejects[code as usize].get()
+    }
+
+    /// Records a mode change: sets the mode gauge and counts one transition per reason
+    /// (a change to Active has no reason and is counted separately).
+    pub fn record_mode_transition(&self, to: TradingMode, reasons: &[ModeReasonCode]) {
+        self.trading_mode.set(to as i64);
+        if reasons.is_empty() {
+            self.mode_transitions_to_active.inc();
+        }
+        for r in reasons {
+            self.mode_transitions[*r as usize].inc();
+        }
+    }
+
+    /// Sets the latch gauges from the latch's current codes.
+    pub fn set_latch(&self, codes: &[OpenPermissionReasonCode]) {
+        self.open_permission_latch.set(i64::from(!codes.is_empty()));
+        for c in OpenPermissionReasonCode::ALL {
+            self.latch_codes[c as usize].set(i64::from(codes.contains(&c)));
+        }
+    }
+
+    /// Sets a ring's current depth.
+    pub fn set_ring_depth(&self, ring: RingId, depth: u64) {
+        self.ring_depth[ring.index()].set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one push refused because the ring was full.
+    pub fn record_ring_overflow(&self, ring: RingId) {
+        self.ring_overflow[ring.index()].inc();
+    }
+
+    /// Appends the exposition text to `out`. `now_ms` is used for the reconcile age.
+    pub fn render(&self, now_ms: i64, out: &mut String) {
+        let run = &self.run_id;
+        // `write!` into a String cannot fail; the results are ignored on purpose.
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{run_id=\"{run}\"}} {v}"
+            );
+        };
+        counter(
+            out,
+            "duplicate_dispatch_count",
+            "Intents dispatched to the venue more than once (must be 0).",
+            self.duplicate_dispatch_count.get(),
+        );
+        counter(
+            out,
+            "illegal_order_attempts",
+            "Forbidden orders that reached the dispatch boundary (must be 0).",
+            self.illegal_order_attempts.get(),
+        );
+
+        let _ = writeln!(out, "# HELP stoic_rejects_total Pre-dispatch rejects by reason code.\n# TYPE stoic_rejects_total counter");
+        for c in RejectReasonCode::ALL {
+            let _ = writeln!(
+                out,
+                "stoic_rejects_total{{run_id=\"{run}\",reason_code=\"{}\"}} {}",
+                c.as_str(),
+                self.rejects(c)
+            );
+        }
+
+        let _ = writeln!(out, "# HELP stoic_mode_transitions_total TradingMode changes by mode reason (reason_code=\"NONE\": to Active).\n# TYPE stoic_mode_transitions_total counter");
+        for c in ModeReasonCode::ALL {
+            let _ = writeln!(
+                out,
+                "stoic_mode_transitions_total{{run_id=\"{run}\",reason_code=\"{}\"}} {}",
+                c.as_str(),
+                self.mode_transitions[c as usize].get()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "stoic_mode_transitions_total{{run_id=\"{run}\",reason_code=\"NONE\"}} {}",
+            self.mode_transitions_to_active.get()
+        );
+
+        let _ = writeln!(out, "# HELP stoic_trading_mode Current TradingMode, one series per mode (1 = current).\n# TYPE stoic_trading_mode gauge");
+        let mode = self.trading_mode.get();
+        for m in TradingMode::ALL {
+            let _ = writeln!(
+                out,
+                "stoic_trading_mode{{run_id=\"{run}\",mode=\"{}\"}} {}",
+                m.as_str(),
+                i64::from(m as i64 == mode)
+            );
+        }
+
+        let _ = writeln!(out, "# HELP stoic_open_permission_latch Open-permission latch (CP-001): 1 set, 0 clear.\n# TYPE stoic_open_permission_latch gauge\nstoic_open_permission_latch{{run_id=\"{run}\"}} {}", self.open_permission_latch.get());
+        let _ = writeln!(out, "# HELP stoic_open_permission_latch_code Latch reason codes currently set (1 = set).\n# TYPE stoic_open_permission_latch_code gauge");
+        for c in OpenPermissionReasonCode::ALL {
+            let _ = writeln!(
+                out,
+                "stoic_open_permission_latch_code{{run_id=\"{run}\",reason_code=\"{}\"}} {}",
+                c.as_str(),
+                self.latch_codes[c as usize].get()
+            );
+        }
+
+        render_histogram(
+            out,
+            run,
+            "stoic_wal_sync_latency_seconds",
+            "WAL durable append (write + fdatasync) latency per group commit.",
+            &self.wal_sync_latency,
+        );
+        render_histogram(
+            out,
+            run,
+            "stoic_tick_to_send_seconds",
+            "Market tick received to order bytes written to the venue socket.",
+            &self.tick_to_send,
+        );
+
+        let _ = writeln!(out, "# HELP stoic_ring_depth Current depth of each bounded ring.\n# TYPE stoic_ring_depth gauge");
+        for r in RingId::ALL {
+            let _ = writeln!(
+                out,
+                "stoic_ring_depth{{run_id=\"{run}\",ring=\"{}\"}} {}",
+                r.as_str(),
+                self.ring_depth[r.index()].get()
+            );
+        }
+        let _ = writeln!(out, "# HELP stoic_ring_overflow_total Pushes refused because the ring was full.\n# TYPE stoic_ring_overflow_total counter");
+        for r in RingId::ALL {
+            let _ = writeln!(
+                out,
+                "stoic_ring_overflow_total{{run_id=\"{run}\",ring=\"{}\"}} {}",
+                r.as_str(),
+                self.ring_overflow[r.index()].get()
+            );
+        }
+
+        let last = self.last_reconcile_ts_ms.get();
+        // Never reconciled = infinitely old: +Inf makes an alert "age > N" fire, which a 0 would hide.
+        let age = if last <= 0 {
+            "+Inf".to_owned()
+        } else {
+            format!("{:.3}", (now_ms.saturating_sub(last)).max(0) as f64 / 1000.0)
+        };
+        let _ = writeln!(out, "# HELP stoic_last_reconcile_age_seconds Seconds since the last successful reconciliation (+Inf: never).\n# TYPE stoic_last_reconcile_age_seconds gauge\nstoic_last_reconcile_age_seconds{{run_id=\"{run}\"}} {age}");
+    }
+}
+
+fn render_histogram(out: &mut String, run: &str, name: &str, help: &str, h: &Histogram) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let mut cumulative = 0u64;
+    for (i, b) in LATENCY_BUCKETS_NS.iter().enumerate() {
+        cumulative += h.buckets[i].load(Ordering::Relaxed);
+        let le = *b as f64 / 1e9;
+        let _ = writeln!(out, "{name}_bucket{{run_id=\"{run}\",le=\"{le}\"}} {cumulative}");
+    }
+    cumulative += h.buckets[LATENCY_BUCKETS_NS.len()].load(Ordering::Relaxed);
+    let _ = writeln!(out, "{name}_bucket{{run_id=\"{run}\",le=\"+Inf\"}} {cumulative}");
+    let sum = h.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+    let _ = writeln!(
+        out,
+        "{name}_sum{{run_id=\"{run}\"}} {sum}\n{name}_count{{run_id=\"{run}\"}} {cumulative}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_count_matches() {
+        let m = MetricsRegistry::new("r1");
+        m.wal_sync_latency.observe_ns(5_000);
+        m.wal_sync_latency.observe_ns(120_000);
+        m.wal_sync_latency.observe_ns(2_000_000_000);
+        let mut s = String::new();
+        m.render(0, &mut s);
+        assert!(
+            s.contains("stoic_wal_sync_latency_seconds_bucket{run_id=\"r1\",le=\"0.00001\"} 1"),
+            "{s}"
+        );
+        assert!(s.contains("stoic_wal_sync_latency_seconds_bucket{run_id=\"r1\",le=\"0.00025\"} 2"));
+        assert!(s.contains("stoic_wal_sync_latency_seconds_bucket{run_id=\"r1\",le=\"+Inf\"} 3"));
+        assert!(s.contains("stoic_wal_sync_latency_seconds_count{run_id=\"r1\"} 3"));
+    }
+
+    #[test]
+    fn run_id_is_sanitised() {
+        assert_eq!(MetricsRegistry::new("a\"b\nc").run_id(), "a_b_c");
+    }
+}
