@@ -40,6 +40,10 @@ REJECT_EXTENSIONS = {
     "ConfigMissingOrInvalid": "A critical config or policy key is missing or invalid (fail closed).",
     "IntentRingFull": "Gate-to-dispatch ring full; intent handed back, never dropped silently.",
     "DuplicateIntent": "Intent hash already recorded in the WAL; NOOP, no second dispatch.",
+    "LimitPriceInvalid": "Limit price is zero, negative or not representable in fixed point.",
+    "QtyNotPositive": "Order quantity is zero, negative or not representable in fixed point.",
+    "OrderTypeNotAllowed": "Order attribute (post_only, reduce_only, IOC, FOK) not in policy allowed_order_types.",
+    "IndexPriceMissing": "Coin-sized order without an index price, so its USD notional cannot be bounded.",
 }
 
 

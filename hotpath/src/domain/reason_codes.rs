@@ -505,11 +505,19 @@ pub enum RejectReasonCode {
     IntentRingFull,
     /// Intent hash already recorded in the WAL; NOOP, no second dispatch.
     DuplicateIntent,
+    /// Limit price is zero, negative or not representable in fixed point.
+    LimitPriceInvalid,
+    /// Order quantity is zero, negative or not representable in fixed point.
+    QtyNotPositive,
+    /// Order attribute (post_only, reduce_only, IOC, FOK) not in policy allowed_order_types.
+    OrderTypeNotAllowed,
+    /// Coin-sized order without an index price, so its USD notional cannot be bounded.
+    IndexPriceMissing,
 }
 
 impl RejectReasonCode {
     /// Every code, in registry order.
-    pub const ALL: [Self; 46] = [
+    pub const ALL: [Self; 50] = [
         Self::TooSmallAfterQuantization,
         Self::InstrumentMetadataMissing,
         Self::ChurnBreakerActive,
@@ -556,6 +564,10 @@ impl RejectReasonCode {
         Self::ConfigMissingOrInvalid,
         Self::IntentRingFull,
         Self::DuplicateIntent,
+        Self::LimitPriceInvalid,
+        Self::QtyNotPositive,
+        Self::OrderTypeNotAllowed,
+        Self::IndexPriceMissing,
     ];
 
     /// The stable wire form (what `/status`, logs, metrics and the WAL carry).
@@ -608,6 +620,10 @@ impl RejectReasonCode {
             Self::ConfigMissingOrInvalid => "ConfigMissingOrInvalid",
             Self::IntentRingFull => "IntentRingFull",
             Self::DuplicateIntent => "DuplicateIntent",
+            Self::LimitPriceInvalid => "LimitPriceInvalid",
+            Self::QtyNotPositive => "QtyNotPositive",
+            Self::OrderTypeNotAllowed => "OrderTypeNotAllowed",
+            Self::IndexPriceMissing => "IndexPriceMissing",
         }
     }
 
@@ -661,6 +677,10 @@ impl RejectReasonCode {
             Self::ConfigMissingOrInvalid => "A critical config or policy key is missing or invalid (fail closed).",
             Self::IntentRingFull => "Gate-to-dispatch ring full; intent handed back, never dropped silently.",
             Self::DuplicateIntent => "Intent hash already recorded in the WAL; NOOP, no second dispatch.",
+            Self::LimitPriceInvalid => "Limit price is zero, negative or not representable in fixed point.",
+            Self::QtyNotPositive => "Order quantity is zero, negative or not representable in fixed point.",
+            Self::OrderTypeNotAllowed => "Order attribute (post_only, reduce_only, IOC, FOK) not in policy allowed_order_types.",
+            Self::IndexPriceMissing => "Coin-sized order without an index price, so its USD notional cannot be bounded.",
         }
     }
 
@@ -694,6 +714,6 @@ impl<'de> serde::Deserialize<'de> for RejectReasonCode {
 /// Number of RejectReasonCodes taken verbatim from the contract registry (the rest are extensions).
 pub const REJECT_CONTRACT_CODE_COUNT: usize = 23;
 /// Stoic-specific reject codes (appended after the contract's and the status manifest's).
-pub const REJECT_STOIC_EXTENSION_COUNT: usize = 21;
+pub const REJECT_STOIC_EXTENSION_COUNT: usize = 25;
 /// ReduceOnly reasons added by ruling 6 of shared/spec/README.md.
 pub const MODE_EXTENSION_COUNT: usize = 2;
