@@ -182,3 +182,50 @@ pub fn context<'a>(policy: &'a Policy, cache: &'a InstrumentCache, book: Option<
         order_rate: OrderRateBucket::full(policy.risk_limits.order_rate_burst, NOW_MS),
     }
 }
+
+/// Everything an intent can change once accepted, as the tests model the commit step:
+/// exposure reservation, the order-rate bucket, the outbound order list and the WAL.
+///
+/// EXTENSION POINT (WAL / dispatch): `wal_records` and `open_orders` stand in for
+/// `hotpath::wal`'s intent ledger and dispatch's open-order table, which other engineers own.
+/// When they land, `commit` appends to the real WAL (then dispatches) and `snapshot` includes
+/// the WAL length/last sequence and the open-order count; the no-side-effect tests then cover
+/// them without other changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ledger {
+    pub exposure: hotpath::gates::ExposureBook,
+    pub order_rate: OrderRateBucket,
+    pub open_orders: Vec<String>,
+    pub wal_records: Vec<Vec<u8>>,
+}
+
+impl Ledger {
+    pub fn new(order_rate: OrderRateBucket) -> Self {
+        Self { exposure: hotpath::gates::ExposureBook::new(), order_rate, open_orders: Vec::new(), wal_records: Vec::new() }
+    }
+
+    /// The pipeline after the gates: only an `Accepted` reaches here.
+    pub fn commit(&mut self, intent: &hotpath::domain::intent::OrderIntent, accepted: &hotpath::gates::Accepted) {
+        self.wal_records.push(intent.canonical_bytes().as_bytes().to_vec());
+        self.exposure.reserve(accepted);
+        self.order_rate = accepted.order_rate_after;
+        self.open_orders.push(accepted.label.as_str().to_owned());
+    }
+
+    /// Gate, then commit if accepted.
+    pub fn submit(
+        &mut self,
+        intent: &hotpath::domain::intent::OrderIntent,
+        ctx: &GateContext<'_>,
+    ) -> Result<hotpath::gates::Accepted, hotpath::gates::Rejection> {
+        let mut ctx = *ctx;
+        ctx.order_rate = self.order_rate;
+        ctx.position = self.exposure.view(intent.fields().instrument.name().as_str());
+        ctx.portfolio = self.exposure.portfolio();
+        let verdict = hotpath::gates::GateChain::new().evaluate(intent, &ctx);
+        if let Ok(accepted) = &verdict {
+            self.commit(intent, accepted);
+        }
+        verdict
+    }
+}
