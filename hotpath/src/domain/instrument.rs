@@ -502,6 +502,11 @@ impl Instrument {
     pub const fn name(&self) -> InstrumentName {
         self.name
     }
+    /// The name as a string slice.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        self.name.as_str()
+    }
     /// Base currency (`BTC` for `BTC_USDC-PERPETUAL` too).
     #[must_use]
     pub const fn base_currency(&self) -> Currency {
