@@ -14,14 +14,70 @@ fn p(text: &str) -> Price {
 #[test]
 fn parses_every_supported_form() {
     let cases = [
-        ("BTC-27DEC24-60000-C", K::Option, Settlement::Inverse, Some((2024, 12, 27)), Some("60000"), Some(OptionRight::Call), AmountUnit::Coin),
-        ("ETH-28MAR25-3500-P", K::Option, Settlement::Inverse, Some((2025, 3, 28)), Some("3500"), Some(OptionRight::Put), AmountUnit::Coin),
-        ("BTC-1AUG25-110000-C", K::Option, Settlement::Inverse, Some((2025, 8, 1)), Some("110000"), Some(OptionRight::Call), AmountUnit::Coin),
-        ("XRP_USDC-30JUN23-0d625-C", K::Option, Settlement::Linear, Some((2023, 6, 30)), Some("0.625"), Some(OptionRight::Call), AmountUnit::Coin),
-        ("BTC-27DEC24", K::Future, Settlement::Inverse, Some((2024, 12, 27)), None, None, AmountUnit::Usd),
+        (
+            "BTC-27DEC24-60000-C",
+            K::Option,
+            Settlement::Inverse,
+            Some((2024, 12, 27)),
+            Some("60000"),
+            Some(OptionRight::Call),
+            AmountUnit::Coin,
+        ),
+        (
+            "ETH-28MAR25-3500-P",
+            K::Option,
+            Settlement::Inverse,
+            Some((2025, 3, 28)),
+            Some("3500"),
+            Some(OptionRight::Put),
+            AmountUnit::Coin,
+        ),
+        (
+            "BTC-1AUG25-110000-C",
+            K::Option,
+            Settlement::Inverse,
+            Some((2025, 8, 1)),
+            Some("110000"),
+            Some(OptionRight::Call),
+            AmountUnit::Coin,
+        ),
+        (
+            "XRP_USDC-30JUN23-0d625-C",
+            K::Option,
+            Settlement::Linear,
+            Some((2023, 6, 30)),
+            Some("0.625"),
+            Some(OptionRight::Call),
+            AmountUnit::Coin,
+        ),
+        (
+            "BTC-27DEC24",
+            K::Future,
+            Settlement::Inverse,
+            Some((2024, 12, 27)),
+            None,
+            None,
+            AmountUnit::Usd,
+        ),
         ("BTC-PERPETUAL", K::Perpetual, Settlement::Inverse, None, None, None, AmountUnit::Usd),
-        ("BTC_USDC-PERPETUAL", K::Perpetual, Settlement::Linear, None, None, None, AmountUnit::Coin),
-        ("ETH_USDT-PERPETUAL", K::Perpetual, Settlement::Linear, None, None, None, AmountUnit::Coin),
+        (
+            "BTC_USDC-PERPETUAL",
+            K::Perpetual,
+            Settlement::Linear,
+            None,
+            None,
+            None,
+            AmountUnit::Coin,
+        ),
+        (
+            "ETH_USDT-PERPETUAL",
+            K::Perpetual,
+            Settlement::Linear,
+            None,
+            None,
+            None,
+            AmountUnit::Coin,
+        ),
     ];
     for (name, kind, settlement, expiry, strike, right, unit) in cases {
         let i = Instrument::parse(name).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -114,18 +170,42 @@ fn metadata_errors_are_enumerated() {
         v[key] = value;
         InstrumentMeta::from_venue_json(&v, 0)
     };
-    assert_eq!(with("tick_size", serde_json::Value::Null), Err(MetadataError::FieldMissing("tick_size")));
-    assert_eq!(with("tick_size", serde_json::json!("0.1")), Err(MetadataError::FieldInvalid("tick_size")));
-    assert_eq!(with("tick_size", serde_json::json!(-0.1)), Err(MetadataError::NotPositive("tick_size")));
-    assert_eq!(with("min_trade_amount", serde_json::json!(0)), Err(MetadataError::NotPositive("min_trade_amount")));
-    assert_eq!(with("kind", serde_json::json!("future")), Err(MetadataError::KindMismatch));
-    assert_eq!(with("instrument_name", serde_json::json!("NOPE")), Err(MetadataError::Name(P::UnsupportedShape)));
     assert_eq!(
-        with("tick_size_steps", serde_json::json!([{"tick_size": 0.0005, "above_price": 0.005}, {"tick_size": 0.001, "above_price": 0.001}])),
+        with("tick_size", serde_json::Value::Null),
+        Err(MetadataError::FieldMissing("tick_size"))
+    );
+    assert_eq!(
+        with("tick_size", serde_json::json!("0.1")),
+        Err(MetadataError::FieldInvalid("tick_size"))
+    );
+    assert_eq!(
+        with("tick_size", serde_json::json!(-0.1)),
+        Err(MetadataError::NotPositive("tick_size"))
+    );
+    assert_eq!(
+        with("min_trade_amount", serde_json::json!(0)),
+        Err(MetadataError::NotPositive("min_trade_amount"))
+    );
+    assert_eq!(with("kind", serde_json::json!("future")), Err(MetadataError::KindMismatch));
+    assert_eq!(
+        with("instrument_name", serde_json::json!("NOPE")),
+        Err(MetadataError::Name(P::UnsupportedShape))
+    );
+    assert_eq!(
+        with(
+            "tick_size_steps",
+            serde_json::json!([{"tick_size": 0.0005, "above_price": 0.005}, {"tick_size": 0.001, "above_price": 0.001}])
+        ),
         Err(MetadataError::TickStepsInvalid)
     );
-    assert_eq!(with("is_active", serde_json::json!(1)), Err(MetadataError::FieldInvalid("is_active")));
-    assert_eq!(InstrumentMeta::from_venue_json(&serde_json::json!([1]), 0), Err(MetadataError::FieldInvalid("instrument")));
+    assert_eq!(
+        with("is_active", serde_json::json!(1)),
+        Err(MetadataError::FieldInvalid("is_active"))
+    );
+    assert_eq!(
+        InstrumentMeta::from_venue_json(&serde_json::json!([1]), 0),
+        Err(MetadataError::FieldInvalid("instrument"))
+    );
 }
 
 #[test]
@@ -152,12 +232,22 @@ fn cache_is_ordered_and_tracks_staleness() {
     let listing = serde_json::json!({"jsonrpc": "2.0", "result": [option_json()]});
     assert_eq!(cache.load_get_instruments(&listing, 0), Ok(1));
     assert_eq!(cache.len(), 4);
-    assert_eq!(cache.load_get_instruments(&serde_json::json!({"result": 3}), 0), Err(MetadataError::FieldInvalid("result")));
+    assert_eq!(
+        cache.load_get_instruments(&serde_json::json!({"result": 3}), 0),
+        Err(MetadataError::FieldInvalid("result"))
+    );
 }
 
 fn name_strategy() -> impl Strategy<Value = String> {
-    let currency = prop_oneof![Just("BTC".to_owned()), Just("ETH".to_owned()), Just("XRP_USDC".to_owned()), Just("BTC_USDC".to_owned())];
-    let month = prop::sample::select(vec!["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]);
+    let currency = prop_oneof![
+        Just("BTC".to_owned()),
+        Just("ETH".to_owned()),
+        Just("XRP_USDC".to_owned()),
+        Just("BTC_USDC".to_owned())
+    ];
+    let month = prop::sample::select(vec![
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ]);
     (currency, 1_u8..=28, month, 20_u8..=40, 1_u32..=500_000, prop::bool::ANY, 0_u8..3).prop_map(
         |(ccy, day, month, year, strike, call, shape)| match shape {
             0 => format!("{ccy}-PERPETUAL"),

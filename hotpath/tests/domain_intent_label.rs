@@ -2,8 +2,8 @@
 
 use hotpath::domain::instrument::Instrument;
 use hotpath::domain::intent::{
-    GroupId, IntentFields, IntentHash, IntentHashError, OrderIntent, OrderType, Side, StrategyId, TimeInForce,
-    CANONICAL_LAYOUT_VERSION, INTENT_HASH_VERSION,
+    GroupId, IntentFields, IntentHash, IntentHashError, OrderIntent, OrderType, Side, StrategyId,
+    TimeInForce, CANONICAL_LAYOUT_VERSION, INTENT_HASH_VERSION,
 };
 use hotpath::domain::label::{Label, LabelError, LABEL_LEN_MAX};
 use hotpath::domain::reason_codes::RejectReasonCode;
@@ -132,22 +132,55 @@ fn ids_are_validated() {
 #[test]
 fn at_277_at_920_order_size() {
     let index = Some(Price::from_decimal_str("100000").unwrap());
-    let option = OrderSize::new_checked(AmountUnit::Coin, Qty::from_decimal_str("0.3").unwrap(), None, Qty::from_decimal_str("1").unwrap(), index).unwrap();
+    let option = OrderSize::new_checked(
+        AmountUnit::Coin,
+        Qty::from_decimal_str("0.3").unwrap(),
+        None,
+        Qty::from_decimal_str("1").unwrap(),
+        index,
+    )
+    .unwrap();
     assert_eq!(option.qty_coin, Some(Qty::from_decimal_str("0.3").unwrap()));
     assert_eq!(option.qty_usd, None);
     assert_eq!(option.notional_usd, Usd::from_decimal_str("30000").unwrap());
-    let perp = OrderSize::new_checked(AmountUnit::Usd, Qty::from_decimal_str("30000").unwrap(), Some(3_000), Qty::from_decimal_str("10").unwrap(), index).unwrap();
+    let perp = OrderSize::new_checked(
+        AmountUnit::Usd,
+        Qty::from_decimal_str("30000").unwrap(),
+        Some(3_000),
+        Qty::from_decimal_str("10").unwrap(),
+        index,
+    )
+    .unwrap();
     assert_eq!(perp.qty_usd, Some(Qty::from_decimal_str("30000").unwrap()));
     assert_eq!(perp.qty_coin, Some(Qty::from_decimal_str("0.3").unwrap()));
     assert_eq!(perp.notional_usd, Usd::from_decimal_str("30000").unwrap());
     assert_eq!(
-        OrderSize::new_checked(AmountUnit::Usd, Qty::from_decimal_str("30000").unwrap(), Some(3_004), Qty::from_decimal_str("10").unwrap(), index),
+        OrderSize::new_checked(
+            AmountUnit::Usd,
+            Qty::from_decimal_str("30000").unwrap(),
+            Some(3_004),
+            Qty::from_decimal_str("10").unwrap(),
+            index
+        ),
         Err(OrderSizeError::ContractsAmountMismatch)
     );
     // Within 0.1 %: 3002 contracts = 30 020 vs 30 000 (0.067 %).
-    assert!(OrderSize::new_checked(AmountUnit::Usd, Qty::from_decimal_str("30000").unwrap(), Some(3_002), Qty::from_decimal_str("10").unwrap(), index).is_ok());
+    assert!(OrderSize::new_checked(
+        AmountUnit::Usd,
+        Qty::from_decimal_str("30000").unwrap(),
+        Some(3_002),
+        Qty::from_decimal_str("10").unwrap(),
+        index
+    )
+    .is_ok());
     assert_eq!(
-        OrderSize::new_checked(AmountUnit::Coin, Qty::from_decimal_str("0.3").unwrap(), None, Qty::from_decimal_str("1").unwrap(), None),
+        OrderSize::new_checked(
+            AmountUnit::Coin,
+            Qty::from_decimal_str("0.3").unwrap(),
+            None,
+            Qty::from_decimal_str("1").unwrap(),
+            None
+        ),
         Err(OrderSizeError::IndexPriceMissing)
     );
 }

@@ -32,8 +32,18 @@ fn btc_option() -> InstrumentMeta {
 }
 
 fn btc_perp() -> InstrumentMeta {
-    InstrumentMeta::new_checked(Instrument::parse("BTC-PERPETUAL").unwrap(), p("0.5"), &[], q("10"), q("10"), None, 0, true, 0)
-        .unwrap()
+    InstrumentMeta::new_checked(
+        Instrument::parse("BTC-PERPETUAL").unwrap(),
+        p("0.5"),
+        &[],
+        q("10"),
+        q("10"),
+        None,
+        0,
+        true,
+        0,
+    )
+    .unwrap()
 }
 
 /// A synthetic instrument with three bands whose thresholds are not multiples of the coarser
@@ -70,7 +80,11 @@ fn at_219_buy_rounds_down_sell_rounds_up() {
     let perp = btc_perp();
     assert_eq!(quantize_price(&perp, Side::Buy, p("99999.74")), Ok(p("99999.5")));
     assert_eq!(quantize_price(&perp, Side::Sell, p("99999.74")), Ok(p("100000")));
-    assert_eq!(quantize_price(&perp, Side::Buy, p("0.2")), Err(R::LimitPriceInvalid), "rounds to zero");
+    assert_eq!(
+        quantize_price(&perp, Side::Buy, p("0.2")),
+        Err(R::LimitPriceInvalid),
+        "rounds to zero"
+    );
     assert_eq!(quantize_price(&perp, Side::Sell, p("-1")), Err(R::LimitPriceInvalid));
 }
 

@@ -13,6 +13,9 @@ use phase1_fixtures::{cache, context, fields, option_book, policy_text, write_ev
 use proptest::prelude::*;
 use serde_json::Value;
 
+/// A named edit of the policy document and the loader code it must produce.
+type PolicyMutation = (&'static str, Box<dyn Fn(&mut Value)>, E);
+
 fn policy_value() -> Value {
     serde_json::from_str(&policy_text()).expect("policy.json is JSON")
 }
@@ -54,7 +57,8 @@ fn all_paths(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
 
 #[test]
 fn shipped_policy_loads_and_matches_the_critical_key_list() {
-    let policy = Policy::load_from_path(&phase1_fixtures::repo_root().join("config/policy.json")).expect("loads");
+    let policy = Policy::load_from_path(&phase1_fixtures::repo_root().join("config/policy.json"))
+        .expect("loads");
     assert_eq!(policy.environment, Environment::Paper);
     assert_eq!(policy.edge_policy.version, 1);
     assert_eq!(policy.data_limits.expiry_delist_buffer_s, 60, "ruling 4");
@@ -62,8 +66,13 @@ fn shipped_policy_loads_and_matches_the_critical_key_list() {
     let mut paths = BTreeSet::new();
     all_paths(&policy_value(), "", &mut paths);
     let listed: BTreeSet<String> = CRITICAL_KEYS.iter().map(|k| (*k).to_owned()).collect();
-    assert_eq!(paths, listed, "every key in policy.json is a documented critical key and vice versa");
-    let doc = std::fs::read_to_string(phase1_fixtures::repo_root().join("docs/critical_config_keys.md")).expect("doc");
+    assert_eq!(
+        paths, listed,
+        "every key in policy.json is a documented critical key and vice versa"
+    );
+    let doc =
+        std::fs::read_to_string(phase1_fixtures::repo_root().join("docs/critical_config_keys.md"))
+            .expect("doc");
     for key in CRITICAL_KEYS {
         assert!(doc.contains(&format!("`{key}`")), "docs/critical_config_keys.md documents {key}");
     }
@@ -76,7 +85,8 @@ fn shipped_policy_loads_and_matches_the_critical_key_list() {
 fn test_missing_config_fails_closed() {
     let cache = cache();
     let book = option_book();
-    let intent = OrderIntent::new(fields("BTC-27DEC24-60000-C", Side::Buy, "0.3", "0.0455", b"cfg"));
+    let intent =
+        OrderIntent::new(fields("BTC-27DEC24-60000-C", Side::Buy, "0.3", "0.0455", b"cfg"));
     let mut matrix = String::from("{\n  \"test\": \"test_missing_config_fails_closed\",\n  \"policy\": \"config/policy.json\",\n  \"keys\": [\n");
     let mut failures = Vec::new();
     for (i, key) in CRITICAL_KEYS.iter().enumerate() {
@@ -127,13 +137,33 @@ fn test_missing_config_fails_closed() {
 
 #[test]
 fn strict_loader_rules() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, E)> = vec![
-        ("unknown top-level key", Box::new(|v| set_key(v, "max_leverage", Value::from(3))), E::UnknownKey),
-        ("unknown nested key", Box::new(|v| set_key(v, "risk_limits.max_loss", Value::from(3))), E::UnknownKey),
-        ("fail_closed false", Box::new(|v| set_key(v, "fail_closed", Value::Bool(false))), E::FailClosedNotTrue),
-        ("fail_closed string", Box::new(|v| set_key(v, "fail_closed", Value::from("true"))), E::WrongType),
+    let cases: Vec<PolicyMutation> = vec![
+        (
+            "unknown top-level key",
+            Box::new(|v| set_key(v, "max_leverage", Value::from(3))),
+            E::UnknownKey,
+        ),
+        (
+            "unknown nested key",
+            Box::new(|v| set_key(v, "risk_limits.max_loss", Value::from(3))),
+            E::UnknownKey,
+        ),
+        (
+            "fail_closed false",
+            Box::new(|v| set_key(v, "fail_closed", Value::Bool(false))),
+            E::FailClosedNotTrue,
+        ),
+        (
+            "fail_closed string",
+            Box::new(|v| set_key(v, "fail_closed", Value::from("true"))),
+            E::WrongType,
+        ),
         ("empty policy_id", Box::new(|v| set_key(v, "policy_id", Value::from(" "))), E::EmptyValue),
-        ("numeric version", Box::new(|v| set_key(v, "policy_version", Value::from(1.0))), E::WrongType),
+        (
+            "numeric version",
+            Box::new(|v| set_key(v, "policy_version", Value::from(1.0))),
+            E::WrongType,
+        ),
         (
             "PAPER trade capable",
             Box::new(|v| set_key(v, "environments.PAPER.trade_capable", Value::Bool(true))),
@@ -144,8 +174,16 @@ fn strict_loader_rules() {
             Box::new(|v| set_key(v, "environments.LIVE.trade_capable", Value::Bool(false))),
             E::EnvironmentRule,
         ),
-        ("unknown environment", Box::new(|v| set_key(v, "environment", Value::from("PROD"))), E::EnvironmentRule),
-        ("extra environment", Box::new(|v| set_key(v, "environments.QA", serde_json::json!({}))), E::UnknownKey),
+        (
+            "unknown environment",
+            Box::new(|v| set_key(v, "environment", Value::from("PROD"))),
+            E::EnvironmentRule,
+        ),
+        (
+            "extra environment",
+            Box::new(|v| set_key(v, "environments.QA", serde_json::json!({}))),
+            E::UnknownKey,
+        ),
         (
             "overlap",
             Box::new(|v| set_key(v, "forbidden_order_types", serde_json::json!(["MARKET", "IOC"]))),
@@ -164,16 +202,56 @@ fn strict_loader_rules() {
             Box::new(|v| set_key(v, "allowed_order_types", serde_json::json!(["LIMIT", "GTD"]))),
             E::UnknownToken,
         ),
-        ("empty list", Box::new(|v| set_key(v, "allowed_currencies", serde_json::json!([]))), E::EmptyValue),
-        ("dup currency", Box::new(|v| set_key(v, "allowed_currencies", serde_json::json!(["BTC", "BTC"]))), E::DuplicateToken),
-        ("bad currency", Box::new(|v| set_key(v, "allowed_currencies", serde_json::json!(["btc"]))), E::UnknownToken),
-        ("bad kind", Box::new(|v| set_key(v, "allowed_instrument_kinds", serde_json::json!(["spot"]))), E::UnknownToken),
-        ("zero loss limit", Box::new(|v| set_key(v, "risk_limits.max_daily_loss_usd", Value::from(0))), E::OutOfRange),
-        ("negative cap", Box::new(|v| set_key(v, "risk_limits.max_order_notional_usd", Value::from(-1.0))), E::OutOfRange),
-        ("rate as float", Box::new(|v| set_key(v, "risk_limits.max_orders_per_minute", Value::from(1.5))), E::WrongType),
-        ("ttl zero", Box::new(|v| set_key(v, "data_limits.instrument_cache_ttl_s", Value::from(0))), E::OutOfRange),
-        ("edge version text", Box::new(|v| set_key(v, "edge_policy.version", Value::from("v1"))), E::OutOfRange),
-        ("section not object", Box::new(|v| set_key(v, "risk_limits", Value::from(5))), E::NotAnObject),
+        (
+            "empty list",
+            Box::new(|v| set_key(v, "allowed_currencies", serde_json::json!([]))),
+            E::EmptyValue,
+        ),
+        (
+            "dup currency",
+            Box::new(|v| set_key(v, "allowed_currencies", serde_json::json!(["BTC", "BTC"]))),
+            E::DuplicateToken,
+        ),
+        (
+            "bad currency",
+            Box::new(|v| set_key(v, "allowed_currencies", serde_json::json!(["btc"]))),
+            E::UnknownToken,
+        ),
+        (
+            "bad kind",
+            Box::new(|v| set_key(v, "allowed_instrument_kinds", serde_json::json!(["spot"]))),
+            E::UnknownToken,
+        ),
+        (
+            "zero loss limit",
+            Box::new(|v| set_key(v, "risk_limits.max_daily_loss_usd", Value::from(0))),
+            E::OutOfRange,
+        ),
+        (
+            "negative cap",
+            Box::new(|v| set_key(v, "risk_limits.max_order_notional_usd", Value::from(-1.0))),
+            E::OutOfRange,
+        ),
+        (
+            "rate as float",
+            Box::new(|v| set_key(v, "risk_limits.max_orders_per_minute", Value::from(1.5))),
+            E::WrongType,
+        ),
+        (
+            "ttl zero",
+            Box::new(|v| set_key(v, "data_limits.instrument_cache_ttl_s", Value::from(0))),
+            E::OutOfRange,
+        ),
+        (
+            "edge version text",
+            Box::new(|v| set_key(v, "edge_policy.version", Value::from("v1"))),
+            E::OutOfRange,
+        ),
+        (
+            "section not object",
+            Box::new(|v| set_key(v, "risk_limits", Value::from(5))),
+            E::NotAnObject,
+        ),
         ("root not object", Box::new(|v| *v = serde_json::json!([1, 2])), E::NotAnObject),
     ];
     for (name, mutate, expected) in cases {
@@ -183,7 +261,10 @@ fn strict_loader_rules() {
         assert_eq!(error.code, expected, "{name}: {error}");
     }
     assert_eq!(Policy::from_json_str("{").unwrap_err().code, E::InvalidJson);
-    assert_eq!(Policy::load_from_path(std::path::Path::new("/nonexistent/policy.json")).unwrap_err().code, E::FileUnreadable);
+    assert_eq!(
+        Policy::load_from_path(std::path::Path::new("/nonexistent/policy.json")).unwrap_err().code,
+        E::FileUnreadable
+    );
 }
 
 #[test]

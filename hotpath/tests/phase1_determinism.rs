@@ -30,9 +30,11 @@ const PROPOSALS: [(&str, Side, &str, &str, &[u8]); 6] = [
 /// no OS entropy).
 fn permutation(n: usize, seed: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
-    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    let mut state =
+        seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
     for i in (1..n).rev() {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state =
+            state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         let j = usize::try_from((state >> 33) % (i as u64 + 1)).unwrap();
         order.swap(i, j);
     }
@@ -61,15 +63,18 @@ fn run(seed: u64, clock: &FrozenClock, policy_text: &str) -> Vec<String> {
         exposure.set_position(names[i], position);
     }
 
-    let books: [(&str, BookView); 2] = [("BTC-27DEC24-60000-C", option_book()), ("BTC-PERPETUAL", perp_book())];
+    let books: [(&str, BookView); 2] =
+        [("BTC-27DEC24-60000-C", option_book()), ("BTC-PERPETUAL", perp_book())];
     let mut lines = Vec::new();
     for (instrument, side, raw_qty, raw_price, key) in PROPOSALS {
         let proposal = fields(instrument, side, raw_qty, raw_price, key);
-        let intent = OrderIntent::new_quantized(proposal, cache.get(instrument)).expect("quantizes");
+        let intent =
+            OrderIntent::new_quantized(proposal, cache.get(instrument)).expect("quantizes");
 
         // AT-218: a second code path (explicit quantize, then the trusted constructor) gives
         // the same bytes and hash.
-        let q = quantize(cache.get(instrument), side, price(raw_price), qty(raw_qty)).expect("quantizes");
+        let q = quantize(cache.get(instrument), side, price(raw_price), qty(raw_qty))
+            .expect("quantizes");
         let mut manual = proposal;
         manual.qty = q.qty;
         manual.limit_price = Some(q.price);
@@ -86,7 +91,8 @@ fn run(seed: u64, clock: &FrozenClock, policy_text: &str) -> Vec<String> {
             Err(r) => format!("rejected:{}:{}", r.gate.as_str(), r.code),
         };
         let f = intent.fields();
-        let canonical_hex: String = intent.canonical_bytes().as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let canonical_hex: String =
+            intent.canonical_bytes().as_bytes().iter().map(|b| format!("{b:02x}")).collect();
         lines.push(format!(
             "{instrument} {} qty={} price={} group={:?} hash={} verdict={verdict} canonical={canonical_hex}",
             side.as_str(),
@@ -110,7 +116,9 @@ fn test_intent_determinism_same_inputs_same_hash() {
 
     // Restart: all state rebuilt from scratch with different insertion orders of every map,
     // and the policy re-serialised (different key order in the text).
-    let reordered_policy = serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&policy_text).unwrap()).unwrap();
+    let reordered_policy =
+        serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&policy_text).unwrap())
+            .unwrap();
     assert_ne!(reordered_policy, policy_text);
     for seed in [2, 3, 42, 0xdead_beef] {
         assert_eq!(run(seed, &clock, &policy_text), first, "insertion order seed {seed}");

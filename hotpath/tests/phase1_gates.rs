@@ -7,10 +7,17 @@ mod phase1_fixtures;
 use hotpath::domain::intent::{LinkedOrderType, OrderIntent, OrderType, Side, TimeInForce};
 use hotpath::domain::metadata::InstrumentMeta;
 use hotpath::domain::reason_codes::{RejectReasonCode as R, RiskState, TradingMode};
-use hotpath::gates::{classify, BookView, GateChain, GateName, IntentClass, PortfolioView, PositionView};
-use phase1_fixtures::{cache, context, fields, level, option_book, perp_book, policy, price, qty, usd, NOW_MS};
+use hotpath::gates::{
+    classify, BookView, GateChain, GateName, IntentClass, PortfolioView, PositionView,
+};
+use phase1_fixtures::{
+    cache, context, fields, level, option_book, perp_book, policy, price, qty, usd, NOW_MS,
+};
 
 const OPTION: &str = "BTC-27DEC24-60000-C";
+
+/// A named mutation of an intent and the code the chain must answer with.
+type MutationCase = (&'static str, Box<dyn Fn(&mut hotpath::domain::intent::IntentFields)>, R);
 
 fn option_buy() -> OrderIntent {
     OrderIntent::new(fields(OPTION, Side::Buy, "0.3", "0.0455", b"k1"))
@@ -92,15 +99,43 @@ fn reduce_only_mode_and_latch_block_opens_only() {
 fn preflight_rejects_forbidden_order_types() {
     let (policy, cache, opt_book, perp) = (policy(), cache(), option_book(), perp_book());
     let chain = GateChain::new();
-    let cases: Vec<(&str, Box<dyn Fn(&mut hotpath::domain::intent::IntentFields)>, R)> = vec![
-        ("AT-016 option market", Box::new(|f| f.order_type = OrderType::Market), R::OrderTypeMarketForbidden),
+    let cases: Vec<MutationCase> = vec![
+        (
+            "AT-016 option market",
+            Box::new(|f| f.order_type = OrderType::Market),
+            R::OrderTypeMarketForbidden,
+        ),
         ("limit without price", Box::new(|f| f.limit_price = None), R::OrderTypeMarketForbidden),
-        ("market_limit", Box::new(|f| f.order_type = OrderType::MarketLimit), R::OrderTypeMarketForbidden),
-        ("AT-018 stop_market", Box::new(|f| f.order_type = OrderType::StopMarket), R::OrderTypeStopForbidden),
-        ("stop_limit", Box::new(|f| f.order_type = OrderType::StopLimit), R::OrderTypeStopForbidden),
-        ("take_limit", Box::new(|f| f.order_type = OrderType::TakeLimit), R::OrderTypeStopForbidden),
-        ("trailing", Box::new(|f| f.order_type = OrderType::TrailingStop), R::OrderTypeStopForbidden),
-        ("trigger on limit", Box::new(|f| f.trigger_price = Some(price("0.05"))), R::OrderTypeStopForbidden),
+        (
+            "market_limit",
+            Box::new(|f| f.order_type = OrderType::MarketLimit),
+            R::OrderTypeMarketForbidden,
+        ),
+        (
+            "AT-018 stop_market",
+            Box::new(|f| f.order_type = OrderType::StopMarket),
+            R::OrderTypeStopForbidden,
+        ),
+        (
+            "stop_limit",
+            Box::new(|f| f.order_type = OrderType::StopLimit),
+            R::OrderTypeStopForbidden,
+        ),
+        (
+            "take_limit",
+            Box::new(|f| f.order_type = OrderType::TakeLimit),
+            R::OrderTypeStopForbidden,
+        ),
+        (
+            "trailing",
+            Box::new(|f| f.order_type = OrderType::TrailingStop),
+            R::OrderTypeStopForbidden,
+        ),
+        (
+            "trigger on limit",
+            Box::new(|f| f.trigger_price = Some(price("0.05"))),
+            R::OrderTypeStopForbidden,
+        ),
         (
             "AT-004 OCO",
             Box::new(|f| f.linked_order_type = Some(LinkedOrderType::OneCancelsOther)),
@@ -127,14 +162,26 @@ fn preflight_rejects_forbidden_order_types() {
             }),
             R::PostOnlyWouldCross,
         ),
-        ("negative price", Box::new(|f| f.limit_price = Some(price("-0.0455"))), R::LimitPriceInvalid),
+        (
+            "negative price",
+            Box::new(|f| f.limit_price = Some(price("-0.0455"))),
+            R::LimitPriceInvalid,
+        ),
         ("zero qty", Box::new(|f| f.qty = qty("0")), R::QtyNotPositive),
         ("off tick", Box::new(|f| f.limit_price = Some(price("0.04555"))), R::PriceOffTick),
-        ("off tick above step", Box::new(|f| f.limit_price = Some(price("0.0453"))), R::PriceOffTick),
+        (
+            "off tick above step",
+            Box::new(|f| f.limit_price = Some(price("0.0453"))),
+            R::PriceOffTick,
+        ),
         ("off step", Box::new(|f| f.qty = qty("0.35")), R::QtyOffStep),
         ("below min", Box::new(|f| f.qty = qty("0.05")), R::TooSmallAfterQuantization),
         ("reduce-only opening", Box::new(|f| f.reduce_only = true), R::ReduceOnlyWouldIncrease),
-        ("AT-920 contracts mismatch", Box::new(|f| f.contracts = Some(2)), R::ContractsAmountMismatch),
+        (
+            "AT-920 contracts mismatch",
+            Box::new(|f| f.contracts = Some(2)),
+            R::ContractsAmountMismatch,
+        ),
     ];
     for (name, mutate, expected) in &cases {
         let mut f = fields(OPTION, Side::Buy, "0.3", "0.045", b"k");
@@ -145,7 +192,10 @@ fn preflight_rejects_forbidden_order_types() {
         assert_eq!(rejection.gate, GateName::Preflight, "{name}");
     }
     // AT-017 / AT-019: the same for a perpetual.
-    for (order_type, expected) in [(OrderType::Market, R::OrderTypeMarketForbidden), (OrderType::StopMarket, R::OrderTypeStopForbidden)] {
+    for (order_type, expected) in [
+        (OrderType::Market, R::OrderTypeMarketForbidden),
+        (OrderType::StopMarket, R::OrderTypeStopForbidden),
+    ] {
         let mut f = fields("BTC-PERPETUAL", Side::Buy, "100", "99999.5", b"k");
         f.order_type = order_type;
         let ctx = context(&policy, &cache, Some(&perp));
@@ -153,11 +203,13 @@ fn preflight_rejects_forbidden_order_types() {
     }
     // Control: the unmutated intent passes, and the contracts check accepts a match.
     let ok = fields(OPTION, Side::Buy, "0.3", "0.045", b"k");
-    let accepted = GateChain::new().evaluate(&OrderIntent::new(ok), &context(&policy, &cache, Some(&opt_book)));
+    let accepted = GateChain::new()
+        .evaluate(&OrderIntent::new(ok), &context(&policy, &cache, Some(&opt_book)));
     assert!(accepted.is_ok(), "{accepted:?}");
     let mut perp_ok = fields("BTC-PERPETUAL", Side::Buy, "100", "99999.5", b"k");
     perp_ok.contracts = Some(10);
-    let accepted = GateChain::new().evaluate(&OrderIntent::new(perp_ok), &context(&policy, &cache, Some(&perp)));
+    let accepted = GateChain::new()
+        .evaluate(&OrderIntent::new(perp_ok), &context(&policy, &cache, Some(&perp)));
     assert!(accepted.is_ok(), "{accepted:?}");
 }
 
@@ -166,7 +218,9 @@ fn contracts_mismatch_sets_degraded_flag() {
     let (policy, cache, book) = (policy(), cache(), perp_book());
     let mut f = fields("BTC-PERPETUAL", Side::Buy, "100", "99999.5", b"k");
     f.contracts = Some(11); // 11 * 10 USD != 100 USD
-    let rejection = GateChain::new().evaluate(&OrderIntent::new(f), &context(&policy, &cache, Some(&book))).unwrap_err();
+    let rejection = GateChain::new()
+        .evaluate(&OrderIntent::new(f), &context(&policy, &cache, Some(&book)))
+        .unwrap_err();
     assert_eq!(rejection.code, R::ContractsAmountMismatch);
     assert!(rejection.sets_degraded());
 }
@@ -175,7 +229,9 @@ fn contracts_mismatch_sets_degraded_flag() {
 fn unknown_instrument_is_metadata_missing() {
     let (policy, cache, book) = (policy(), cache(), option_book());
     let f = fields("BTC-27DEC24-70000-C", Side::Buy, "1", "0.045", b"k");
-    let rejection = GateChain::new().evaluate(&OrderIntent::new(f), &context(&policy, &cache, Some(&book))).unwrap_err();
+    let rejection = GateChain::new()
+        .evaluate(&OrderIntent::new(f), &context(&policy, &cache, Some(&book)))
+        .unwrap_err();
     assert_eq!(rejection.code, R::InstrumentMetadataMissing);
 }
 
@@ -228,14 +284,20 @@ fn not_yet_listed_and_inactive_instruments() {
     .unwrap();
     cache.upsert(listed_later).unwrap();
     let ctx = context(&policy, &cache, Some(&book));
-    assert_eq!(GateChain::new().evaluate(&option_buy(), &ctx).unwrap_err().code, R::InstrumentNotYetListed);
+    assert_eq!(
+        GateChain::new().evaluate(&option_buy(), &ctx).unwrap_err().code,
+        R::InstrumentNotYetListed
+    );
 
     let mut cache = phase1_fixtures::cache();
     let mut inactive = base;
     inactive.is_active = false;
     cache.upsert(inactive).unwrap();
     let ctx = context(&policy, &cache, Some(&book));
-    assert_eq!(GateChain::new().evaluate(&option_buy(), &ctx).unwrap_err().code, R::InstrumentExpiredOrDelisted);
+    assert_eq!(
+        GateChain::new().evaluate(&option_buy(), &ctx).unwrap_err().code,
+        R::InstrumentExpiredOrDelisted
+    );
 }
 
 /// AT-104: stale metadata blocks opens; close is not blocked by staleness.
@@ -248,7 +310,10 @@ fn stale_metadata_blocks_opens_only_at_104() {
         cache.upsert(meta).unwrap();
     }
     let mut ctx = context(&policy, &cache, Some(&book));
-    assert_eq!(GateChain::new().evaluate(&option_buy(), &ctx).unwrap_err().code, R::InstrumentMetadataStale);
+    assert_eq!(
+        GateChain::new().evaluate(&option_buy(), &ctx).unwrap_err().code,
+        R::InstrumentMetadataStale
+    );
     ctx.position = long_option("1");
     let close = OrderIntent::new(fields(OPTION, Side::Sell, "1", "0.045", b"c"));
     assert!(GateChain::new().evaluate(&close, &ctx).is_ok());
@@ -266,7 +331,10 @@ fn allowlist_blocks_opens_not_closes() {
     let (mut policy, cache, book) = (policy(), cache(), option_book());
     policy.allowed_currencies.retain(|c| c.as_str() != "BTC");
     let mut ctx = context(&policy, &cache, Some(&book));
-    assert_eq!(GateChain::new().evaluate(&option_buy(), &ctx).unwrap_err().code, R::InstrumentNotAllowed);
+    assert_eq!(
+        GateChain::new().evaluate(&option_buy(), &ctx).unwrap_err().code,
+        R::InstrumentNotAllowed
+    );
     ctx.position = long_option("1");
     let close = OrderIntent::new(fields(OPTION, Side::Sell, "1", "0.045", b"c"));
     assert!(GateChain::new().evaluate(&close, &ctx).is_ok());
@@ -282,8 +350,10 @@ fn liquidity_gate_blocks_opens_records_for_reductions() {
     stale.last_update_ms = NOW_MS - policy.data_limits.l2_book_snapshot_max_age_ms - 1;
     let mut gapped = fresh;
     gapped.gapped = true;
-    let wide = BookView::from_levels(&[level("0.03", "10")], &[level("0.0455", "10")], NOW_MS, false);
-    let thin = BookView::from_levels(&[level("0.045", "10")], &[level("0.0455", "0.2")], NOW_MS, false);
+    let wide =
+        BookView::from_levels(&[level("0.03", "10")], &[level("0.0455", "10")], NOW_MS, false);
+    let thin =
+        BookView::from_levels(&[level("0.045", "10")], &[level("0.0455", "0.2")], NOW_MS, false);
     let sweep = BookView::from_levels(
         &[level("0.045", "10")],
         &[level("0.0455", "0.2"), level("0.047", "10")],
@@ -346,7 +416,10 @@ fn edge_gate_is_policy_versioned_and_never_blocks_reductions() {
     assert_eq!((rejection.code, rejection.gate), (R::NetEdgeTooLow, GateName::EdgePolicy));
     assert_eq!(rejection.edge_policy_version, Some(policy.edge_policy.version));
     ctx.edge = None;
-    assert_eq!(GateChain::new().evaluate(&option_buy(), &ctx).unwrap_err().code, R::NetEdgeInputMissing);
+    assert_eq!(
+        GateChain::new().evaluate(&option_buy(), &ctx).unwrap_err().code,
+        R::NetEdgeInputMissing
+    );
     ctx.position = long_option("1");
     let close = OrderIntent::new(fields(OPTION, Side::Sell, "1", "0.045", b"c"));
     assert!(GateChain::new().evaluate(&close, &ctx).is_ok());
@@ -362,12 +435,17 @@ fn caps_notional_position_gross_and_daily_loss() {
     assert_eq!(chain.evaluate(&big, &ctx).unwrap_err().code, R::OrderNotionalTooLarge);
     // Position cap 5 BTC: long 4.8 + pending 0.1 + 0.2 > 5.
     let mut ctx = context(&policy, &cache, Some(&book));
-    ctx.position = PositionView { position: qty("4.8"), pending_buy: qty("0.1"), pending_sell: qty("0") };
+    ctx.position =
+        PositionView { position: qty("4.8"), pending_buy: qty("0.1"), pending_sell: qty("0") };
     let small = OrderIntent::new(fields(OPTION, Side::Buy, "0.2", "0.045", b"s"));
     assert_eq!(chain.evaluate(&small, &ctx).unwrap_err().code, R::PositionLimitExceeded);
     // Gross notional: 490 000 + 5 000 pending + 10 000 > 500 000.
     let mut ctx = context(&policy, &cache, Some(&book));
-    ctx.portfolio = PortfolioView { gross_notional_usd: usd("490000"), pending_notional_usd: usd("5000"), daily_pnl_usd: usd("0") };
+    ctx.portfolio = PortfolioView {
+        gross_notional_usd: usd("490000"),
+        pending_notional_usd: usd("5000"),
+        daily_pnl_usd: usd("0"),
+    };
     let tenk = OrderIntent::new(fields(OPTION, Side::Buy, "0.1", "0.045", b"t"));
     assert_eq!(chain.evaluate(&tenk, &ctx).unwrap_err().code, R::PositionLimitExceeded);
     // Daily loss reached.
@@ -394,7 +472,8 @@ fn order_rate_bucket_limits_and_refills() {
     let mut ctx = context(&policy, &cache, Some(&book));
     let burst = policy.risk_limits.order_rate_burst;
     for i in 0..burst {
-        let accepted = chain.evaluate(&option_buy(), &ctx).unwrap_or_else(|r| panic!("intent {i}: {r:?}"));
+        let accepted =
+            chain.evaluate(&option_buy(), &ctx).unwrap_or_else(|r| panic!("intent {i}: {r:?}"));
         ctx.order_rate = accepted.order_rate_after;
     }
     let rejection = chain.evaluate(&option_buy(), &ctx).unwrap_err();
@@ -415,7 +494,11 @@ fn order_rate_bucket_limits_and_refills() {
 
 #[test]
 fn classification_is_computed_from_position_and_pending() {
-    let view = |p: &str, pb: &str, ps: &str| PositionView { position: qty(p), pending_buy: qty(pb), pending_sell: qty(ps) };
+    let view = |p: &str, pb: &str, ps: &str| PositionView {
+        position: qty(p),
+        pending_buy: qty(pb),
+        pending_sell: qty(ps),
+    };
     let cases = [
         (Side::Buy, "1", view("0", "0", "0"), IntentClass::Open),
         (Side::Sell, "1", view("0", "0", "0"), IntentClass::Open),
@@ -429,6 +512,10 @@ fn classification_is_computed_from_position_and_pending() {
         (Side::Buy, "1", view("2", "0", "0"), IntentClass::Open),
     ];
     for (side, amount, position, expected) in cases {
-        assert_eq!(classify(side, qty(amount), &position), expected, "{side:?} {amount} vs {position:?}");
+        assert_eq!(
+            classify(side, qty(amount), &position),
+            expected,
+            "{side:?} {amount} vs {position:?}"
+        );
     }
 }

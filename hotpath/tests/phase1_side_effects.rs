@@ -15,6 +15,10 @@ use phase1_fixtures::{cache, context, fields, option_book, policy, qty, Ledger};
 
 const OPTION: &str = "BTC-27DEC24-60000-C";
 
+/// A named mutation of an intent and the code preflight must answer with.
+type PreflightCase =
+    (&'static str, fn(&mut hotpath::domain::intent::IntentFields), RejectReasonCode);
+
 struct Case {
     name: &'static str,
     stage: &'static str,
@@ -28,7 +32,10 @@ fn seeded_ledger(policy: &Policy, cache: &InstrumentCache) -> Ledger {
     let book = option_book();
     let ctx = context(policy, cache, Some(&book));
     let mut ledger = Ledger::new(ctx.order_rate);
-    ledger.exposure.set_position(hotpath::domain::instrument::Instrument::parse(OPTION).unwrap().name(), qty("1"));
+    ledger.exposure.set_position(
+        hotpath::domain::instrument::Instrument::parse(OPTION).unwrap().name(),
+        qty("1"),
+    );
     let seed = OrderIntent::new(fields(OPTION, Side::Buy, "0.2", "0.045", b"seed"));
     ledger.submit(&seed, &ctx).expect("seed order accepted");
     ledger
@@ -43,7 +50,8 @@ fn test_rejected_intent_has_no_side_effects() {
 
     // 1. Missing config: the loader failed, the chain refuses.
     {
-        let mut doc: serde_json::Value = serde_json::from_str(&phase1_fixtures::policy_text()).unwrap();
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&phase1_fixtures::policy_text()).unwrap();
         doc.as_object_mut().unwrap().remove("risk_limits");
         let broken = Policy::from_value(&doc);
         let mut ledger = seeded_ledger(&policy, &cache);
@@ -53,7 +61,12 @@ fn test_rejected_intent_has_no_side_effects() {
         let intent = OrderIntent::new(fields(OPTION, Side::Buy, "0.3", "0.0455", b"a"));
         let code = ledger.submit(&intent, &ctx).unwrap_err().code;
         assert_eq!(code, RejectReasonCode::ConfigMissingOrInvalid);
-        cases.push(Case { name: "policy.json without risk_limits", stage: "gate chain (config)", code, untouched: ledger == before });
+        cases.push(Case {
+            name: "policy.json without risk_limits",
+            stage: "gate chain (config)",
+            code,
+            untouched: ledger == before,
+        });
     }
 
     // 2. Invalid instrument metadata: the decoder refuses it, so the cache never holds it and
@@ -62,36 +75,65 @@ fn test_rejected_intent_has_no_side_effects() {
         let mut bad = phase1_fixtures::instruments_json()[0].clone();
         bad["instrument_name"] = serde_json::Value::from("BTC-27DEC24-70000-C");
         bad["tick_size"] = serde_json::Value::from(0.0);
-        assert_eq!(InstrumentMeta::from_venue_json(&bad, 0), Err(MetadataError::NotPositive("tick_size")));
+        assert_eq!(
+            InstrumentMeta::from_venue_json(&bad, 0),
+            Err(MetadataError::NotPositive("tick_size"))
+        );
         let mut partial_cache = cache.clone();
-        let listing = serde_json::json!({ "result": [phase1_fixtures::instruments_json()[1].clone(), bad] });
+        let listing =
+            serde_json::json!({ "result": [phase1_fixtures::instruments_json()[1].clone(), bad] });
         assert!(partial_cache.load_get_instruments(&listing, 0).is_err());
         assert_eq!(partial_cache, cache, "a failed listing leaves the cache unchanged");
         let mut ledger = seeded_ledger(&policy, &cache);
         let before = ledger.clone();
         let ctx = context(&policy, &partial_cache, Some(&book));
-        let intent = OrderIntent::new(fields("BTC-27DEC24-70000-C", Side::Buy, "0.3", "0.0455", b"b"));
+        let intent =
+            OrderIntent::new(fields("BTC-27DEC24-70000-C", Side::Buy, "0.3", "0.0455", b"b"));
         let code = ledger.submit(&intent, &ctx).unwrap_err().code;
         assert_eq!(code, RejectReasonCode::InstrumentMetadataMissing);
-        cases.push(Case { name: "instrument metadata with tick_size 0", stage: "metadata decode + preflight", code, untouched: ledger == before });
+        cases.push(Case {
+            name: "instrument metadata with tick_size 0",
+            stage: "metadata decode + preflight",
+            code,
+            untouched: ledger == before,
+        });
     }
 
     // 3. Quantization failure: 0.05 BTC rounds down to 0 < min 0.1 ⇒ no intent is built at all.
     {
         let ledger = seeded_ledger(&policy, &cache);
         let before = ledger.clone();
-        let built = OrderIntent::new_quantized(fields(OPTION, Side::Buy, "0.05", "0.0455", b"c"), cache.get(OPTION));
+        let built = OrderIntent::new_quantized(
+            fields(OPTION, Side::Buy, "0.05", "0.0455", b"c"),
+            cache.get(OPTION),
+        );
         let code = built.unwrap_err();
         assert_eq!(code, RejectReasonCode::TooSmallAfterQuantization);
-        cases.push(Case { name: "qty 0.05 below min 0.1 (AT-908)", stage: "quantization", code, untouched: ledger == before });
-        let missing = OrderIntent::new_quantized(fields(OPTION, Side::Buy, "0.3", "0.0455", b"c"), None).unwrap_err();
+        cases.push(Case {
+            name: "qty 0.05 below min 0.1 (AT-908)",
+            stage: "quantization",
+            code,
+            untouched: ledger == before,
+        });
+        let missing =
+            OrderIntent::new_quantized(fields(OPTION, Side::Buy, "0.3", "0.0455", b"c"), None)
+                .unwrap_err();
         assert_eq!(missing, RejectReasonCode::InstrumentMetadataMissing);
-        cases.push(Case { name: "no metadata (AT-926)", stage: "quantization", code: missing, untouched: ledger == before });
+        cases.push(Case {
+            name: "no metadata (AT-926)",
+            stage: "quantization",
+            code: missing,
+            untouched: ledger == before,
+        });
     }
 
     // 4. Preflight rejects: market order, post-only crossing, reduce-only increasing.
-    let mutations: [(&'static str, fn(&mut hotpath::domain::intent::IntentFields), RejectReasonCode); 3] = [
-        ("market order (AT-016)", |f| f.order_type = OrderType::Market, RejectReasonCode::OrderTypeMarketForbidden),
+    let mutations: [PreflightCase; 3] = [
+        (
+            "market order (AT-016)",
+            |f| f.order_type = OrderType::Market,
+            RejectReasonCode::OrderTypeMarketForbidden,
+        ),
         (
             "post-only crossing the ask (AT-916)",
             |f| {
@@ -100,7 +142,11 @@ fn test_rejected_intent_has_no_side_effects() {
             },
             RejectReasonCode::PostOnlyWouldCross,
         ),
-        ("reduce-only that would increase", |f| f.reduce_only = true, RejectReasonCode::ReduceOnlyWouldIncrease),
+        (
+            "reduce-only that would increase",
+            |f| f.reduce_only = true,
+            RejectReasonCode::ReduceOnlyWouldIncrease,
+        ),
     ];
     for (name, mutate, expected) in mutations {
         let mut ledger = seeded_ledger(&policy, &cache);
@@ -119,8 +165,16 @@ fn test_rejected_intent_has_no_side_effects() {
         let before = ledger.clone();
         let mut ctx = context(&policy, &cache, Some(&book));
         ctx.risk_state = hotpath::domain::reason_codes::RiskState::Degraded;
-        let code = ledger.submit(&OrderIntent::new(fields(OPTION, Side::Buy, "0.3", "0.045", b"e")), &ctx).unwrap_err().code;
-        cases.push(Case { name: "open while Degraded", stage: "risk/mode", code, untouched: ledger == before });
+        let code = ledger
+            .submit(&OrderIntent::new(fields(OPTION, Side::Buy, "0.3", "0.045", b"e")), &ctx)
+            .unwrap_err()
+            .code;
+        cases.push(Case {
+            name: "open while Degraded",
+            stage: "risk/mode",
+            code,
+            untouched: ledger == before,
+        });
     }
 
     // Control: an accepted intent does change every part of the ledger, so equality above is a
@@ -128,7 +182,9 @@ fn test_rejected_intent_has_no_side_effects() {
     let mut ledger = seeded_ledger(&policy, &cache);
     let before = ledger.clone();
     let ctx = context(&policy, &cache, Some(&book));
-    let accepted = ledger.submit(&OrderIntent::new(fields(OPTION, Side::Buy, "0.3", "0.045", b"ok")), &ctx).unwrap();
+    let accepted = ledger
+        .submit(&OrderIntent::new(fields(OPTION, Side::Buy, "0.3", "0.045", b"ok")), &ctx)
+        .unwrap();
     assert_ne!(ledger.exposure, before.exposure);
     assert_ne!(ledger.order_rate, before.order_rate);
     assert_eq!(ledger.wal_records.len(), before.wal_records.len() + 1);
@@ -146,7 +202,14 @@ fn test_rejected_intent_has_no_side_effects() {
          | case | stage | reject reason code | ledger unchanged |\n|---|---|---|---|\n",
     );
     for case in &cases {
-        let _ = writeln!(report, "| {} | {} | `{}` | {} |", case.name, case.stage, case.code, if case.untouched { "yes" } else { "NO" });
+        let _ = writeln!(
+            report,
+            "| {} | {} | `{}` | {} |",
+            case.name,
+            case.stage,
+            case.code,
+            if case.untouched { "yes" } else { "NO" }
+        );
     }
     phase1_fixtures::write_evidence("evidence/phase1/no_side_effects/rejection_cases.md", &report);
     let changed: Vec<&str> = cases.iter().filter(|c| !c.untouched).map(|c| c.name).collect();

@@ -4,26 +4,32 @@
 //! `python3 plans/gen_reason_codes.py` when this fails.
 
 use hotpath::domain::reason_codes::{
-    ModeReasonCode, OpenPermissionReasonCode, RejectReasonCode, RiskState, TradingMode, MODE_EXTENSION_COUNT,
-    REJECT_CONTRACT_CODE_COUNT, REJECT_STOIC_EXTENSION_COUNT,
+    ModeReasonCode, OpenPermissionReasonCode, RejectReasonCode, RiskState, TradingMode,
+    MODE_EXTENSION_COUNT, REJECT_CONTRACT_CODE_COUNT, REJECT_STOIC_EXTENSION_COUNT,
 };
 use serde_json::{Map, Value};
 
 fn registry() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/reason_codes.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("spec/reason_codes.json")).expect("JSON")
+    serde_json::from_str(&std::fs::read_to_string(path).expect("spec/reason_codes.json"))
+        .expect("JSON")
 }
 
 /// `(key, meaning)` pairs in file order, skipping `_`-prefixed annotations. serde_json without
 /// `preserve_order` sorts keys, so order is taken from the raw text instead.
-fn ordered_entries(section: &Map<String, Value>, raw_text: &str, anchor: &str) -> Vec<(String, String)> {
+fn ordered_entries(
+    section: &Map<String, Value>,
+    raw_text: &str,
+    anchor: &str,
+) -> Vec<(String, String)> {
     let start = raw_text.find(anchor).unwrap_or_else(|| panic!("anchor {anchor}"));
     let mut entries: Vec<(usize, String, String)> = section
         .iter()
         .filter(|(k, _)| !k.starts_with('_'))
         .map(|(k, v)| {
             let needle = format!("\"{k}\":");
-            let at = raw_text[start..].find(&needle).unwrap_or_else(|| panic!("{k} after {anchor}"));
+            let at =
+                raw_text[start..].find(&needle).unwrap_or_else(|| panic!("{k} after {anchor}"));
             (at, k.clone(), v.as_str().unwrap_or_default().to_owned())
         })
         .collect();
@@ -32,7 +38,8 @@ fn ordered_entries(section: &Map<String, Value>, raw_text: &str, anchor: &str) -
 }
 
 fn raw() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/reason_codes.json")).unwrap()
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/reason_codes.json"))
+        .unwrap()
 }
 
 #[test]
@@ -40,7 +47,8 @@ fn reject_reason_codes_match_registry() {
     let reg = registry();
     let text = raw();
     let rj = &reg["RejectReasonCode"];
-    let mut expected = ordered_entries(rj["contract"].as_object().unwrap(), &text, "\"RejectReasonCode\"");
+    let mut expected =
+        ordered_entries(rj["contract"].as_object().unwrap(), &text, "\"RejectReasonCode\"");
     assert_eq!(expected.len(), REJECT_CONTRACT_CODE_COUNT);
     expected.extend(ordered_entries(
         rj["extensions_in_status_manifest_not_in_contract"].as_object().unwrap(),
@@ -56,7 +64,10 @@ fn reject_reason_codes_match_registry() {
     }
     let registry_names: Vec<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
     for code in &RejectReasonCode::ALL[registry_count..] {
-        assert!(!registry_names.contains(&code.as_str()), "extension {code} reuses a registry name");
+        assert!(
+            !registry_names.contains(&code.as_str()),
+            "extension {code} reuses a registry name"
+        );
         assert!(!code.meaning().is_empty());
     }
     let mut all: Vec<&str> = RejectReasonCode::ALL.iter().map(|c| c.as_str()).collect();
@@ -71,7 +82,8 @@ fn mode_reason_codes_match_registry() {
     let text = raw();
     let mode = &reg["ModeReasonCode"];
     let kill = ordered_entries(mode["Kill"].as_object().unwrap(), &text, "\"Kill\": {");
-    let reduce = ordered_entries(mode["ReduceOnly"].as_object().unwrap(), &text, "\"ReduceOnly\": {");
+    let reduce =
+        ordered_entries(mode["ReduceOnly"].as_object().unwrap(), &text, "\"ReduceOnly\": {");
     assert_eq!(ModeReasonCode::ALL.len(), kill.len() + reduce.len() + MODE_EXTENSION_COUNT);
     for (code, (wire, meaning)) in ModeReasonCode::ALL.iter().zip(kill.iter().chain(&reduce)) {
         assert_eq!(code.as_str(), wire);
@@ -85,7 +97,8 @@ fn mode_reason_codes_match_registry() {
         assert!(code.as_str().starts_with("REDUCEONLY_"));
     }
     // Ruling 6: the two extensions close the ReduceOnly tier.
-    let tail: Vec<&str> = ModeReasonCode::ALL[ModeReasonCode::ALL.len() - 2..].iter().map(|c| c.as_str()).collect();
+    let tail: Vec<&str> =
+        ModeReasonCode::ALL[ModeReasonCode::ALL.len() - 2..].iter().map(|c| c.as_str()).collect();
     assert_eq!(tail, ["REDUCEONLY_GROUP_LOCK_TIMEOUT", "REDUCEONLY_HOTPATH_BACKPRESSURE"]);
 }
 
@@ -93,7 +106,11 @@ fn mode_reason_codes_match_registry() {
 fn open_permission_and_enums_match_registry() {
     let reg = registry();
     let text = raw();
-    let op = ordered_entries(reg["OpenPermissionReasonCode"].as_object().unwrap(), &text, "\"OpenPermissionReasonCode\"");
+    let op = ordered_entries(
+        reg["OpenPermissionReasonCode"].as_object().unwrap(),
+        &text,
+        "\"OpenPermissionReasonCode\"",
+    );
     let ours: Vec<&str> = OpenPermissionReasonCode::ALL.iter().map(|c| c.as_str()).collect();
     let theirs: Vec<&str> = op.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(ours, theirs);

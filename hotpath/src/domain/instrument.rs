@@ -10,7 +10,7 @@
 
 use core::fmt;
 
-use super::units::{AmountUnit, Price, FIXED_SCALE, FIXED_DECIMALS};
+use super::units::{AmountUnit, Price, FIXED_DECIMALS, FIXED_SCALE};
 
 /// Longest instrument name we accept; the longest real Deribit option name is ~26 chars.
 pub const INSTRUMENT_NAME_LEN_MAX: usize = 40;
@@ -220,8 +220,9 @@ pub struct ExpiryDate {
     pub day: u8,
 }
 
-const MONTHS: [&[u8; 3]; 12] =
-    [b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC"];
+const MONTHS: [&[u8; 3]; 12] = [
+    b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC",
+];
 
 const fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
@@ -399,7 +400,9 @@ impl Instrument {
         if raw.len() > INSTRUMENT_NAME_LEN_MAX {
             return Err(InstrumentParseError::TooLong);
         }
-        if !raw.iter().all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-' || b == b'd') {
+        if !raw.iter().all(|&b| {
+            b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-' || b == b'd'
+        }) {
             return Err(InstrumentParseError::InvalidChar);
         }
         let mut parts = [""; 4];
@@ -542,7 +545,9 @@ impl Instrument {
     #[must_use]
     pub const fn amount_unit(&self) -> AmountUnit {
         match (self.kind, self.settlement) {
-            (InstrumentKind::Future | InstrumentKind::Perpetual, Settlement::Inverse) => AmountUnit::Usd,
+            (InstrumentKind::Future | InstrumentKind::Perpetual, Settlement::Inverse) => {
+                AmountUnit::Usd
+            }
             _ => AmountUnit::Coin,
         }
     }

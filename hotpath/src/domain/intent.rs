@@ -497,7 +497,10 @@ impl ByteWriter {
     fn put(&mut self, data: &[u8]) {
         // The layout's maximum (133) is below the buffer (160); every field has a fixed
         // bound, so this cannot overflow. The assert documents that invariant.
-        assert!(self.len + data.len() <= CANONICAL_BYTES_LEN_MAX, "canonical layout exceeds its bound");
+        assert!(
+            self.len + data.len() <= CANONICAL_BYTES_LEN_MAX,
+            "canonical layout exceeds its bound"
+        );
         self.bytes[self.len..self.len + data.len()].copy_from_slice(data);
         self.len += data.len();
     }
@@ -528,7 +531,9 @@ fn encode(fields: &IntentFields) -> CanonicalBytes {
     w.put(fields.strategy_id.as_bytes());
     w.put_u8(fields.order_type.code());
     w.put_u8(fields.time_in_force.code());
-    let flags = u8::from(fields.post_only) | u8::from(fields.reduce_only) << 1 | u8::from(fields.emergency_close) << 2;
+    let flags = u8::from(fields.post_only)
+        | u8::from(fields.reduce_only) << 1
+        | u8::from(fields.emergency_close) << 2;
     w.put_u8(flags);
     w.put_u8(fields.linked_order_type.map_or(0, LinkedOrderType::code));
     w.put_opt_i64(fields.trigger_price.map(Price::raw));
@@ -563,7 +568,10 @@ impl OrderIntent {
     /// `InstrumentMetadataMissing`, `TooSmallAfterQuantization`, `QtyNotPositive`,
     /// `LimitPriceInvalid` or `PriceOffTick`; an intent without a limit price keeps `None`
     /// (preflight refuses it as a market order).
-    pub fn new_quantized(mut fields: IntentFields, meta: Option<&InstrumentMeta>) -> Result<Self, RejectReasonCode> {
+    pub fn new_quantized(
+        mut fields: IntentFields,
+        meta: Option<&InstrumentMeta>,
+    ) -> Result<Self, RejectReasonCode> {
         let meta = meta.ok_or(RejectReasonCode::InstrumentMetadataMissing)?;
         if meta.instrument.name() != fields.instrument.name() {
             return Err(RejectReasonCode::InstrumentMetadataMissing);

@@ -88,14 +88,25 @@ impl Label {
     /// [`LabelError::TooLong`] past 64 chars (no truncation, contract AT-921);
     /// [`LabelError::BadComponent`] for empty components or ones containing `:`.
     pub fn compose(sid: &str, gid: &str, leg_index: u8, ih: &str) -> Result<Self, LabelError> {
-        let valid = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        let valid = |part: &str| {
+            !part.is_empty() && part.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+        };
         if !valid(sid) || !valid(gid) || !valid(ih) {
             return Err(LabelError::BadComponent);
         }
         let mut leg_digits = [0_u8; 3];
         let leg_text = decimal_u8(leg_index, &mut leg_digits);
-        let parts: [&[u8]; 9] =
-            [LABEL_PREFIX.as_bytes(), b":", sid.as_bytes(), b":", gid.as_bytes(), b":", leg_text, b":", ih.as_bytes()];
+        let parts: [&[u8]; 9] = [
+            LABEL_PREFIX.as_bytes(),
+            b":",
+            sid.as_bytes(),
+            b":",
+            gid.as_bytes(),
+            b":",
+            leg_text,
+            b":",
+            ih.as_bytes(),
+        ];
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if total > LABEL_LEN_MAX {
             return Err(LabelError::TooLong);
@@ -159,7 +170,11 @@ impl Label {
             return Err(LabelError::BadGid);
         }
         let leg = fields[3];
-        if leg.is_empty() || leg.len() > 3 || !leg.iter().all(u8::is_ascii_digit) || (leg.len() > 1 && leg[0] == b'0') {
+        if leg.is_empty()
+            || leg.len() > 3
+            || !leg.iter().all(u8::is_ascii_digit)
+            || (leg.len() > 1 && leg[0] == b'0')
+        {
             return Err(LabelError::BadLegIndex);
         }
         let leg_value = leg.iter().fold(0_u16, |acc, d| acc * 10 + u16::from(d - b'0'));
@@ -167,7 +182,8 @@ impl Label {
         if !is_lower_hex(fields[4], 16) {
             return Err(LabelError::BadIntentHash);
         }
-        let intent_hash = IntentHash::from_hex16(fields[4]).map_err(|_| LabelError::BadIntentHash)?;
+        let intent_hash =
+            IntentHash::from_hex16(fields[4]).map_err(|_| LabelError::BadIntentHash)?;
         let mut sid8 = [0_u8; 8];
         sid8.copy_from_slice(fields[1]);
         let mut gid12 = [0_u8; 12];

@@ -93,7 +93,10 @@ pub struct InstrumentMeta {
     pub fetched_at_ms: i64,
 }
 
-fn field<'a>(obj: &'a serde_json::Map<String, serde_json::Value>, key: &'static str) -> Result<&'a serde_json::Value, MetadataError> {
+fn field<'a>(
+    obj: &'a serde_json::Map<String, serde_json::Value>,
+    key: &'static str,
+) -> Result<&'a serde_json::Value, MetadataError> {
     match obj.get(key) {
         None | Some(serde_json::Value::Null) => Err(MetadataError::FieldMissing(key)),
         Some(v) => Ok(v),
@@ -109,7 +112,10 @@ fn fixed_field<T>(
     make(value).map_err(|_| MetadataError::FieldInvalid(key))
 }
 
-fn ms_field(obj: &serde_json::Map<String, serde_json::Value>, key: &'static str) -> Result<i64, MetadataError> {
+fn ms_field(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    key: &'static str,
+) -> Result<i64, MetadataError> {
     field(obj, key)?.as_i64().ok_or(MetadataError::FieldInvalid(key))
 }
 
@@ -178,9 +184,14 @@ impl InstrumentMeta {
     ///
     /// # Errors
     /// A [`MetadataError`] naming the field; never panics on any JSON.
-    pub fn from_venue_json(value: &serde_json::Value, fetched_at_ms: i64) -> Result<Self, MetadataError> {
+    pub fn from_venue_json(
+        value: &serde_json::Value,
+        fetched_at_ms: i64,
+    ) -> Result<Self, MetadataError> {
         let obj = value.as_object().ok_or(MetadataError::FieldInvalid("instrument"))?;
-        let name = field(obj, "instrument_name")?.as_str().ok_or(MetadataError::FieldInvalid("instrument_name"))?;
+        let name = field(obj, "instrument_name")?
+            .as_str()
+            .ok_or(MetadataError::FieldInvalid("instrument_name"))?;
         let instrument = Instrument::parse(name).map_err(MetadataError::Name)?;
         let kind = field(obj, "kind")?.as_str().ok_or(MetadataError::FieldInvalid("kind"))?;
         let kind_matches = match instrument.kind() {
@@ -199,7 +210,8 @@ impl InstrumentMeta {
                 return Err(MetadataError::TickStepsInvalid);
             }
             for (slot, entry) in steps.iter_mut().zip(list) {
-                let entry = entry.as_object().ok_or(MetadataError::FieldInvalid("tick_size_steps"))?;
+                let entry =
+                    entry.as_object().ok_or(MetadataError::FieldInvalid("tick_size_steps"))?;
                 slot.above_price = fixed_field(entry, "above_price", Price::from_f64_checked)?;
                 slot.tick_size = fixed_field(entry, "tick_size", Price::from_f64_checked)?;
                 steps_len += 1;
@@ -208,13 +220,16 @@ impl InstrumentMeta {
         let min_trade_amount = fixed_field(obj, "min_trade_amount", Qty::from_f64_checked)?;
         let contract_size = fixed_field(obj, "contract_size", Qty::from_f64_checked)?;
         let expiration = ms_field(obj, "expiration_timestamp")?;
-        let expiration = if instrument.kind() == InstrumentKind::Perpetual || expiration >= FAR_FUTURE_EXPIRY_MS {
+        let expiration = if instrument.kind() == InstrumentKind::Perpetual
+            || expiration >= FAR_FUTURE_EXPIRY_MS
+        {
             None
         } else {
             Some(expiration)
         };
         let creation = ms_field(obj, "creation_timestamp")?;
-        let is_active = field(obj, "is_active")?.as_bool().ok_or(MetadataError::FieldInvalid("is_active"))?;
+        let is_active =
+            field(obj, "is_active")?.as_bool().ok_or(MetadataError::FieldInvalid("is_active"))?;
         Self::new_checked(
             instrument,
             tick_size,
@@ -288,7 +303,8 @@ impl InstrumentCache {
     /// [`MetadataError::CacheFull`] past [`INSTRUMENT_CACHE_CAPACITY_MAX`] distinct names.
     pub fn upsert(&mut self, meta: InstrumentMeta) -> Result<(), MetadataError> {
         let name = meta.instrument.name();
-        if !self.by_name.contains_key(&name) && self.by_name.len() >= INSTRUMENT_CACHE_CAPACITY_MAX {
+        if !self.by_name.contains_key(&name) && self.by_name.len() >= INSTRUMENT_CACHE_CAPACITY_MAX
+        {
             return Err(MetadataError::CacheFull);
         }
         self.by_name.insert(name, meta);
@@ -301,7 +317,11 @@ impl InstrumentCache {
     ///
     /// # Errors
     /// The first [`MetadataError`] met; `FieldInvalid("result")` for a wrong shape.
-    pub fn load_get_instruments(&mut self, response: &serde_json::Value, fetched_at_ms: i64) -> Result<usize, MetadataError> {
+    pub fn load_get_instruments(
+        &mut self,
+        response: &serde_json::Value,
+        fetched_at_ms: i64,
+    ) -> Result<usize, MetadataError> {
         let list = response
             .get("result")
             .unwrap_or(response)
@@ -341,6 +361,10 @@ impl InstrumentCache {
     /// Age in whole seconds of the oldest entry (`instrument_cache_age_s` gauge); 0 when empty.
     #[must_use]
     pub fn age_s_max(&self, now_ms: i64) -> i64 {
-        self.by_name.values().map(|m| now_ms.saturating_sub(m.fetched_at_ms) / 1_000).max().unwrap_or(0)
+        self.by_name
+            .values()
+            .map(|m| now_ms.saturating_sub(m.fetched_at_ms) / 1_000)
+            .max()
+            .unwrap_or(0)
     }
 }

@@ -249,7 +249,10 @@ impl OrderTypeToken {
     /// Types the engine can never send, whatever the policy says (contract §5.16).
     #[must_use]
     pub const fn never_sendable(self) -> bool {
-        matches!(self, Self::Market | Self::Stop | Self::Trigger | Self::Hidden | Self::Iceberg | Self::Linked)
+        matches!(
+            self,
+            Self::Market | Self::Stop | Self::Trigger | Self::Hidden | Self::Iceberg | Self::Linked
+        )
     }
     const fn bit(self) -> u16 {
         1 << (self as u16)
@@ -418,7 +421,8 @@ impl<'a> Section<'a> {
             return Err(err(PolicyErrorCode::WrongType, &path));
         }
         let number = value.as_f64().ok_or_else(|| err(PolicyErrorCode::WrongType, &path))?;
-        let fixed = Usd::from_f64_checked(number).map_err(|_| err(PolicyErrorCode::OutOfRange, &path))?;
+        let fixed =
+            Usd::from_f64_checked(number).map_err(|_| err(PolicyErrorCode::OutOfRange, &path))?;
         if fixed.raw() < 0 || (!allow_zero && fixed.raw() == 0) {
             return Err(err(PolicyErrorCode::OutOfRange, &path));
         }
@@ -491,11 +495,13 @@ impl Policy {
     /// [`PolicyErrorCode::FileUnreadable`] / [`PolicyErrorCode::FileTooLarge`], then anything
     /// [`Self::from_json_str`] returns.
     pub fn load_from_path(path: &Path) -> Result<Self, PolicyError> {
-        let size = std::fs::metadata(path).map_err(|_| err(PolicyErrorCode::FileUnreadable, ""))?.len();
+        let size =
+            std::fs::metadata(path).map_err(|_| err(PolicyErrorCode::FileUnreadable, ""))?.len();
         if size > POLICY_FILE_BYTES_MAX {
             return Err(err(PolicyErrorCode::FileTooLarge, ""));
         }
-        let text = std::fs::read_to_string(path).map_err(|_| err(PolicyErrorCode::FileUnreadable, ""))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|_| err(PolicyErrorCode::FileUnreadable, ""))?;
         Self::from_json_str(&text)
     }
 
@@ -504,7 +510,8 @@ impl Policy {
     /// # Errors
     /// [`PolicyErrorCode::InvalidJson`] or anything [`Self::from_value`] returns.
     pub fn from_json_str(text: &str) -> Result<Self, PolicyError> {
-        let value: Value = serde_json::from_str(text).map_err(|_| err(PolicyErrorCode::InvalidJson, ""))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|_| err(PolicyErrorCode::InvalidJson, ""))?;
         Self::from_value(&value)
     }
 
@@ -537,7 +544,10 @@ impl Policy {
                 Environment::Dev | Environment::Staging => true,
             };
             if !rule_ok {
-                return Err(err(PolicyErrorCode::EnvironmentRule, &format!("environments.{}.trade_capable", env.as_str())));
+                return Err(err(
+                    PolicyErrorCode::EnvironmentRule,
+                    &format!("environments.{}.trade_capable", env.as_str()),
+                ));
             }
             specs.push(EnvironmentSpec { trade_capable, purpose });
         }
@@ -551,7 +561,10 @@ impl Policy {
         let (currency_list, currency_path) = root.string_list("allowed_currencies")?;
         let allowed_currencies = currency_list
             .into_iter()
-            .map(|c| Currency::new_checked(c).map_err(|_| err(PolicyErrorCode::UnknownToken, &currency_path)))
+            .map(|c| {
+                Currency::new_checked(c)
+                    .map_err(|_| err(PolicyErrorCode::UnknownToken, &currency_path))
+            })
             .collect::<Result<Vec<_>, _>>()?;
 
         let (kind_list, kind_path) = root.string_list("allowed_instrument_kinds")?;
@@ -569,7 +582,10 @@ impl Policy {
         if allowed_order_types.0 & forbidden_order_types.0 != 0 {
             return Err(err(PolicyErrorCode::OrderTypeOverlap, "forbidden_order_types"));
         }
-        if OrderTypeToken::ALL.into_iter().any(|t| t.never_sendable() && allowed_order_types.contains(t)) {
+        if OrderTypeToken::ALL
+            .into_iter()
+            .any(|t| t.never_sendable() && allowed_order_types.contains(t))
+        {
             return Err(err(PolicyErrorCode::ForbiddenTypeAllowed, "allowed_order_types"));
         }
         if !allowed_order_types.contains(OrderTypeToken::Limit) {
@@ -580,12 +596,17 @@ impl Policy {
 
         let mut risk = root.section("risk_limits")?;
         let risk_limits = RiskLimits {
-            max_position_coin_per_instrument: Qty::from_raw(risk.amount("max_position_coin_per_instrument", false)?),
-            max_position_usd_per_instrument: Qty::from_raw(risk.amount("max_position_usd_per_instrument", false)?),
+            max_position_coin_per_instrument: Qty::from_raw(
+                risk.amount("max_position_coin_per_instrument", false)?,
+            ),
+            max_position_usd_per_instrument: Qty::from_raw(
+                risk.amount("max_position_usd_per_instrument", false)?,
+            ),
             max_gross_notional_usd: Usd::from_raw(risk.amount("max_gross_notional_usd", false)?),
             max_order_notional_usd: Usd::from_raw(risk.amount("max_order_notional_usd", false)?),
             max_daily_loss_usd: Usd::from_raw(risk.amount("max_daily_loss_usd", false)?),
-            max_orders_per_minute: risk.integer("max_orders_per_minute", ORDER_RATE_PER_MINUTE_MAX)?,
+            max_orders_per_minute: risk
+                .integer("max_orders_per_minute", ORDER_RATE_PER_MINUTE_MAX)?,
             order_rate_burst: risk.integer("order_rate_burst", ORDER_RATE_PER_MINUTE_MAX)?,
         };
         risk.finish()?;
@@ -646,8 +667,10 @@ impl Policy {
         let mut limits = self.risk_limits;
         if self.environment == Environment::Live {
             let c = self.micro_live_ceiling;
-            limits.max_order_notional_usd = limits.max_order_notional_usd.min(c.max_order_notional_usd);
-            limits.max_gross_notional_usd = limits.max_gross_notional_usd.min(c.max_gross_notional_usd);
+            limits.max_order_notional_usd =
+                limits.max_order_notional_usd.min(c.max_order_notional_usd);
+            limits.max_gross_notional_usd =
+                limits.max_gross_notional_usd.min(c.max_gross_notional_usd);
             limits.max_daily_loss_usd = limits.max_daily_loss_usd.min(c.max_daily_loss_usd);
         }
         limits

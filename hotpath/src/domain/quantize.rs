@@ -37,7 +37,11 @@ fn ceil_to(value: i64, step: i64) -> Option<i64> {
 ///
 /// # Errors
 /// `LimitPriceInvalid` for a non-positive price or one that rounds to zero/overflows.
-pub fn quantize_price(meta: &InstrumentMeta, side: Side, raw_price: Price) -> Result<Price, RejectReasonCode> {
+pub fn quantize_price(
+    meta: &InstrumentMeta,
+    side: Side,
+    raw_price: Price,
+) -> Result<Price, RejectReasonCode> {
     if !raw_price.is_positive() {
         return Err(RejectReasonCode::LimitPriceInvalid);
     }

@@ -79,7 +79,10 @@ fn raw_from_decimal_str(text: &str) -> Result<i64, UnitError> {
                     frac = frac * 10 + d;
                     frac_digits += 1;
                 } else {
-                    whole = whole.checked_mul(10).and_then(|w| w.checked_add(d)).ok_or(UnitError::OutOfRange)?;
+                    whole = whole
+                        .checked_mul(10)
+                        .and_then(|w| w.checked_add(d))
+                        .ok_or(UnitError::OutOfRange)?;
                     if whole > FIXED_WHOLE_MAX {
                         return Err(UnitError::OutOfRange);
                     }
@@ -267,7 +270,11 @@ pub fn mul_fixed(a_raw: i64, b_raw: i64) -> Option<i64> {
 /// # Errors
 /// [`UnitError::OutOfRange`] if the product overflows; `Ok(None)` when a coin-sized amount has no
 /// index price to convert with.
-pub fn notional_usd(unit: AmountUnit, qty: Qty, index_price: Option<Price>) -> Result<Option<Usd>, UnitError> {
+pub fn notional_usd(
+    unit: AmountUnit,
+    qty: Qty,
+    index_price: Option<Price>,
+) -> Result<Option<Usd>, UnitError> {
     match unit {
         AmountUnit::Usd => Ok(Some(Usd::from_raw(qty.abs().raw()))),
         AmountUnit::Coin => match index_price {
@@ -331,7 +338,9 @@ impl OrderSize {
             let implied_raw = i128::from(given) * i128::from(contract_size.raw());
             let diff = (i128::from(amount.raw()) - implied_raw).abs();
             // |amount - contracts*size| / |amount| <= 0.001, cross-multiplied to stay exact.
-            if diff * 1_000_000 > i128::from(amount.raw()) * i128::from(CONTRACTS_AMOUNT_TOLERANCE_PPM) {
+            if diff * 1_000_000
+                > i128::from(amount.raw()) * i128::from(CONTRACTS_AMOUNT_TOLERANCE_PPM)
+            {
                 return Err(OrderSizeError::ContractsAmountMismatch);
             }
         }
@@ -348,12 +357,18 @@ impl OrderSize {
             AmountUnit::Usd => {
                 // qty_coin = qty_usd / index_price (derived, display and exposure only).
                 let coin = index_price.filter(|p| p.is_positive()).and_then(|p| {
-                    let raw = i128::from(amount.raw()) * i128::from(FIXED_SCALE) / i128::from(p.raw());
+                    let raw =
+                        i128::from(amount.raw()) * i128::from(FIXED_SCALE) / i128::from(p.raw());
                     i64::try_from(raw).ok().map(Qty::from_raw)
                 });
                 (coin, Some(amount))
             }
         };
-        Ok(Self { contracts: contracts.or(derived_contracts), qty_coin, qty_usd, notional_usd: notional })
+        Ok(Self {
+            contracts: contracts.or(derived_contracts),
+            qty_coin,
+            qty_usd,
+            notional_usd: notional,
+        })
     }
 }

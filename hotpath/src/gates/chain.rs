@@ -18,12 +18,15 @@ use crate::domain::policy::{Policy, PolicyError, PolicyErrorCode};
 use crate::domain::reason_codes::{RejectReasonCode, RiskState, TradingMode};
 use crate::domain::units::{notional_usd, Price, Qty, Usd};
 
-use super::checks::{check_edge, check_fee_freshness, check_open_caps, check_risk_and_mode, EdgeInputs};
+use super::checks::{
+    check_edge, check_fee_freshness, check_open_caps, check_risk_and_mode, EdgeInputs,
+};
 use super::liquidity::check_liquidity;
 use super::market::BookView;
 use super::positions::{classify, IntentClass, PortfolioView, PositionView};
 use super::preflight::{
-    build_label, check_instrument, check_open_lifecycle, check_order_type, check_post_only, check_reduce_only,
+    build_label, check_instrument, check_open_lifecycle, check_order_type, check_post_only,
+    check_reduce_only,
 };
 use super::rate::OrderRateBucket;
 
@@ -105,7 +108,10 @@ impl Rejection {
     /// (contract §5.1 rule 3, §5.4).
     #[must_use]
     pub const fn sets_degraded(&self) -> bool {
-        matches!(self.code, RejectReasonCode::ContractsAmountMismatch | RejectReasonCode::LabelTooLong)
+        matches!(
+            self.code,
+            RejectReasonCode::ContractsAmountMismatch | RejectReasonCode::LabelTooLong
+        )
     }
 }
 
@@ -180,8 +186,18 @@ impl GateChain {
     ///
     /// # Errors
     /// A [`Rejection`] with a registry code and the gate that refused.
-    pub fn evaluate(&self, intent: &OrderIntent, ctx: &GateContext<'_>) -> Result<Accepted, Rejection> {
-        let reject = |code, gate, class| Rejection { code, gate, class, edge_policy_version: None, config_error: None };
+    pub fn evaluate(
+        &self,
+        intent: &OrderIntent,
+        ctx: &GateContext<'_>,
+    ) -> Result<Accepted, Rejection> {
+        let reject = |code, gate, class| Rejection {
+            code,
+            gate,
+            class,
+            edge_policy_version: None,
+            config_error: None,
+        };
 
         let policy = match ctx.policy {
             PolicySlot::Loaded(policy) => policy,
@@ -212,8 +228,14 @@ impl GateChain {
             check_open_lifecycle(meta, policy, ctx.now_ms).map_err(pre)?;
         }
 
-        check_risk_and_mode(class, f.emergency_close, ctx.risk_state, ctx.trading_mode, ctx.open_permission_latched)
-            .map_err(|code| reject(code, GateName::RiskMode, Some(class)))?;
+        check_risk_and_mode(
+            class,
+            f.emergency_close,
+            ctx.risk_state,
+            ctx.trading_mode,
+            ctx.open_permission_latched,
+        )
+        .map_err(|code| reject(code, GateName::RiskMode, Some(class)))?;
 
         check_post_only(intent, ctx.book).map_err(pre)?;
 
@@ -228,8 +250,12 @@ impl GateChain {
 
         let mut notional = None;
         if opening {
-            check_fee_freshness(ctx.fee_model_updated_ms, ctx.now_ms, policy.data_limits.fee_cache_hard_s)
-                .map_err(|code| reject(code, GateName::FeeStaleness, Some(class)))?;
+            check_fee_freshness(
+                ctx.fee_model_updated_ms,
+                ctx.now_ms,
+                policy.data_limits.fee_cache_hard_s,
+            )
+            .map_err(|code| reject(code, GateName::FeeStaleness, Some(class)))?;
             check_edge(ctx.edge.as_ref(), &policy.edge_policy).map_err(|code| Rejection {
                 code,
                 gate: GateName::EdgePolicy,
@@ -242,7 +268,10 @@ impl GateChain {
                     .map_err(|code| reject(code, GateName::Caps, Some(class)))?,
             );
         } else {
-            notional = notional_usd(f.instrument.amount_unit(), f.qty, ctx.index_price).ok().flatten().or(notional);
+            notional = notional_usd(f.instrument.amount_unit(), f.qty, ctx.index_price)
+                .ok()
+                .flatten()
+                .or(notional);
         }
 
         // Emergency containment is exempt from the policy rate (the venue's own credit limits

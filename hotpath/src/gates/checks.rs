@@ -30,7 +30,9 @@ pub fn check_risk_and_mode(
     }
     let effective = mode.max(risk_state.forced_mode());
     match effective {
-        TradingMode::Kill if !(emergency_close && class.is_risk_reducing()) => Err(RejectReasonCode::TradingModeKill),
+        TradingMode::Kill if !(emergency_close && class.is_risk_reducing()) => {
+            Err(RejectReasonCode::TradingModeKill)
+        }
         TradingMode::ReduceOnly if opening => Err(RejectReasonCode::TradingModeReduceOnly),
         _ if opening && open_permission_latched => Err(RejectReasonCode::OpenPermissionLatched),
         _ => Ok(()),
@@ -41,7 +43,11 @@ pub fn check_risk_and_mode(
 ///
 /// # Errors
 /// `FeeCacheStale`.
-pub fn check_fee_freshness(fee_model_updated_ms: Option<i64>, now_ms: i64, fee_cache_hard_s: i64) -> Result<(), RejectReasonCode> {
+pub fn check_fee_freshness(
+    fee_model_updated_ms: Option<i64>,
+    now_ms: i64,
+    fee_cache_hard_s: i64,
+) -> Result<(), RejectReasonCode> {
     let updated = fee_model_updated_ms.ok_or(RejectReasonCode::FeeCacheStale)?;
     let age_ms = now_ms.saturating_sub(updated);
     if age_ms < 0 || age_ms > fee_cache_hard_s.saturating_mul(1_000) {
@@ -66,13 +72,20 @@ pub struct EdgeInputs {
 ///
 /// # Errors
 /// `NetEdgeInputMissing`, `NetEdgeTooLow`.
-pub fn check_edge(inputs: Option<&EdgeInputs>, policy: &EdgePolicy) -> Result<(), RejectReasonCode> {
+pub fn check_edge(
+    inputs: Option<&EdgeInputs>,
+    policy: &EdgePolicy,
+) -> Result<(), RejectReasonCode> {
     let inputs = inputs.ok_or(RejectReasonCode::NetEdgeInputMissing)?;
-    let (Some(gross), Some(fee), Some(slippage)) = (inputs.gross_edge_usd, inputs.fee_usd, inputs.expected_slippage_usd)
+    let (Some(gross), Some(fee), Some(slippage)) =
+        (inputs.gross_edge_usd, inputs.fee_usd, inputs.expected_slippage_usd)
     else {
         return Err(RejectReasonCode::NetEdgeInputMissing);
     };
-    let net = gross.checked_sub(fee).and_then(|v| v.checked_sub(slippage)).ok_or(RejectReasonCode::NetEdgeTooLow)?;
+    let net = gross
+        .checked_sub(fee)
+        .and_then(|v| v.checked_sub(slippage))
+        .ok_or(RejectReasonCode::NetEdgeTooLow)?;
     if net < policy.min_edge_usd {
         return Err(RejectReasonCode::NetEdgeTooLow);
     }
@@ -106,8 +119,14 @@ pub fn check_open_caps(
         return Err(RejectReasonCode::OrderNotionalTooLarge);
     }
     let after = match f.side {
-        Side::Buy => position.position.checked_add(position.pending_buy.abs()).and_then(|p| p.checked_add(f.qty)),
-        Side::Sell => position.position.checked_sub(position.pending_sell.abs()).and_then(|p| p.checked_sub(f.qty)),
+        Side::Buy => position
+            .position
+            .checked_add(position.pending_buy.abs())
+            .and_then(|p| p.checked_add(f.qty)),
+        Side::Sell => position
+            .position
+            .checked_sub(position.pending_sell.abs())
+            .and_then(|p| p.checked_sub(f.qty)),
     }
     .ok_or(RejectReasonCode::PositionLimitExceeded)?;
     let cap: Qty = match unit {

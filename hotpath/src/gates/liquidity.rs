@@ -84,7 +84,8 @@ pub fn check_liquidity(
     // Values too large to compare exactly are refused (fail closed), never wrapped.
     let deviation = (cost - best * filled).abs();
     let lhs = deviation.checked_mul(BPS);
-    let rhs = best.checked_mul(filled).and_then(|v| v.checked_mul(i128::from(limits.max_slippage_bps)));
+    let rhs =
+        best.checked_mul(filled).and_then(|v| v.checked_mul(i128::from(limits.max_slippage_bps)));
     match (lhs, rhs) {
         (Some(lhs), Some(rhs)) if lhs <= rhs => Ok(()),
         _ => Err(RejectReasonCode::ExpectedSlippageTooHigh),

@@ -35,7 +35,12 @@ impl BookView {
     /// dropped, as are levels with a non-positive price or amount (a feed bug must not become
     /// phantom liquidity).
     #[must_use]
-    pub fn from_levels(bids: &[BookLevel], asks: &[BookLevel], last_update_ms: i64, gapped: bool) -> Self {
+    pub fn from_levels(
+        bids: &[BookLevel],
+        asks: &[BookLevel],
+        last_update_ms: i64,
+        gapped: bool,
+    ) -> Self {
         fn fill(src: &[BookLevel]) -> ([BookLevel; BOOK_VIEW_DEPTH], u8) {
             let mut out = [BookLevel::default(); BOOK_VIEW_DEPTH];
             let mut count = 0_usize;

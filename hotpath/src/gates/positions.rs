@@ -130,15 +130,22 @@ impl ExposureBook {
     pub fn reserve(&mut self, accepted: &crate::gates::chain::Accepted) {
         let entry = self.by_instrument.entry(accepted.instrument).or_default();
         match accepted.side {
-            Side::Buy => entry.pending_buy = entry.pending_buy.checked_add(accepted.qty).unwrap_or(Qty::from_raw(i64::MAX)),
+            Side::Buy => {
+                entry.pending_buy =
+                    entry.pending_buy.checked_add(accepted.qty).unwrap_or(Qty::from_raw(i64::MAX));
+            }
             Side::Sell => {
-                entry.pending_sell = entry.pending_sell.checked_add(accepted.qty).unwrap_or(Qty::from_raw(i64::MAX));
+                entry.pending_sell =
+                    entry.pending_sell.checked_add(accepted.qty).unwrap_or(Qty::from_raw(i64::MAX));
             }
         }
         if !accepted.class.is_risk_reducing() {
             if let Some(notional) = accepted.notional_usd {
-                self.portfolio.pending_notional_usd =
-                    self.portfolio.pending_notional_usd.checked_add(notional).unwrap_or(Usd::from_raw(i64::MAX));
+                self.portfolio.pending_notional_usd = self
+                    .portfolio
+                    .pending_notional_usd
+                    .checked_add(notional)
+                    .unwrap_or(Usd::from_raw(i64::MAX));
             }
         }
     }

@@ -20,7 +20,9 @@ use super::positions::IntentClass;
 pub fn check_order_type(intent: &OrderIntent, policy: &Policy) -> Result<(), RejectReasonCode> {
     let f = intent.fields();
     match f.order_type {
-        OrderType::Market | OrderType::MarketLimit => return Err(RejectReasonCode::OrderTypeMarketForbidden),
+        OrderType::Market | OrderType::MarketLimit => {
+            return Err(RejectReasonCode::OrderTypeMarketForbidden)
+        }
         OrderType::StopLimit
         | OrderType::StopMarket
         | OrderType::TakeLimit
@@ -66,7 +68,11 @@ pub fn check_order_type(intent: &OrderIntent, policy: &Policy) -> Result<(), Rej
 /// # Errors
 /// `InstrumentMetadataMissing`, `PriceOffTick`, `QtyOffStep`, `TooSmallAfterQuantization`,
 /// `ContractsAmountMismatch`, `InstrumentNotYetListed`.
-pub fn check_instrument(intent: &OrderIntent, meta: Option<&InstrumentMeta>, now_ms: i64) -> Result<(), RejectReasonCode> {
+pub fn check_instrument(
+    intent: &OrderIntent,
+    meta: Option<&InstrumentMeta>,
+    now_ms: i64,
+) -> Result<(), RejectReasonCode> {
     let f = intent.fields();
     let meta = meta.ok_or(RejectReasonCode::InstrumentMetadataMissing)?;
     if meta.instrument != f.instrument {
@@ -89,7 +95,8 @@ pub fn check_instrument(intent: &OrderIntent, meta: Option<&InstrumentMeta>, now
         // Index price is irrelevant to the contracts check; USD-sized needs none, and for
         // coin-sized we only want the mismatch verdict here.
         let unit = f.instrument.amount_unit();
-        let sizing = OrderSize::new_checked(unit, f.qty, f.contracts, meta.contract_size, Some(price));
+        let sizing =
+            OrderSize::new_checked(unit, f.qty, f.contracts, meta.contract_size, Some(price));
         if sizing == Err(crate::domain::units::OrderSizeError::ContractsAmountMismatch) {
             return Err(RejectReasonCode::ContractsAmountMismatch);
         }
@@ -103,9 +110,15 @@ pub fn check_instrument(intent: &OrderIntent, meta: Option<&InstrumentMeta>, now
 ///
 /// # Errors
 /// `InstrumentNotAllowed`, `InstrumentExpiredOrDelisted`, `InstrumentMetadataStale`.
-pub fn check_open_lifecycle(meta: &InstrumentMeta, policy: &Policy, now_ms: i64) -> Result<(), RejectReasonCode> {
+pub fn check_open_lifecycle(
+    meta: &InstrumentMeta,
+    policy: &Policy,
+    now_ms: i64,
+) -> Result<(), RejectReasonCode> {
     let instrument = meta.instrument;
-    if !policy.currency_allowed(instrument.base_currency()) || !policy.kind_allowed(instrument.kind()) {
+    if !policy.currency_allowed(instrument.base_currency())
+        || !policy.kind_allowed(instrument.kind())
+    {
         return Err(RejectReasonCode::InstrumentNotAllowed);
     }
     if !meta.is_active {
@@ -140,7 +153,10 @@ pub fn check_reduce_only(intent: &OrderIntent, class: IntentClass) -> Result<(),
 ///
 /// # Errors
 /// `PostOnlyWouldCross`.
-pub fn check_post_only(intent: &OrderIntent, book: Option<&BookView>) -> Result<(), RejectReasonCode> {
+pub fn check_post_only(
+    intent: &OrderIntent,
+    book: Option<&BookView>,
+) -> Result<(), RejectReasonCode> {
     let f = intent.fields();
     let (Some(book), Some(price), true) = (book, f.limit_price, f.post_only) else {
         return Ok(());

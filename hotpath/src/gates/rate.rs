@@ -40,18 +40,29 @@ impl OrderRateBucket {
         // per_minute tokens per 60 000 ms = per_minute / 60 milli-tokens per ms.
         let gained = elapsed_ms.saturating_mul(per_minute) / 60;
         let capacity = burst.saturating_mul(TOKEN_MILLI);
-        Self { tokens_milli: self.tokens_milli.saturating_add(gained).min(capacity), refilled_at_ms: now_ms }
+        Self {
+            tokens_milli: self.tokens_milli.saturating_add(gained).min(capacity),
+            refilled_at_ms: now_ms,
+        }
     }
 
     /// Takes one token.
     ///
     /// # Errors
     /// `OrderRateLimitExceeded` when less than one token is available.
-    pub fn try_take(self, now_ms: i64, per_minute: i64, burst: i64) -> Result<Self, RejectReasonCode> {
+    pub fn try_take(
+        self,
+        now_ms: i64,
+        per_minute: i64,
+        burst: i64,
+    ) -> Result<Self, RejectReasonCode> {
         let refilled = self.refilled(now_ms, per_minute, burst);
         if refilled.tokens_milli < TOKEN_MILLI {
             return Err(RejectReasonCode::OrderRateLimitExceeded);
         }
-        Ok(Self { tokens_milli: refilled.tokens_milli - TOKEN_MILLI, refilled_at_ms: refilled.refilled_at_ms })
+        Ok(Self {
+            tokens_milli: refilled.tokens_milli - TOKEN_MILLI,
+            refilled_at_ms: refilled.refilled_at_ms,
+        })
     }
 }

@@ -11,7 +11,10 @@ use hotpath::domain::metadata::{InstrumentCache, InstrumentMeta};
 use hotpath::domain::policy::Policy;
 use hotpath::domain::reason_codes::{RiskState, TradingMode};
 use hotpath::domain::units::{Price, Qty, Usd};
-use hotpath::gates::{BookLevel, BookView, EdgeInputs, GateContext, OrderRateBucket, PolicySlot, PortfolioView, PositionView};
+use hotpath::gates::{
+    BookLevel, BookView, EdgeInputs, GateContext, OrderRateBucket, PolicySlot, PortfolioView,
+    PositionView,
+};
 
 /// 2024-12-01T00:00:00Z: every fixture instrument is listed and unexpired at this instant.
 pub const NOW_MS: i64 = 1_733_011_200_000;
@@ -31,7 +34,8 @@ pub fn write_evidence(relative: &str, content: &str) {
 
 /// `config/policy.json` as text.
 pub fn policy_text() -> String {
-    std::fs::read_to_string(repo_root().join("config/policy.json")).expect("config/policy.json readable")
+    std::fs::read_to_string(repo_root().join("config/policy.json"))
+        .expect("config/policy.json readable")
 }
 
 /// The real policy, loaded strictly.
@@ -85,7 +89,9 @@ pub fn instruments_json() -> Vec<serde_json::Value> {
 pub fn metas(fetched_at_ms: i64) -> Vec<InstrumentMeta> {
     instruments_json()
         .iter()
-        .map(|v| InstrumentMeta::from_venue_json(v, fetched_at_ms).expect("fixture metadata decodes"))
+        .map(|v| {
+            InstrumentMeta::from_venue_json(v, fetched_at_ms).expect("fixture metadata decodes")
+        })
         .collect()
 }
 
@@ -161,7 +167,11 @@ pub fn fields(instrument: &str, side: Side, q: &str, p: &str, decision_key: &[u8
 }
 
 /// A healthy context around `policy`, `cache` and `book`: fresh fees, ample edge, flat book.
-pub fn context<'a>(policy: &'a Policy, cache: &'a InstrumentCache, book: Option<&'a BookView>) -> GateContext<'a> {
+pub fn context<'a>(
+    policy: &'a Policy,
+    cache: &'a InstrumentCache,
+    book: Option<&'a BookView>,
+) -> GateContext<'a> {
     GateContext {
         now_ms: NOW_MS,
         policy: PolicySlot::Loaded(policy),
@@ -201,11 +211,20 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(order_rate: OrderRateBucket) -> Self {
-        Self { exposure: hotpath::gates::ExposureBook::new(), order_rate, open_orders: Vec::new(), wal_records: Vec::new() }
+        Self {
+            exposure: hotpath::gates::ExposureBook::new(),
+            order_rate,
+            open_orders: Vec::new(),
+            wal_records: Vec::new(),
+        }
     }
 
     /// The pipeline after the gates: only an `Accepted` reaches here.
-    pub fn commit(&mut self, intent: &hotpath::domain::intent::OrderIntent, accepted: &hotpath::gates::Accepted) {
+    pub fn commit(
+        &mut self,
+        intent: &hotpath::domain::intent::OrderIntent,
+        accepted: &hotpath::gates::Accepted,
+    ) {
         self.wal_records.push(intent.canonical_bytes().as_bytes().to_vec());
         self.exposure.reserve(accepted);
         self.order_rate = accepted.order_rate_after;
