@@ -73,6 +73,12 @@ fn hash_covers_identity_fields_only() {
 fn intent_hash_untrusted_bytes() {
     let h = OrderIntent::new(intent_fields()).hash();
     assert_eq!(IntentHash::new_checked(&h.to_be_bytes()), Ok(h));
+    let intent = OrderIntent::new(intent_fields());
+    assert_eq!(
+        IntentHash::of_identity(intent.canonical_bytes().identity()),
+        h,
+        "replay recomputes the hash"
+    );
     assert_eq!(IntentHash::new_checked(&[1, 2, 3]), Err(IntentHashError::Length));
     assert_eq!(IntentHash::from_hex16(&h.to_hex16()), Ok(h));
     assert_eq!(IntentHash::from_hex16(b"0123456789ABCDEF"), Err(IntentHashError::NotHex));

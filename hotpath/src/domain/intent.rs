@@ -375,6 +375,13 @@ impl IntentHash {
         Self(value)
     }
 
+    /// Hashes an identity section (see the layout at the top of this module). WAL replay uses
+    /// it to check a stored hash against the stored canonical bytes.
+    #[must_use]
+    pub fn of_identity(identity: &[u8]) -> Self {
+        Self(xxh64(identity, INTENT_HASH_SEED))
+    }
+
     /// From untrusted bytes (WAL records, snapshots): exactly 8 bytes, big-endian.
     ///
     /// # Errors
@@ -557,7 +564,7 @@ impl OrderIntent {
     #[must_use]
     pub fn new(fields: IntentFields) -> Self {
         let canonical = encode(&fields);
-        let hash = IntentHash(xxh64(canonical.identity(), INTENT_HASH_SEED));
+        let hash = IntentHash::of_identity(canonical.identity());
         Self { fields, canonical, hash }
     }
 
