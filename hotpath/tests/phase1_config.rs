@@ -316,3 +316,59 @@ proptest! {
         prop_assert!(Policy::from_value(&doc).is_err());
     }
 }
+
+fn engine_value() -> Value {
+    let text = std::fs::read_to_string(phase1_fixtures::repo_root().join("config/engine.json"))
+        .expect("engine.json");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+#[test]
+fn engine_config_is_strict_and_cross_checked() {
+    use hotpath::domain::engine_config::{EngineConfig, Topology, ENGINE_CRITICAL_KEYS};
+    let path = phase1_fixtures::repo_root().join("config/engine.json");
+    let config = EngineConfig::load_from_path(&path).expect("shipped engine.json loads");
+    assert_eq!(config.topology, Topology::Compact);
+    let policy = phase1_fixtures::policy();
+    config.check_against(&policy).expect("shipped engine.json agrees with policy.json");
+    assert_eq!(config.environment, policy.environment);
+
+    let mut listed = BTreeSet::new();
+    all_paths(&engine_value(), "", &mut listed);
+    assert_eq!(
+        listed,
+        ENGINE_CRITICAL_KEYS.iter().map(|k| (*k).to_owned()).collect::<BTreeSet<_>>()
+    );
+    let doc =
+        std::fs::read_to_string(phase1_fixtures::repo_root().join("docs/critical_config_keys.md"))
+            .expect("doc");
+    for key in ENGINE_CRITICAL_KEYS {
+        assert!(doc.contains(&format!("`{key}`")), "docs/critical_config_keys.md documents {key}");
+        let mut v = engine_value();
+        assert!(remove_key(&mut v, key));
+        let error = EngineConfig::from_value(&v).expect_err(key);
+        assert_eq!((error.code, error.key.as_str()), (E::MissingKey, *key));
+    }
+    let cases: [(&str, Value, E); 6] = [
+        ("topology", Value::from("spread"), E::UnknownToken),
+        ("status_bind", Value::from("localhost"), E::OutOfRange),
+        ("strategy_ids", serde_json::json!(["Bad-Id"]), E::UnknownToken),
+        ("clock_drift_ms_max", Value::from(0), E::OutOfRange),
+        ("environment", Value::from("prod"), E::EnvironmentRule),
+        ("extra", Value::from(1), E::UnknownKey),
+    ];
+    for (key, value, expected) in cases {
+        let mut v = engine_value();
+        set_key(&mut v, key, value);
+        assert_eq!(EngineConfig::from_value(&v).unwrap_err().code, expected, "{key}");
+    }
+    // Cross-checks.
+    let mut v = engine_value();
+    set_key(&mut v, "environment", Value::from("LIVE"));
+    let live = EngineConfig::from_value(&v).unwrap();
+    assert_eq!(live.check_against(&policy).unwrap_err().code, E::EnvironmentRule);
+    let mut v = engine_value();
+    set_key(&mut v, "instrument_refresh_s", Value::from(policy.data_limits.instrument_cache_ttl_s));
+    let slow = EngineConfig::from_value(&v).unwrap();
+    assert_eq!(slow.check_against(&policy).unwrap_err().code, E::OutOfRange);
+}

@@ -4,6 +4,8 @@
 //! Everything here is deterministic: no wall clock (time comes in as `now_ms`), no randomness,
 //! ordered maps for anything that is iterated.
 
+pub mod config;
+pub mod engine_config;
 pub mod instrument;
 pub mod intent;
 pub mod label;

@@ -10,7 +10,10 @@
 
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::config::{err, parse_json, read_bounded, Section};
+pub use super::config::{ConfigError as PolicyError, ConfigErrorCode as PolicyErrorCode};
 
 use super::instrument::{Currency, InstrumentKind};
 use super::units::{Qty, Usd};
@@ -67,85 +70,8 @@ pub const CRITICAL_KEYS: &[&str] = &[
     "edge_policy.min_edge_usd",
 ];
 
-/// Largest policy file we read (a real one is ~2 KB).
-pub const POLICY_FILE_BYTES_MAX: u64 = 1 << 20;
-/// Upper bound on any list in the policy.
-pub const POLICY_LIST_LEN_MAX: usize = 64;
 /// Upper bound on the order rate the policy may grant (per minute and burst).
 pub const ORDER_RATE_PER_MINUTE_MAX: i64 = 60_000;
-
-/// Stable loader error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PolicyErrorCode {
-    /// File missing or unreadable.
-    FileUnreadable,
-    /// File larger than [`POLICY_FILE_BYTES_MAX`].
-    FileTooLarge,
-    /// Not valid JSON.
-    InvalidJson,
-    /// An object was expected (the root or a section).
-    NotAnObject,
-    /// A required key is absent.
-    MissingKey,
-    /// A key not in the schema.
-    UnknownKey,
-    /// A value of the wrong JSON type.
-    WrongType,
-    /// An empty string or list where content is required.
-    EmptyValue,
-    /// A number outside its allowed range (≤ 0 where it must be positive, etc.).
-    OutOfRange,
-    /// `fail_closed` is not `true`.
-    FailClosedNotTrue,
-    /// Environment rule broken (unknown name, PAPER trade-capable, LIVE not trade-capable).
-    EnvironmentRule,
-    /// A string that is not one of the allowed tokens (currency, kind, order type).
-    UnknownToken,
-    /// The same token twice in a list.
-    DuplicateToken,
-    /// A token in both allowed and forbidden order types.
-    OrderTypeOverlap,
-    /// A type Stoic never sends (MARKET, STOP, ...) listed as allowed.
-    ForbiddenTypeAllowed,
-}
-
-impl PolicyErrorCode {
-    /// The stable code string.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::FileUnreadable => "POLICY_FILE_UNREADABLE",
-            Self::FileTooLarge => "POLICY_FILE_TOO_LARGE",
-            Self::InvalidJson => "POLICY_INVALID_JSON",
-            Self::NotAnObject => "POLICY_NOT_AN_OBJECT",
-            Self::MissingKey => "POLICY_MISSING_KEY",
-            Self::UnknownKey => "POLICY_UNKNOWN_KEY",
-            Self::WrongType => "POLICY_WRONG_TYPE",
-            Self::EmptyValue => "POLICY_EMPTY_VALUE",
-            Self::OutOfRange => "POLICY_OUT_OF_RANGE",
-            Self::FailClosedNotTrue => "POLICY_FAIL_CLOSED_NOT_TRUE",
-            Self::EnvironmentRule => "POLICY_ENVIRONMENT_RULE",
-            Self::UnknownToken => "POLICY_UNKNOWN_TOKEN",
-            Self::DuplicateToken => "POLICY_DUPLICATE_TOKEN",
-            Self::OrderTypeOverlap => "POLICY_ORDER_TYPE_OVERLAP",
-            Self::ForbiddenTypeAllowed => "POLICY_FORBIDDEN_TYPE_ALLOWED",
-        }
-    }
-}
-
-/// A loader failure: a stable code and the dotted key it concerns (`""` for the whole file).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {key}", code.as_str())]
-pub struct PolicyError {
-    /// What went wrong.
-    pub code: PolicyErrorCode,
-    /// Where.
-    pub key: String,
-}
-
-fn err(code: PolicyErrorCode, key: &str) -> PolicyError {
-    PolicyError { code, key: key.to_owned() }
-}
 
 /// Deployment environment (contract §9.2 P0-A).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -173,7 +99,9 @@ impl Environment {
             Self::Live => "LIVE",
         }
     }
-    fn from_str_exact(s: &str) -> Option<Self> {
+    /// Parses the policy spelling.
+    #[must_use]
+    pub fn from_wire(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|e| e.as_str() == s)
     }
 }
@@ -367,125 +295,17 @@ pub struct Policy {
     pub edge_policy: EdgePolicy,
 }
 
-/// Walks one JSON object, tracking which keys were consumed so leftovers are `UnknownKey`.
-struct Section<'a> {
-    map: &'a Map<String, Value>,
-    path: String,
-    seen: Vec<&'a str>,
-}
-
-impl<'a> Section<'a> {
-    fn new(value: &'a Value, path: &str) -> Result<Self, PolicyError> {
-        let map = value.as_object().ok_or_else(|| err(PolicyErrorCode::NotAnObject, path))?;
-        Ok(Self { map, path: path.to_owned(), seen: Vec::new() })
+fn order_types<'a>(section: &mut Section<'a>, key: &'a str) -> Result<OrderTypeSet, PolicyError> {
+    let (tokens, path) = section.string_list(key)?;
+    let mut set = OrderTypeSet::default();
+    for text in tokens {
+        let token = OrderTypeToken::ALL
+            .into_iter()
+            .find(|t| t.as_str() == text)
+            .ok_or_else(|| err(PolicyErrorCode::UnknownToken, &path))?;
+        set.0 |= token.bit();
     }
-
-    fn key_path(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    fn get(&mut self, key: &'a str) -> Result<(&'a Value, String), PolicyError> {
-        let path = self.key_path(key);
-        let value = self.map.get(key).ok_or_else(|| err(PolicyErrorCode::MissingKey, &path))?;
-        self.seen.push(key);
-        Ok((value, path))
-    }
-
-    fn section(&mut self, key: &'a str) -> Result<Section<'a>, PolicyError> {
-        let (value, path) = self.get(key)?;
-        Section::new(value, &path)
-    }
-
-    fn string(&mut self, key: &'a str) -> Result<String, PolicyError> {
-        let (value, path) = self.get(key)?;
-        let text = value.as_str().ok_or_else(|| err(PolicyErrorCode::WrongType, &path))?;
-        if text.trim().is_empty() {
-            return Err(err(PolicyErrorCode::EmptyValue, &path));
-        }
-        Ok(text.to_owned())
-    }
-
-    fn boolean(&mut self, key: &'a str) -> Result<bool, PolicyError> {
-        let (value, path) = self.get(key)?;
-        value.as_bool().ok_or_else(|| err(PolicyErrorCode::WrongType, &path))
-    }
-
-    /// A number > 0 (or ≥ 0 when `allow_zero`), in fixed point.
-    fn amount(&mut self, key: &'a str, allow_zero: bool) -> Result<i64, PolicyError> {
-        let (value, path) = self.get(key)?;
-        if !value.is_number() {
-            return Err(err(PolicyErrorCode::WrongType, &path));
-        }
-        let number = value.as_f64().ok_or_else(|| err(PolicyErrorCode::WrongType, &path))?;
-        let fixed =
-            Usd::from_f64_checked(number).map_err(|_| err(PolicyErrorCode::OutOfRange, &path))?;
-        if fixed.raw() < 0 || (!allow_zero && fixed.raw() == 0) {
-            return Err(err(PolicyErrorCode::OutOfRange, &path));
-        }
-        Ok(fixed.raw())
-    }
-
-    /// An integer in `1..=max`.
-    fn integer(&mut self, key: &'a str, max: i64) -> Result<i64, PolicyError> {
-        let (value, path) = self.get(key)?;
-        let number = value.as_i64().ok_or_else(|| err(PolicyErrorCode::WrongType, &path))?;
-        if number <= 0 || number > max {
-            return Err(err(PolicyErrorCode::OutOfRange, &path));
-        }
-        Ok(number)
-    }
-
-    fn string_list(&mut self, key: &'a str) -> Result<(Vec<&'a str>, String), PolicyError> {
-        let (value, path) = self.get(key)?;
-        let list = value.as_array().ok_or_else(|| err(PolicyErrorCode::WrongType, &path))?;
-        if list.is_empty() {
-            return Err(err(PolicyErrorCode::EmptyValue, &path));
-        }
-        if list.len() > POLICY_LIST_LEN_MAX {
-            return Err(err(PolicyErrorCode::OutOfRange, &path));
-        }
-        let mut out: Vec<&'a str> = Vec::with_capacity(list.len());
-        for item in list {
-            let text = item.as_str().ok_or_else(|| err(PolicyErrorCode::WrongType, &path))?;
-            if text.trim().is_empty() {
-                return Err(err(PolicyErrorCode::EmptyValue, &path));
-            }
-            if out.contains(&text) {
-                return Err(err(PolicyErrorCode::DuplicateToken, &path));
-            }
-            out.push(text);
-        }
-        Ok((out, path))
-    }
-
-    fn order_types(&mut self, key: &'a str) -> Result<OrderTypeSet, PolicyError> {
-        let (tokens, path) = self.string_list(key)?;
-        let mut set = OrderTypeSet::default();
-        for text in tokens {
-            let token = OrderTypeToken::ALL
-                .into_iter()
-                .find(|t| t.as_str() == text)
-                .ok_or_else(|| err(PolicyErrorCode::UnknownToken, &path))?;
-            set.0 |= token.bit();
-        }
-        Ok(set)
-    }
-
-    /// Every key present must have been consumed.
-    fn finish(self) -> Result<(), PolicyError> {
-        // BTreeMap-backed map (serde_json without preserve_order) iterates keys sorted, so the
-        // first unknown key reported is deterministic.
-        for key in self.map.keys() {
-            if !self.seen.contains(&key.as_str()) {
-                return Err(err(PolicyErrorCode::UnknownKey, &self.key_path(key)));
-            }
-        }
-        Ok(())
-    }
+    Ok(set)
 }
 
 impl Policy {
@@ -495,14 +315,7 @@ impl Policy {
     /// [`PolicyErrorCode::FileUnreadable`] / [`PolicyErrorCode::FileTooLarge`], then anything
     /// [`Self::from_json_str`] returns.
     pub fn load_from_path(path: &Path) -> Result<Self, PolicyError> {
-        let size =
-            std::fs::metadata(path).map_err(|_| err(PolicyErrorCode::FileUnreadable, ""))?.len();
-        if size > POLICY_FILE_BYTES_MAX {
-            return Err(err(PolicyErrorCode::FileTooLarge, ""));
-        }
-        let text =
-            std::fs::read_to_string(path).map_err(|_| err(PolicyErrorCode::FileUnreadable, ""))?;
-        Self::from_json_str(&text)
+        Self::from_json_str(&read_bounded(path)?)
     }
 
     /// Parses and validates policy JSON text.
@@ -510,9 +323,7 @@ impl Policy {
     /// # Errors
     /// [`PolicyErrorCode::InvalidJson`] or anything [`Self::from_value`] returns.
     pub fn from_json_str(text: &str) -> Result<Self, PolicyError> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|_| err(PolicyErrorCode::InvalidJson, ""))?;
-        Self::from_value(&value)
+        Self::from_value(&parse_json(text)?)
     }
 
     /// Validates an already-parsed policy document.
@@ -525,7 +336,7 @@ impl Policy {
         let policy_version = root.string("policy_version")?;
         let contract_version_target = root.string("contract_version_target")?;
         let environment_text = root.string("environment")?;
-        let environment = Environment::from_str_exact(&environment_text)
+        let environment = Environment::from_wire(&environment_text)
             .ok_or_else(|| err(PolicyErrorCode::EnvironmentRule, "environment"))?;
         if !root.boolean("fail_closed")? {
             return Err(err(PolicyErrorCode::FailClosedNotTrue, "fail_closed"));
@@ -577,8 +388,8 @@ impl Policy {
             allowed_instrument_kinds[kind as usize] = true;
         }
 
-        let allowed_order_types = root.order_types("allowed_order_types")?;
-        let forbidden_order_types = root.order_types("forbidden_order_types")?;
+        let allowed_order_types = order_types(&mut root, "allowed_order_types")?;
+        let forbidden_order_types = order_types(&mut root, "forbidden_order_types")?;
         if allowed_order_types.0 & forbidden_order_types.0 != 0 {
             return Err(err(PolicyErrorCode::OrderTypeOverlap, "forbidden_order_types"));
         }
