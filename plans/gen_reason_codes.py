@@ -19,7 +19,7 @@ MODE_EXTENSIONS_REDUCEONLY = {
 }
 # Stoic's own pre-dispatch rejects for checks the issues require and the contract has no code for.
 REJECT_EXTENSIONS = {
-    "InstrumentUnknown": "Instrument name is malformed or not in the instrument cache.",
+    "InstrumentUnknown": "Instrument name is malformed (does not parse); an unlisted but well-formed name is InstrumentMetadataMissing.",
     "InstrumentNotAllowed": "Instrument or currency is not on the policy allowlist.",
     "InstrumentNotYetListed": "Instrument's creation time is in the future.",
     "InstrumentMetadataStale": "Instrument metadata older than instrument_cache_ttl_s; opens refused.",

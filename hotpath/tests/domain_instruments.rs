@@ -129,6 +129,10 @@ fn malformed_names_get_enumerated_errors() {
     ];
     for (name, expected) in cases {
         assert_eq!(Instrument::parse(name), Err(expected), "{name:?}");
+        assert_eq!(
+            expected.reject_code(),
+            hotpath::domain::reason_codes::RejectReasonCode::InstrumentUnknown
+        );
     }
 }
 

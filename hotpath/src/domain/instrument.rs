@@ -53,6 +53,13 @@ pub enum InstrumentParseError {
 }
 
 impl InstrumentParseError {
+    /// The reject code an intent gets when its instrument name does not parse (at the strategy
+    /// or venue decode boundary; a parsed `Instrument` cannot be malformed).
+    #[must_use]
+    pub const fn reject_code(self) -> crate::domain::reason_codes::RejectReasonCode {
+        crate::domain::reason_codes::RejectReasonCode::InstrumentUnknown
+    }
+
     /// Stable code string for logs and evidence.
     #[must_use]
     pub const fn as_str(self) -> &'static str {

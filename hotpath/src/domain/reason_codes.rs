@@ -463,7 +463,7 @@ pub enum RejectReasonCode {
     FeeCacheStale,
     /// WAL enqueue/record failed before dispatch (origin code/manifest only).
     RecordedBeforeDispatchFailed,
-    /// Instrument name is malformed or not in the instrument cache.
+    /// Instrument name is malformed (does not parse); an unlisted but well-formed name is InstrumentMetadataMissing.
     InstrumentUnknown,
     /// Instrument or currency is not on the policy allowlist.
     InstrumentNotAllowed,
@@ -656,7 +656,7 @@ impl RejectReasonCode {
             Self::LabelTooLong => "Computed s4 label exceeds 64 chars (no truncation; also sets Degraded).",
             Self::FeeCacheStale => "Fee model cache stale at the fee-cache gate (origin code/manifest only).",
             Self::RecordedBeforeDispatchFailed => "WAL enqueue/record failed before dispatch (origin code/manifest only).",
-            Self::InstrumentUnknown => "Instrument name is malformed or not in the instrument cache.",
+            Self::InstrumentUnknown => "Instrument name is malformed (does not parse); an unlisted but well-formed name is InstrumentMetadataMissing.",
             Self::InstrumentNotAllowed => "Instrument or currency is not on the policy allowlist.",
             Self::InstrumentNotYetListed => "Instrument's creation time is in the future.",
             Self::InstrumentMetadataStale => "Instrument metadata older than instrument_cache_ttl_s; opens refused.",

@@ -248,8 +248,7 @@ impl GateChain {
             advisory = Some(code);
         }
 
-        let mut notional = None;
-        if opening {
+        let notional = if opening {
             check_fee_freshness(
                 ctx.fee_model_updated_ms,
                 ctx.now_ms,
@@ -263,16 +262,14 @@ impl GateChain {
                 edge_policy_version: Some(policy.edge_policy.version),
                 config_error: None,
             })?;
-            notional = Some(
+            Some(
                 check_open_caps(intent, policy, &ctx.position, &ctx.portfolio, ctx.index_price)
                     .map_err(|code| reject(code, GateName::Caps, Some(class)))?,
-            );
+            )
         } else {
-            notional = notional_usd(f.instrument.amount_unit(), f.qty, ctx.index_price)
-                .ok()
-                .flatten()
-                .or(notional);
-        }
+            // Informational for reductions (no cap applies); unknown when no index price.
+            notional_usd(f.instrument.amount_unit(), f.qty, ctx.index_price).ok().flatten()
+        };
 
         // Emergency containment is exempt from the policy rate (the venue's own credit limits
         // still apply in dispatch); everything else takes a token.
