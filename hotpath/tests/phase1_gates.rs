@@ -519,3 +519,60 @@ fn classification_is_computed_from_position_and_pending() {
         );
     }
 }
+
+mod properties {
+    use super::*;
+    use hotpath::domain::units::{Price, Qty};
+    use hotpath::gates::BookLevel;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1_000, ..ProptestConfig::default() })]
+
+        /// Any intent against any book and position: the chain never panics, an accepted open
+        /// respects the notional cap, and an accepted intent under ReduceOnly is reducing.
+        #[test]
+        fn chain_never_panics_and_accepts_only_within_caps(
+            qty_raw in -1_000_000_000_i64..10_000_000_000_000,
+            price_raw in -1_000_000_i64..10_000_000_000,
+            position_raw in -100_000_000_000_i64..100_000_000_000,
+            pending_raw in 0_i64..10_000_000_000,
+            bid_raw in 1_i64..10_000_000, spread_raw in 0_i64..1_000_000,
+            depth_raw in 0_i64..10_000_000_000,
+            buy in any::<bool>(), post_only in any::<bool>(), reduce_only in any::<bool>(), reduce_mode in any::<bool>(),
+        ) {
+            let (policy, cache) = (policy(), cache());
+            let book = BookView::from_levels(
+                &[BookLevel { price: Price::from_raw(bid_raw), qty: Qty::from_raw(depth_raw) }],
+                &[BookLevel { price: Price::from_raw(bid_raw + spread_raw), qty: Qty::from_raw(depth_raw) }],
+                NOW_MS - 10,
+                false,
+            );
+            let mut f = fields(OPTION, if buy { Side::Buy } else { Side::Sell }, "0.3", "0.045", b"p");
+            f.qty = Qty::from_raw(qty_raw);
+            f.limit_price = Some(Price::from_raw(price_raw));
+            f.post_only = post_only;
+            f.reduce_only = reduce_only;
+            let mut ctx = context(&policy, &cache, Some(&book));
+            ctx.position = PositionView { position: Qty::from_raw(position_raw), pending_buy: Qty::from_raw(pending_raw), pending_sell: Qty::from_raw(pending_raw) };
+            if reduce_mode {
+                ctx.trading_mode = TradingMode::ReduceOnly;
+            }
+            let intent = OrderIntent::new(f);
+            match GateChain::new().evaluate(&intent, &ctx) {
+                Ok(accepted) => {
+                    prop_assert_eq!(accepted.class, classify(f.side, f.qty, &ctx.position));
+                    if accepted.class == IntentClass::Open {
+                        prop_assert!(!reduce_mode);
+                        prop_assert!(accepted.notional_usd.is_some_and(|n| n <= policy.risk_limits.max_order_notional_usd));
+                    }
+                }
+                Err(rejection) => {
+                    if let Some(class) = rejection.class {
+                        prop_assert_eq!(class, classify(f.side, f.qty, &ctx.position));
+                    }
+                }
+            }
+        }
+    }
+}
