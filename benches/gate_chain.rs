@@ -68,6 +68,7 @@ fn bench(c: &mut Criterion) {
     cache.upsert(meta).expect("room");
     let level = |p: &str, q: &str| BookLevel { price: price(p), qty: qty(q) };
     let book = BookView::from_levels(
+        Instrument::parse(OPTION).expect("instrument").name(),
         &[level("0.045", "10"), level("0.0445", "5")],
         &[level("0.0455", "10"), level("0.046", "5")],
         NOW_MS - 100,

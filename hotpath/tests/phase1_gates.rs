@@ -350,11 +350,22 @@ fn liquidity_gate_blocks_opens_records_for_reductions() {
     stale.last_update_ms = NOW_MS - policy.data_limits.l2_book_snapshot_max_age_ms - 1;
     let mut gapped = fresh;
     gapped.gapped = true;
-    let wide =
-        BookView::from_levels(&[level("0.03", "10")], &[level("0.0455", "10")], NOW_MS, false);
-    let thin =
-        BookView::from_levels(&[level("0.045", "10")], &[level("0.0455", "0.2")], NOW_MS, false);
+    let wide = BookView::from_levels(
+        phase1_fixtures::name(OPTION),
+        &[level("0.03", "10")],
+        &[level("0.0455", "10")],
+        NOW_MS,
+        false,
+    );
+    let thin = BookView::from_levels(
+        phase1_fixtures::name(OPTION),
+        &[level("0.045", "10")],
+        &[level("0.0455", "0.2")],
+        NOW_MS,
+        false,
+    );
     let sweep = BookView::from_levels(
+        phase1_fixtures::name(OPTION),
         &[level("0.045", "10")],
         &[level("0.0455", "0.2"), level("0.047", "10")],
         NOW_MS,
@@ -543,6 +554,7 @@ mod properties {
         ) {
             let (policy, cache) = (policy(), cache());
             let book = BookView::from_levels(
+                phase1_fixtures::name(OPTION),
                 &[BookLevel { price: Price::from_raw(bid_raw), qty: Qty::from_raw(depth_raw) }],
                 &[BookLevel { price: Price::from_raw(bid_raw + spread_raw), qty: Qty::from_raw(depth_raw) }],
                 NOW_MS - 10,
@@ -575,4 +587,15 @@ mod properties {
             }
         }
     }
+}
+
+/// A book of another instrument is ignored: it cannot approve (or veto) this instrument's order.
+#[test]
+fn book_of_another_instrument_counts_as_no_book() {
+    let (policy, cache) = (policy(), cache());
+    let mut wrong = option_book();
+    wrong.instrument = phase1_fixtures::name("BTC-27DEC24-100000-P");
+    let ctx = context(&policy, &cache, Some(&wrong));
+    let rejection = GateChain::new().evaluate(&option_buy(), &ctx).unwrap_err();
+    assert_eq!((rejection.code, rejection.gate), (R::LiquidityGateNoL2, GateName::Liquidity));
 }

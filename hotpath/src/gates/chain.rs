@@ -212,6 +212,8 @@ impl GateChain {
             }
         };
         let f = intent.fields();
+        // A book of another instrument counts as no book at all.
+        let book = ctx.book.filter(|b| b.instrument == f.instrument.name());
         let class = classify(f.side, f.qty, &ctx.position);
         let pre = |code| reject(code, GateName::Preflight, Some(class));
 
@@ -237,10 +239,10 @@ impl GateChain {
         )
         .map_err(|code| reject(code, GateName::RiskMode, Some(class)))?;
 
-        check_post_only(intent, ctx.book).map_err(pre)?;
+        check_post_only(intent, book).map_err(pre)?;
 
         let mut advisory = None;
-        if let Err(code) = check_liquidity(intent, ctx.book, ctx.now_ms, &policy.data_limits) {
+        if let Err(code) = check_liquidity(intent, book, ctx.now_ms, &policy.data_limits) {
             if opening {
                 return Err(reject(code, GateName::Liquidity, Some(class)));
             }

@@ -2,6 +2,7 @@
 //! book. The feed's L2 book fills it; gates never see the feed's own types, so the two can
 //! change independently.
 
+use crate::domain::instrument::InstrumentName;
 use crate::domain::units::{Price, Qty};
 
 /// Levels per side the gates look at. The liquidity gate only needs the top of the book; a
@@ -20,6 +21,9 @@ pub struct BookLevel {
 /// Top-of-book snapshot of one instrument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BookView {
+    /// The instrument this book belongs to; the chain ignores a book of another instrument (a
+    /// wiring bug must not let one instrument's liquidity approve another's order).
+    pub instrument: InstrumentName,
     bids: [BookLevel; BOOK_VIEW_DEPTH],
     bid_count: u8,
     asks: [BookLevel; BOOK_VIEW_DEPTH],
@@ -36,6 +40,7 @@ impl BookView {
     /// phantom liquidity).
     #[must_use]
     pub fn from_levels(
+        instrument: InstrumentName,
         bids: &[BookLevel],
         asks: &[BookLevel],
         last_update_ms: i64,
@@ -56,7 +61,15 @@ impl BookView {
         }
         let (bid_levels, bid_count) = fill(bids);
         let (ask_levels, ask_count) = fill(asks);
-        Self { bids: bid_levels, bid_count, asks: ask_levels, ask_count, last_update_ms, gapped }
+        Self {
+            instrument,
+            bids: bid_levels,
+            bid_count,
+            asks: ask_levels,
+            ask_count,
+            last_update_ms,
+            gapped,
+        }
     }
 
     /// Bids, best (highest) first.

@@ -120,9 +120,15 @@ pub fn level(p: &str, q: &str) -> BookLevel {
     BookLevel { price: price(p), qty: qty(q) }
 }
 
+/// A validated instrument name.
+pub fn name(text: &str) -> hotpath::domain::instrument::InstrumentName {
+    Instrument::parse(text).expect("fixture instrument").name()
+}
+
 /// A fresh, tight BTC option book: 0.0450/0.0455.
 pub fn option_book() -> BookView {
     BookView::from_levels(
+        name("BTC-27DEC24-60000-C"),
         &[level("0.045", "10"), level("0.0445", "5")],
         &[level("0.0455", "10"), level("0.046", "5")],
         NOW_MS - 100,
@@ -133,6 +139,7 @@ pub fn option_book() -> BookView {
 /// A fresh BTC-PERPETUAL book: 99 999.5 / 100 000.
 pub fn perp_book() -> BookView {
     BookView::from_levels(
+        name("BTC-PERPETUAL"),
         &[level("99999.5", "500000"), level("99999", "500000")],
         &[level("100000", "500000"), level("100000.5", "500000")],
         NOW_MS - 100,
