@@ -19,7 +19,7 @@ MODE_EXTENSIONS_REDUCEONLY = {
 }
 # Stoic's own pre-dispatch rejects for checks the issues require and the contract has no code for.
 REJECT_EXTENSIONS = {
-    "InstrumentUnknown": "Instrument name is malformed or not in the instrument cache.",
+    "InstrumentUnknown": "Instrument name is malformed (does not parse); an unlisted but well-formed name is InstrumentMetadataMissing.",
     "InstrumentNotAllowed": "Instrument or currency is not on the policy allowlist.",
     "InstrumentNotYetListed": "Instrument's creation time is in the future.",
     "InstrumentMetadataStale": "Instrument metadata older than instrument_cache_ttl_s; opens refused.",
@@ -40,6 +40,10 @@ REJECT_EXTENSIONS = {
     "ConfigMissingOrInvalid": "A critical config or policy key is missing or invalid (fail closed).",
     "IntentRingFull": "Gate-to-dispatch ring full; intent handed back, never dropped silently.",
     "DuplicateIntent": "Intent hash already recorded in the WAL; NOOP, no second dispatch.",
+    "LimitPriceInvalid": "Limit price is zero, negative or not representable in fixed point.",
+    "QtyNotPositive": "Order quantity is zero, negative or not representable in fixed point.",
+    "OrderTypeNotAllowed": "Order attribute (post_only, reduce_only, IOC, FOK) not in policy allowed_order_types.",
+    "IndexPriceMissing": "Coin-sized order without an index price, so its USD notional cannot be bounded.",
 }
 
 

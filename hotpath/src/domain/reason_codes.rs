@@ -460,7 +460,7 @@ pub enum RejectReasonCode {
     FeeCacheStale,
     /// WAL enqueue/record failed before dispatch (origin code/manifest only).
     RecordedBeforeDispatchFailed,
-    /// Instrument name is malformed or not in the instrument cache.
+    /// Instrument name is malformed (does not parse); an unlisted but well-formed name is InstrumentMetadataMissing.
     InstrumentUnknown,
     /// Instrument or currency is not on the policy allowlist.
     InstrumentNotAllowed,
@@ -502,11 +502,19 @@ pub enum RejectReasonCode {
     IntentRingFull,
     /// Intent hash already recorded in the WAL; NOOP, no second dispatch.
     DuplicateIntent,
+    /// Limit price is zero, negative or not representable in fixed point.
+    LimitPriceInvalid,
+    /// Order quantity is zero, negative or not representable in fixed point.
+    QtyNotPositive,
+    /// Order attribute (post_only, reduce_only, IOC, FOK) not in policy allowed_order_types.
+    OrderTypeNotAllowed,
+    /// Coin-sized order without an index price, so its USD notional cannot be bounded.
+    IndexPriceMissing,
 }
 
 impl RejectReasonCode {
     /// Every code, in registry order.
-    pub const ALL: [Self; 46] = [
+    pub const ALL: [Self; 50] = [
         Self::TooSmallAfterQuantization,
         Self::InstrumentMetadataMissing,
         Self::ChurnBreakerActive,
@@ -553,6 +561,10 @@ impl RejectReasonCode {
         Self::ConfigMissingOrInvalid,
         Self::IntentRingFull,
         Self::DuplicateIntent,
+        Self::LimitPriceInvalid,
+        Self::QtyNotPositive,
+        Self::OrderTypeNotAllowed,
+        Self::IndexPriceMissing,
     ];
 
     /// The stable wire form (what `/status`, logs, metrics and the WAL carry).
@@ -605,6 +617,10 @@ impl RejectReasonCode {
             Self::ConfigMissingOrInvalid => "ConfigMissingOrInvalid",
             Self::IntentRingFull => "IntentRingFull",
             Self::DuplicateIntent => "DuplicateIntent",
+            Self::LimitPriceInvalid => "LimitPriceInvalid",
+            Self::QtyNotPositive => "QtyNotPositive",
+            Self::OrderTypeNotAllowed => "OrderTypeNotAllowed",
+            Self::IndexPriceMissing => "IndexPriceMissing",
         }
     }
 
@@ -637,7 +653,7 @@ impl RejectReasonCode {
             Self::LabelTooLong => "Computed s4 label exceeds 64 chars (no truncation; also sets Degraded).",
             Self::FeeCacheStale => "Fee model cache stale at the fee-cache gate (origin code/manifest only).",
             Self::RecordedBeforeDispatchFailed => "WAL enqueue/record failed before dispatch (origin code/manifest only).",
-            Self::InstrumentUnknown => "Instrument name is malformed or not in the instrument cache.",
+            Self::InstrumentUnknown => "Instrument name is malformed (does not parse); an unlisted but well-formed name is InstrumentMetadataMissing.",
             Self::InstrumentNotAllowed => "Instrument or currency is not on the policy allowlist.",
             Self::InstrumentNotYetListed => "Instrument's creation time is in the future.",
             Self::InstrumentMetadataStale => "Instrument metadata older than instrument_cache_ttl_s; opens refused.",
@@ -658,6 +674,10 @@ impl RejectReasonCode {
             Self::ConfigMissingOrInvalid => "A critical config or policy key is missing or invalid (fail closed).",
             Self::IntentRingFull => "Gate-to-dispatch ring full; intent handed back, never dropped silently.",
             Self::DuplicateIntent => "Intent hash already recorded in the WAL; NOOP, no second dispatch.",
+            Self::LimitPriceInvalid => "Limit price is zero, negative or not representable in fixed point.",
+            Self::QtyNotPositive => "Order quantity is zero, negative or not representable in fixed point.",
+            Self::OrderTypeNotAllowed => "Order attribute (post_only, reduce_only, IOC, FOK) not in policy allowed_order_types.",
+            Self::IndexPriceMissing => "Coin-sized order without an index price, so its USD notional cannot be bounded.",
         }
     }
 
@@ -691,6 +711,6 @@ impl<'de> serde::Deserialize<'de> for RejectReasonCode {
 /// Number of RejectReasonCodes taken verbatim from the contract registry (the rest are extensions).
 pub const REJECT_CONTRACT_CODE_COUNT: usize = 23;
 /// Stoic-specific reject codes (appended after the contract's and the status manifest's).
-pub const REJECT_STOIC_EXTENSION_COUNT: usize = 21;
+pub const REJECT_STOIC_EXTENSION_COUNT: usize = 25;
 /// ReduceOnly reasons added by ruling 6 of shared/spec/README.md.
 pub const MODE_EXTENSION_COUNT: usize = 2;
