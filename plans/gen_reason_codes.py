@@ -171,4 +171,8 @@ parts.append(f"pub const MODE_EXTENSION_COUNT: usize = {len(MODE_EXTENSIONS_REDU
 
 out = ROOT / "hotpath/src/domain/reason_codes.rs"
 out.write_text("\n".join(parts) + "\n")
+# Format like the rest of the tree so `cargo fmt --check` and the regenerate-and-diff step in
+# plans/verify.sh agree on one byte-exact form.
+import subprocess
+subprocess.run(["rustfmt", "--edition", "2021", "--config-path", str(ROOT / "rustfmt.toml"), str(out)], check=True)
 print(f"wrote {out.relative_to(ROOT)}: {len(mv)} mode, {len(items(op))} open-permission, {len(rv)} reject codes")
