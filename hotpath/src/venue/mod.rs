@@ -13,3 +13,8 @@ pub mod methods;
 pub use decimal::{Decimal8, DecimalError};
 pub use error::{ErrorCategory, VenueErrorCode};
 pub use messages::{DecodeError, Decoder, Message};
+
+pub mod auth;
+pub mod backoff;
+pub mod credits;
+pub mod request;
