@@ -34,9 +34,9 @@ impl std::fmt::Debug for Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // Best effort: overwrite before the allocator reuses the memory.
-        // SAFETY-free: writing zeros through as_mut_vec would need unsafe, so replace the
-        // contents byte by byte with an ASCII zero char, which keeps the String valid.
+        // Best effort: overwrite the bytes before the allocator reuses the memory. Refilling
+        // with NUL chars of the same length rewrites the same buffer (no reallocation)
+        // and keeps the String valid UTF-8 without unsafe code.
         let len = self.0.len();
         self.0.clear();
         self.0.extend(std::iter::repeat_n('\0', len));
@@ -144,6 +144,19 @@ pub fn write_auth_request<'b>(
     scope: Option<&str>,
 ) -> &'b [u8] {
     buf.begin(id, methods::AUTH);
+    write_auth_params(buf, creds, grant, now_ms, nonce, scope);
+    buf.finish()
+}
+
+/// Writes the params of a `public/auth` request into a started request.
+pub fn write_auth_params(
+    buf: &mut RequestBuf,
+    creds: &Credentials,
+    grant: AuthGrant,
+    now_ms: i64,
+    nonce: &str,
+    scope: Option<&str>,
+) {
     match grant {
         AuthGrant::ClientCredentials => {
             buf.str("grant_type", "client_credentials")
@@ -163,19 +176,11 @@ pub fn write_auth_request<'b>(
     if let Some(s) = scope {
         buf.str("scope", s);
     }
-    buf.finish()
 }
 
-/// Writes a `public/auth` refresh request.
-pub fn write_refresh_request<'b>(
-    buf: &'b mut RequestBuf,
-    id: u64,
-    refresh_token: &Secret,
-) -> &'b [u8] {
-    buf.begin(id, methods::AUTH)
-        .str("grant_type", "refresh_token")
-        .str("refresh_token", refresh_token.expose())
-        .finish()
+/// Writes the params of a `public/auth` refresh into a started request.
+pub fn write_refresh_params(buf: &mut RequestBuf, refresh_token: &Secret) {
+    buf.str("grant_type", "refresh_token").str("refresh_token", refresh_token.expose());
 }
 
 /// The current token pair and when to refresh it.

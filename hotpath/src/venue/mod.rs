@@ -16,5 +16,6 @@ pub use messages::{DecodeError, Decoder, Message};
 
 pub mod auth;
 pub mod backoff;
+pub mod conn;
 pub mod credits;
 pub mod request;
