@@ -149,6 +149,15 @@ fn auth_heartbeat_subscribe_and_breaker() {
     assert_eq!(conn.stats().heartbeats, 1);
     assert_eq!(seen.recv_timeout(t).unwrap(), "public/test");
 
+    // The public connection API cannot send orders: only dispatch's client can.
+    for m in ["private/buy", "private/sell", "private/edit", "private/cancel", "private/cancel_all"]
+    {
+        assert!(
+            matches!(conn.send_request(m, |_| {}), Err(ConnError::TradingMethodRefused)),
+            "{m}"
+        );
+    }
+
     conn.enable_cancel_on_disconnect(t).unwrap();
     // public/test's reply may arrive first; drain the double's log up to COD.
     let mut log = Vec::new();

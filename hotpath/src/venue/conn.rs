@@ -81,6 +81,9 @@ pub enum ConnError {
     /// A frame did not decode.
     #[error("decode: {0}")]
     Decode(#[from] DecodeError),
+    /// A trading (matching-engine) method was sent through the public API.
+    #[error("trading methods are only available to the dispatch module")]
+    TradingMethodRefused,
     /// A private call was attempted without a token.
     #[error("not authenticated")]
     NotAuthenticated,
@@ -435,12 +438,27 @@ impl Connection {
     }
 
     /// Builds and sends one request. `fill` writes the params (the envelope is done here).
-    /// Checks, in order: breaker, in-flight slot, credits.
+    /// Checks, in order: trading refusal, breaker, in-flight slot, credits.
+    ///
+    /// Matching-engine methods (orders, edits, cancels) are refused here: only the
+    /// crate's dispatch module may send them, through its trading client.
     ///
     /// # Errors
-    /// [`ConnError::BreakerOpen`], [`ConnError::InFlightFull`], [`ConnError::Throttled`],
-    /// or a socket error.
+    /// [`ConnError::TradingMethodRefused`], [`ConnError::BreakerOpen`],
+    /// [`ConnError::InFlightFull`], [`ConnError::Throttled`], or a socket error.
     pub fn send_request(
+        &mut self,
+        method: &'static str,
+        fill: impl FnOnce(&mut RequestBuf),
+    ) -> Result<u64, ConnError> {
+        if methods::credit_pool(method) == methods::CreditPool::MatchingEngine {
+            return Err(ConnError::TradingMethodRefused);
+        }
+        self.send_any(method, fill)
+    }
+
+    /// [`Self::send_request`] without the trading refusal: for `crate::dispatch` only.
+    pub(crate) fn send_any(
         &mut self,
         method: &'static str,
         fill: impl FnOnce(&mut RequestBuf),
