@@ -196,6 +196,7 @@ pub(crate) fn write_edit_params(b: &mut RequestBuf, p: &EditParams<'_>) {
 
 /// The trading connection: authenticated, heartbeating, cancel-on-disconnect enabled.
 #[derive(Debug)]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct TradingClient {
     conn: Connection,
 }
@@ -219,12 +220,6 @@ impl TradingClient {
         conn.set_heartbeat(heartbeat_s, timeout)?;
         conn.enable_cancel_on_disconnect(timeout)?;
         Ok(Self { conn })
-    }
-
-    /// Wraps an already set-up connection (tests).
-    #[cfg(test)]
-    pub(in crate::dispatch) fn from_connection(conn: Connection) -> Self {
-        Self { conn }
     }
 
     /// The underlying connection (reads, polling, breaker state).
@@ -484,6 +479,166 @@ mod tests {
             ..ok
         };
         validate_order(&mkt).unwrap();
+    }
+
+    /// Over a real socket: connect sets up auth + heartbeat + COD, and a buy goes out with
+    /// its parameters and is correlated with its reply. The server thread is a transport
+    /// test double answering with sample replies, not the simulator.
+    #[test]
+    fn trading_client_over_loopback() {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ws://{}/ws/api/v2", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut ws = tungstenite::accept(stream).unwrap();
+            while let Ok(m) = ws.read() {
+                let tungstenite::Message::Text(t) = m else { continue };
+                let req: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                let file = match req["method"].as_str().unwrap() {
+                    "public/auth" => "auth_response.json",
+                    "public/set_heartbeat" => "set_heartbeat_response.json",
+                    "private/enable_cancel_on_disconnect" => {
+                        "enable_cancel_on_disconnect_response.json"
+                    }
+                    "private/buy" => "private_buy_response_option_resting.json",
+                    "private/edit" => "private_edit_response.json",
+                    "private/cancel" => "private_cancel_response.json",
+                    "private/cancel_by_label" => "private_cancel_by_label_response.json",
+                    "private/cancel_all" => "private_cancel_all_response.json",
+                    "private/get_order_state" => "get_order_state_response.json",
+                    "private/get_open_orders_by_currency" => {
+                        "get_open_orders_by_currency_response.json"
+                    }
+                    "private/get_user_trades_by_currency" => {
+                        "get_user_trades_by_currency_response.json"
+                    }
+                    "private/get_positions" => "get_positions_option.json",
+                    "private/get_account_summary" => "get_account_summary_response.json",
+                    _ => "error_invalid_params.json",
+                };
+                let mut r = sample(file);
+                r["id"] = req["id"].clone();
+                let _ = tx.send(req);
+                if ws.send(tungstenite::Message::text(r.to_string())).is_err() {
+                    return;
+                }
+            }
+        });
+        let creds = Credentials {
+            client_id: "id".into(),
+            client_secret: crate::venue::auth::Secret::new("secret".into()),
+        };
+        let t = Duration::from_secs(5);
+        let mut tc = TradingClient::connect(
+            &ConnConfig::new(&url),
+            Arc::new(crate::clock::SystemClock),
+            &creds,
+            AuthGrant::ClientCredentials,
+            10,
+            t,
+        )
+        .unwrap();
+        let setup: Vec<String> =
+            (0..3).map(|_| rx.recv_timeout(t).unwrap()["method"].to_string()).collect();
+        assert_eq!(
+            setup,
+            [
+                r#""public/auth""#,
+                r#""public/set_heartbeat""#,
+                r#""private/enable_cancel_on_disconnect""#
+            ]
+        );
+        let p = OrderParams {
+            instrument: "BTC-25JUL25-110000-C",
+            amount: d("0.1"),
+            price: Some(d("0.0165")),
+            label: "lbl-1",
+            order_type: OrderType::Limit,
+            time_in_force: TimeInForce::GoodTilCancelled,
+            post_only: true,
+            reject_post_only: true,
+            reduce_only: false,
+        };
+        let id = tc.buy(&p).unwrap();
+        let sent = rx.recv_timeout(t).unwrap();
+        assert_eq!(sent["params"]["price"], 0.0165);
+        assert_eq!(sent["params"]["label"], "lbl-1");
+        let mut answered = None;
+        let deadline = std::time::Instant::now() + t;
+        while answered.is_none() && std::time::Instant::now() < deadline {
+            tc.poll(Duration::from_millis(100), &mut |inc| {
+                if let crate::venue::Message::Response(r) = inc.msg {
+                    if r.id == Some(crate::venue::messages::RequestId::Num(id)) {
+                        answered = inc.method;
+                    }
+                }
+            })
+            .unwrap();
+        }
+        assert_eq!(answered, Some(methods::BUY));
+        assert!(matches!(tc.sell(&OrderParams { label: "", ..p }), Err(DispatchError::BadLabel)));
+
+        // Every other call goes out under its own method and is correlated back to it.
+        let e = EditParams {
+            order_id: "1",
+            amount: d("1"),
+            price: d("0.02"),
+            post_only: false,
+            reject_post_only: false,
+            reduce_only: false,
+        };
+        let mut want = std::collections::HashMap::new();
+        want.insert(tc.edit(&e).unwrap(), methods::EDIT);
+        want.insert(tc.cancel("1").unwrap(), methods::CANCEL);
+        want.insert(tc.cancel_by_label("lbl-1", Some("BTC")).unwrap(), methods::CANCEL_BY_LABEL);
+        want.insert(tc.cancel_all().unwrap(), methods::CANCEL_ALL);
+        want.insert(tc.get_order_state("1").unwrap(), methods::GET_ORDER_STATE);
+        want.insert(
+            tc.get_order_state_by_label("BTC", "lbl-1").unwrap(),
+            methods::GET_ORDER_STATE_BY_LABEL,
+        );
+        want.insert(
+            tc.open_orders_by_currency("BTC", Some("option")).unwrap(),
+            methods::GET_OPEN_ORDERS_BY_CURRENCY,
+        );
+        want.insert(
+            tc.open_orders_by_instrument("BTC-PERPETUAL").unwrap(),
+            methods::GET_OPEN_ORDERS_BY_INSTRUMENT,
+        );
+        want.insert(
+            tc.user_trades_by_currency("BTC", 10).unwrap(),
+            methods::GET_USER_TRADES_BY_CURRENCY,
+        );
+        want.insert(tc.positions("BTC", Some("option")).unwrap(), methods::GET_POSITIONS);
+        want.insert(tc.account_summary("BTC").unwrap(), methods::GET_ACCOUNT_SUMMARY);
+        let mut got = std::collections::HashMap::new();
+        let deadline = std::time::Instant::now() + t;
+        while got.len() < want.len() && std::time::Instant::now() < deadline {
+            tc.poll(Duration::from_millis(100), &mut |inc| {
+                let id = match inc.msg {
+                    crate::venue::Message::Response(r) => r.id,
+                    crate::venue::Message::Error(e) => e.id,
+                    _ => None,
+                };
+                if let (Some(crate::venue::messages::RequestId::Num(id)), Some(m)) =
+                    (id, inc.method)
+                {
+                    got.insert(id, m);
+                }
+            })
+            .unwrap();
+        }
+        assert_eq!(got, want);
+        for _ in 0..want.len() {
+            let _ = rx.recv_timeout(t).unwrap();
+        }
+        assert_eq!(tc.connection().in_flight(), 0);
+        tc.connection().close();
+        drop(tc);
+        server.join().unwrap();
     }
 
     #[test]
