@@ -269,7 +269,11 @@ pub struct Connection {
     clock: Arc<dyn Clock>,
     stats: ConnStats,
     closed: bool,
+    raw_tap: Option<RawTap>,
 }
+
+/// Sees every inbound text frame before decoding (recording): `(frame, recv_ns)`.
+pub type RawTap = Box<dyn FnMut(&str, u128) + Send>;
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -377,7 +381,14 @@ impl Connection {
             clock,
             stats: ConnStats::default(),
             closed: false,
+            raw_tap: None,
         })
+    }
+
+    /// Installs (or removes) a tap that sees every inbound text frame, decodable or not,
+    /// before the session handles it.
+    pub fn set_raw_tap(&mut self, tap: Option<RawTap>) {
+        self.raw_tap = tap;
     }
 
     /// Counters.
@@ -565,6 +576,9 @@ impl Connection {
             };
             self.stats.frames_in += 1;
             n += 1;
+            if let Some(tap) = self.raw_tap.as_mut() {
+                tap(text, recv_ns);
+            }
             let after = self.handle_frame(text, recv_ns, handler);
             self.apply_after(after)?;
         }
