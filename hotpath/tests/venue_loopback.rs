@@ -38,7 +38,7 @@ fn reply(name: &str, id: &Value) -> String {
 }
 
 /// Runs the double; reports each request's method (and auth verdict) on `seen`.
-fn serve(listener: TcpListener, seen: mpsc::Sender<String>) {
+fn serve(listener: &TcpListener, seen: &mpsc::Sender<String>) {
     let (stream, _) = listener.accept().unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut ws = tungstenite::accept(stream).unwrap();
@@ -117,7 +117,7 @@ fn start() -> (String, mpsc::Receiver<String>, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("ws://{}/ws/api/v2", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::channel();
-    let h = std::thread::spawn(move || serve(listener, tx));
+    let h = std::thread::spawn(move || serve(&listener, &tx));
     (url, rx, h)
 }
 

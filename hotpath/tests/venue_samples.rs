@@ -127,7 +127,8 @@ fn market_order_and_fill() {
 
 #[test]
 fn result_shapes() {
-    let cases: &[(&str, fn(&ResultPayload<'_>) -> bool)] = &[
+    type Check = fn(&ResultPayload<'_>) -> bool;
+    let cases: &[(&str, Check)] = &[
         ("auth_response.json", |r| matches!(r, ResultPayload::Auth(_))),
         ("set_heartbeat_response.json", |r| matches!(r, ResultPayload::Ok)),
         ("public_test_response.json", |r| matches!(r, ResultPayload::Version(_))),

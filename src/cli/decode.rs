@@ -34,6 +34,8 @@ pub struct Args {
 ///
 /// # Errors
 /// When the input file cannot be opened or output cannot be written.
+// The CLI dispatcher fixes this signature (every subcommand takes its Args by value).
+#[allow(clippy::needless_pass_by_value)]
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     let input: Box<dyn Read> = match args.file.as_deref() {
         None => Box::new(std::io::stdin().lock()),

@@ -44,6 +44,8 @@ pub struct Args {
 ///
 /// # Errors
 /// Connection, authentication, subscription or file errors.
+// The CLI dispatcher fixes this signature (every subcommand takes its Args by value).
+#[allow(clippy::needless_pass_by_value)]
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     let file = std::fs::File::create(&args.out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.out.display()))?;

@@ -34,6 +34,8 @@ pub struct Args {
 ///
 /// # Errors
 /// When the file cannot be read or output cannot be written.
+// The CLI dispatcher fixes this signature (every subcommand takes its Args by value).
+#[allow(clippy::needless_pass_by_value)]
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     let f = std::fs::File::open(&args.file)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", args.file.display()))?;

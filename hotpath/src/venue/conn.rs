@@ -593,12 +593,9 @@ impl Connection {
         let now = self.clock.now_ms();
         self.scratch.clear();
         self.scratch.extend_from_slice(text.as_bytes());
-        let msg = match self.decoder.decode(&mut self.scratch) {
-            Ok(m) => m,
-            Err(_) => {
-                self.stats.decode_errors += 1;
-                return After::Nothing;
-            }
+        let Ok(msg) = self.decoder.decode(&mut self.scratch) else {
+            self.stats.decode_errors += 1;
+            return After::Nothing;
         };
         let id = match &msg {
             Message::Response(r) => r.id,

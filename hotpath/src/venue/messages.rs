@@ -1033,6 +1033,7 @@ fn decode_channel<'a>(
 }
 
 fn book<'a>(o: &Object<'a>, kind: BookKind, levels: LevelSink<'a>) -> R<BookUpdate<'a>> {
+    let LevelSink { bids: bid_buf, asks: ask_buf, max } = levels;
     let instrument_name = str_req(o, "instrument_name")?;
     let change_id = u64_req(o, "change_id")?;
     let prev_change_id = opt_u64(o, "prev_change_id")?;
@@ -1040,12 +1041,12 @@ fn book<'a>(o: &Object<'a>, kind: BookKind, levels: LevelSink<'a>) -> R<BookUpda
         return Err(DecodeError::MissingField("prev_change_id"));
     }
     let timestamp = int_req(o, "timestamp")?;
-    fill_levels(o.get("bids"), "bids", kind, &mut *levels.bids, levels.max)?;
-    fill_levels(o.get("asks"), "asks", kind, &mut *levels.asks, levels.max)?;
+    fill_levels(o.get("bids"), "bids", kind, &mut *bid_buf, max)?;
+    fill_levels(o.get("asks"), "asks", kind, &mut *ask_buf, max)?;
     // The sink is consumed here: its `&'a mut` buffers downgrade to the `&'a` slices the
     // message hands out. At most one book appears per message, so one sink suffices.
-    let bids: &'a [Level] = levels.bids;
-    let asks: &'a [Level] = levels.asks;
+    let bids: &'a [Level] = bid_buf;
+    let asks: &'a [Level] = ask_buf;
     Ok(BookUpdate { instrument_name, kind, change_id, prev_change_id, timestamp, bids, asks })
 }
 
