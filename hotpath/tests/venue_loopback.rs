@@ -130,6 +130,12 @@ fn auth_heartbeat_subscribe_and_breaker() {
     let (url, seen, server) = start();
     let mut conn = Connection::connect(&ConnConfig::new(&url), Arc::new(SystemClock)).unwrap();
     let t = Duration::from_secs(5);
+    // The raw tap (what `stoic record` writes) sees every inbound frame, in order.
+    let tapped = Arc::new(std::sync::Mutex::new(Vec::<(String, u128)>::new()));
+    let sink = Arc::clone(&tapped);
+    conn.set_raw_tap(Some(Box::new(move |f: &str, ns: u128| {
+        sink.lock().unwrap().push((f.to_owned(), ns))
+    })));
 
     conn.authenticate(&creds(SECRET), AuthGrant::ClientSignature, None, t).unwrap();
     assert_eq!(seen.recv_timeout(t).unwrap(), "public/auth ok=true");
@@ -196,6 +202,11 @@ fn auth_heartbeat_subscribe_and_breaker() {
     assert!(!conn.breaker().allows_requests(SystemClock.now_ms_for_test()));
     assert!(matches!(conn.send_request("public/test", |_| {}), Err(ConnError::BreakerOpen)));
     assert_eq!(conn.in_flight(), 0, "every reply was correlated");
+    let tapped = tapped.lock().unwrap();
+    assert_eq!(tapped.len() as u64, conn.stats().frames_in);
+    assert!(tapped[0].0.contains("access_token"), "first frame is the auth reply");
+    assert!(tapped.iter().all(|(_, ns)| *ns > 1_600_000_000_000_000_000), "wall-clock ns stamps");
+    drop(tapped);
 
     conn.close();
     drop(conn);
