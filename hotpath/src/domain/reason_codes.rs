@@ -16,11 +16,7 @@ pub enum TradingMode {
 
 impl TradingMode {
     /// Every code, in registry order.
-    pub const ALL: [Self; 3] = [
-        Self::Active,
-        Self::ReduceOnly,
-        Self::Kill,
-    ];
+    pub const ALL: [Self; 3] = [Self::Active, Self::ReduceOnly, Self::Kill];
 
     /// The stable wire form (what `/status`, logs, metrics and the WAL carry).
     #[must_use]
@@ -38,7 +34,9 @@ impl TradingMode {
         match self {
             Self::Active => "All opens permitted subject to gates.",
             Self::ReduceOnly => "No opens; close/hedge/cancel if not risk-increasing.",
-            Self::Kill => "No new exposure; only risk-reducing containment while exposed; may halt when flat.",
+            Self::Kill => {
+                "No new exposure; only risk-reducing containment while exposed; may halt when flat."
+            }
         }
     }
 
@@ -70,7 +68,8 @@ impl serde::Serialize for TradingMode {
 impl<'de> serde::Deserialize<'de> for TradingMode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::from_wire(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown TradingMode {s:?}")))
+        Self::from_wire(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown TradingMode {s:?}")))
     }
 }
 
@@ -89,12 +88,7 @@ pub enum RiskState {
 
 impl RiskState {
     /// Every code, in registry order.
-    pub const ALL: [Self; 4] = [
-        Self::Healthy,
-        Self::Degraded,
-        Self::Maintenance,
-        Self::Kill,
-    ];
+    pub const ALL: [Self; 4] = [Self::Healthy, Self::Degraded, Self::Maintenance, Self::Kill];
 
     /// The stable wire form (what `/status`, logs, metrics and the WAL carry).
     #[must_use]
@@ -150,7 +144,8 @@ impl serde::Serialize for RiskState {
 impl<'de> serde::Deserialize<'de> for RiskState {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::from_wire(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown RiskState {s:?}")))
+        Self::from_wire(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown RiskState {s:?}")))
     }
 }
 
@@ -325,7 +320,8 @@ impl serde::Serialize for ModeReasonCode {
 impl<'de> serde::Deserialize<'de> for ModeReasonCode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::from_wire(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown ModeReasonCode {s:?}")))
+        Self::from_wire(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown ModeReasonCode {s:?}")))
     }
 }
 
@@ -388,7 +384,6 @@ impl OpenPermissionReasonCode {
     pub fn from_wire(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
-
 }
 
 impl core::fmt::Display for OpenPermissionReasonCode {
@@ -406,7 +401,9 @@ impl serde::Serialize for OpenPermissionReasonCode {
 impl<'de> serde::Deserialize<'de> for OpenPermissionReasonCode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::from_wire(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown OpenPermissionReasonCode {s:?}")))
+        Self::from_wire(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown OpenPermissionReasonCode {s:?}"))
+        })
     }
 }
 
@@ -669,7 +666,6 @@ impl RejectReasonCode {
     pub fn from_wire(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
-
 }
 
 impl core::fmt::Display for RejectReasonCode {
@@ -687,7 +683,8 @@ impl serde::Serialize for RejectReasonCode {
 impl<'de> serde::Deserialize<'de> for RejectReasonCode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::from_wire(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown RejectReasonCode {s:?}")))
+        Self::from_wire(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown RejectReasonCode {s:?}")))
     }
 }
 

@@ -521,8 +521,10 @@ impl Connection {
         }
     }
 
-    /// Waits up to `timeout` for traffic and handles every frame that arrived: session
-    /// duties first (heartbeats, token, breaker), then `handler`. Returns frames handled.
+    /// Handles every frame already buffered; when there was none, parks up to `timeout`
+    /// (at most 50 ms per call, so callers' own deadlines stay responsive) and handles
+    /// what arrived. Session duties (heartbeats, token, breaker) run around `handler`.
+    /// Returns frames handled.
     ///
     /// # Errors
     /// [`ConnError::Closed`] or a socket/WebSocket error (the session is then dead).

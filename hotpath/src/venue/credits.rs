@@ -164,6 +164,19 @@ pub enum BreakerSeverity {
     Repeated,
 }
 
+impl BreakerSeverity {
+    /// The mode reason the axis resolver should see (ruling 2), if any.
+    #[must_use]
+    pub const fn mode_reason(self) -> Option<crate::domain::reason_codes::ModeReasonCode> {
+        use crate::domain::reason_codes::ModeReasonCode as M;
+        match self {
+            Self::Normal => None,
+            Self::SessionTerminated => Some(M::ReduceonlySessionKillUnconfirmed),
+            Self::Repeated => Some(M::KillRateLimitSessionTermination),
+        }
+    }
+}
+
 /// Rate-limit breaker: 10028 or HTTP 429 trips it.
 #[derive(Debug, Clone)]
 pub struct RateLimitBreaker {
@@ -336,5 +349,10 @@ mod tests {
         // The first trip leaves the 5-minute window.
         assert_eq!(b.severity(301_000), BreakerSeverity::SessionTerminated);
         assert_eq!(b.trips_total(), 3);
+        assert_eq!(BreakerSeverity::Normal.mode_reason(), None);
+        assert_eq!(
+            BreakerSeverity::Repeated.mode_reason().map(|r| r.as_str()),
+            Some("KILL_RATE_LIMIT_SESSION_TERMINATION")
+        );
     }
 }

@@ -1087,7 +1087,8 @@ fn fill_levels(
             },
             _ => return Err(DecodeError::BadBookLevel),
         };
-        if level.amount.raw < 0 || level.price.raw < 0 && kind != BookKind::TopN {
+        // Prices may be negative (combo books); a negative amount never is.
+        if level.amount.raw < 0 {
             return Err(DecodeError::BadBookLevel);
         }
         out.push(level);
