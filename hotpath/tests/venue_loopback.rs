@@ -241,6 +241,39 @@ fn connect_refused_is_an_error_not_a_hang() {
     assert!(Connection::connect(&cfg, Arc::new(SystemClock)).is_err());
 }
 
+#[test]
+fn reconnect_uses_the_backoff_policy() {
+    use hotpath::venue::backoff::{Backoff, JitterRng};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l); // nothing listens: every attempt is refused
+    let mut cfg = ConnConfig::new(&format!("ws://{addr}/"));
+    cfg.connect_timeout = Duration::from_secs(1);
+    let clock: Arc<dyn hotpath::clock::Clock> = Arc::new(SystemClock);
+    let mut backoff = Backoff::new();
+    let mut rng = JitterRng::new(42);
+    let mut slept = Vec::new();
+    let r = Connection::connect_with_backoff(&cfg, &clock, &mut backoff, &mut rng, 5, &mut |d| {
+        slept.push(d)
+    });
+    assert!(r.is_err());
+    assert_eq!(slept.len(), 4, "a wait between attempts, none before the first");
+    let ceilings = [250u64, 500, 1000, 2000];
+    for (d, c) in slept.iter().zip(ceilings) {
+        assert!(d.as_millis() as u64 <= c, "{d:?} > {c} ms");
+    }
+    assert_eq!(backoff.attempt(), 4);
+    let bad = Connection::connect_with_backoff(
+        &ConnConfig::new("http://x"),
+        &clock,
+        &mut backoff,
+        &mut rng,
+        5,
+        &mut |_| panic!("no wait for a bad URL"),
+    );
+    assert!(matches!(bad, Err(ConnError::BadUrl)));
+}
+
 trait NowForTest {
     fn now_ms_for_test(&self) -> i64;
 }

@@ -385,6 +385,38 @@ impl Connection {
         })
     }
 
+    /// Connects with the reconnect policy: on failure waits `backoff`'s next jittered delay
+    /// (through `sleep`, so tests and the runtime choose how to wait) and tries again, at
+    /// most `attempts_max` times. Returns the last error when all attempts fail.
+    ///
+    /// # Errors
+    /// The last [`ConnError`] after `attempts_max` failures.
+    pub fn connect_with_backoff(
+        cfg: &ConnConfig,
+        clock: &Arc<dyn Clock>,
+        backoff: &mut super::backoff::Backoff,
+        rng: &mut super::backoff::JitterRng,
+        attempts_max: u32,
+        sleep: &mut dyn FnMut(Duration),
+    ) -> Result<Self, ConnError> {
+        let mut last = ConnError::Timeout;
+        for attempt in 0..attempts_max.max(1) {
+            if attempt > 0 {
+                sleep(Duration::from_millis(backoff.next_delay_ms(rng.next_u64())));
+            }
+            match Self::connect(cfg, Arc::clone(clock)) {
+                Ok(c) => {
+                    backoff.on_connected(clock.now_ms());
+                    return Ok(c);
+                }
+                // A malformed URL will not heal by waiting.
+                Err(ConnError::BadUrl) => return Err(ConnError::BadUrl),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     /// Installs (or removes) a tap that sees every inbound text frame, decodable or not,
     /// before the session handles it.
     pub fn set_raw_tap(&mut self, tap: Option<RawTap>) {
