@@ -351,7 +351,9 @@ mod tests {
         assert_eq!(b.trips_total(), 3);
         assert_eq!(BreakerSeverity::Normal.mode_reason(), None);
         assert_eq!(
-            BreakerSeverity::Repeated.mode_reason().map(|r| r.as_str()),
+            BreakerSeverity::Repeated
+                .mode_reason()
+                .map(crate::domain::reason_codes::ModeReasonCode::as_str),
             Some("KILL_RATE_LIMIT_SESSION_TERMINATION")
         );
     }
