@@ -134,7 +134,7 @@ fn auth_heartbeat_subscribe_and_breaker() {
     let tapped = Arc::new(std::sync::Mutex::new(Vec::<(String, u128)>::new()));
     let sink = Arc::clone(&tapped);
     conn.set_raw_tap(Some(Box::new(move |f: &str, ns: u128| {
-        sink.lock().unwrap().push((f.to_owned(), ns))
+        sink.lock().unwrap().push((f.to_owned(), ns));
     })));
 
     conn.authenticate(&creds(SECRET), AuthGrant::ClientSignature, None, t).unwrap();
@@ -254,7 +254,7 @@ fn reconnect_uses_the_backoff_policy() {
     let mut rng = JitterRng::new(42);
     let mut slept = Vec::new();
     let r = Connection::connect_with_backoff(&cfg, &clock, &mut backoff, &mut rng, 5, &mut |d| {
-        slept.push(d)
+        slept.push(d);
     });
     assert!(r.is_err());
     assert_eq!(slept.len(), 4, "a wait between attempts, none before the first");
