@@ -154,14 +154,38 @@ impl Decimal8 {
 
     /// From a float that came off the wire.
     ///
-    /// simd-json hands numbers with a fraction or exponent to us as f64. Rust prints an f64
-    /// as the SHORTEST decimal that round-trips to the same bits, so for any JSON number
-    /// with at most 15 significant digits (everything Deribit prints) that text is the
-    /// original decimal, and [`Self::parse_str`] then converts it exactly. No heap use.
+    /// simd-json hands numbers with a fraction or exponent to us as f64. Any decimal with
+    /// at most 15 significant digits (everything Deribit prints) survives the trip through
+    /// f64 uniquely: no other ≤15-digit decimal maps to the same double. So:
+    ///
+    /// - fast path: `r = round(v × 10^8)`; if `|r| < 10^15` and `r / 10^8` (one correctly
+    ///   rounded division) gives back exactly `v`, then `r × 10^-8` and the wire text are
+    ///   two ≤15-digit decimals with the same nearest double, hence equal;
+    /// - otherwise print the shortest round-trip text (what Rust's `{}` does for f64)
+    ///   and convert that with [`Self::parse_str`], which refuses a 9th fractional digit.
+    ///
+    /// No heap use on either path.
     ///
     /// # Errors
     /// [`DecimalError::NotFinite`], [`DecimalError::TooPrecise`], [`DecimalError::Overflow`].
     pub fn from_f64(v: f64) -> Result<Self, DecimalError> {
+        if !v.is_finite() {
+            return Err(DecimalError::NotFinite);
+        }
+        if v.abs() < 1e7 {
+            let r = (v * 1e8).round();
+            #[allow(clippy::float_cmp)]
+            if r / 1e8 == v {
+                // |r| < 10^15 < 2^53: the cast is exact.
+                #[allow(clippy::cast_possible_truncation)]
+                return Ok(Self::from_raw(r as i64));
+            }
+        }
+        Self::from_f64_text(v)
+    }
+
+    /// The always-correct slow path of [`Self::from_f64`] (shortest text, then exact parse).
+    fn from_f64_text(v: f64) -> Result<Self, DecimalError> {
         if !v.is_finite() {
             return Err(DecimalError::NotFinite);
         }
@@ -318,6 +342,26 @@ mod tests {
         assert_eq!(Decimal8::from_f64(0.1 + 0.2), Err(DecimalError::TooPrecise));
         assert_eq!(Decimal8::from_f64(f64::NAN), Err(DecimalError::NotFinite));
         assert_eq!(Decimal8::from_f64(1e300), Err(DecimalError::Overflow));
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_text_path() {
+        // Decimals as the venue prints them: up to 8 fractional digits, ≤ 15 significant.
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        for i in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = 1 + (i % 15) as u32;
+            let raw = (x % 10u64.pow(digits)) as i64 * if i % 2 == 0 { 1 } else { -1 };
+            let text = Decimal8::from_raw(raw).to_string();
+            let v: f64 = text.parse().unwrap();
+            assert_eq!(Decimal8::from_f64(v), Ok(Decimal8::from_raw(raw)), "{text}");
+            assert_eq!(Decimal8::from_f64_text(v), Ok(Decimal8::from_raw(raw)), "{text}");
+            // Arbitrary doubles near it: both paths must agree (value or error).
+            let w = f64::from_bits(v.to_bits() ^ (x & 0xff));
+            assert_eq!(Decimal8::from_f64(w), Decimal8::from_f64_text(w), "{w:e}");
+        }
     }
 
     #[test]
