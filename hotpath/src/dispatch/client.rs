@@ -194,6 +194,15 @@ pub(crate) fn write_edit_params(b: &mut RequestBuf, p: &EditParams<'_>) {
     }
 }
 
+/// Proof that the caller is this module: only code in `dispatch::client` can build one
+/// (the field is private), and `Connection::send_any` requires it for trading methods.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TradingToken {
+    _private: (),
+}
+
+const TOKEN: TradingToken = TradingToken { _private: () };
+
 /// The trading connection: authenticated, heartbeating, cancel-on-disconnect enabled.
 #[derive(Debug)]
 #[cfg_attr(not(test), allow(dead_code))]
@@ -242,7 +251,7 @@ impl TradingClient {
             Side::Buy => methods::BUY,
             Side::Sell => methods::SELL,
         };
-        Ok(self.conn.send_any(method, |b| write_order_params(b, p))?)
+        Ok(self.conn.send_any(TOKEN, method, |b| write_order_params(b, p))?)
     }
 
     /// `private/buy`; returns the request id.
@@ -269,7 +278,7 @@ impl TradingClient {
         if p.reject_post_only && !p.post_only {
             return Err(DispatchError::BadPostOnly);
         }
-        Ok(self.conn.send_any(methods::EDIT, |b| write_edit_params(b, p))?)
+        Ok(self.conn.send_any(TOKEN, methods::EDIT, |b| write_edit_params(b, p))?)
     }
 
     /// `private/cancel`.
@@ -277,7 +286,7 @@ impl TradingClient {
         if order_id.is_empty() {
             return Err(DispatchError::MissingId);
         }
-        Ok(self.conn.send_any(methods::CANCEL, |b| {
+        Ok(self.conn.send_any(TOKEN, methods::CANCEL, |b| {
             b.str("order_id", order_id);
         })?)
     }
@@ -289,7 +298,7 @@ impl TradingClient {
         currency: Option<&str>,
     ) -> Result<u64, DispatchError> {
         check_label(label)?;
-        Ok(self.conn.send_any(methods::CANCEL_BY_LABEL, |b| {
+        Ok(self.conn.send_any(TOKEN, methods::CANCEL_BY_LABEL, |b| {
             b.str("label", label);
             if let Some(c) = currency {
                 b.str("currency", c);
@@ -299,7 +308,7 @@ impl TradingClient {
 
     /// `private/cancel_all`.
     pub(crate) fn cancel_all(&mut self) -> Result<u64, DispatchError> {
-        Ok(self.conn.send_any(methods::CANCEL_ALL, |_| {})?)
+        Ok(self.conn.send_any(TOKEN, methods::CANCEL_ALL, |_| {})?)
     }
 
     /// `private/get_order_state`.

@@ -497,11 +497,22 @@ impl Connection {
         if methods::credit_pool(method) == methods::CreditPool::MatchingEngine {
             return Err(ConnError::TradingMethodRefused);
         }
-        self.send_any(method, fill)
+        self.send_unchecked(method, fill)
     }
 
-    /// [`Self::send_request`] without the trading refusal: for `crate::dispatch` only.
+    /// [`Self::send_request`] without the trading refusal. The token can only be made
+    /// inside `crate::dispatch::client`, so no other module can reach this even though
+    /// Rust visibility alone could not express "dispatch only" from here.
     pub(crate) fn send_any(
+        &mut self,
+        _token: crate::dispatch::client::TradingToken,
+        method: &'static str,
+        fill: impl FnOnce(&mut RequestBuf),
+    ) -> Result<u64, ConnError> {
+        self.send_unchecked(method, fill)
+    }
+
+    fn send_unchecked(
         &mut self,
         method: &'static str,
         fill: impl FnOnce(&mut RequestBuf),
