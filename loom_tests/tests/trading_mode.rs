@@ -35,26 +35,36 @@ fn concurrent_tightens_never_lower_and_end_at_the_max() {
 
 const TOKEN: &[u8] = b"loom-operator-token-0123456789";
 
-#[test]
-fn relax_never_erases_a_concurrent_tighten() {
-    loom::model(|| {
+/// One operator relax racing one hot-path tighten of an already-set reason; `relax_spawned`
+/// puts the relax on the spawned thread instead of the main one, so loom's first schedule
+/// and its backtracking points cover both orders (tighten before the relax loads the cell,
+/// between its load and its compare-exchange, after it).
+fn relax_vs_tighten(relax_spawned: bool) {
+    loom::model(move || {
         let cell = Arc::new(TradingModeCell::with_reasons(ReasonSet::of(R::ReduceonlyHotpathBackpressure)));
         let latch = Arc::new(OpenPermissionLatch::new_at_start());
         let ticket = latch.begin_reconcile();
         let ok = ReconcileReport { intents_match_open_orders: true, positions_match: true, no_missing_trades: true };
         latch.complete_reconcile(ticket, &ok).unwrap();
         let mut guard = PolicyGuard::new(Arc::clone(&cell), latch, PolicyThresholds::default());
-        let healthy = PolicyInputs::all_healthy(1_000_000);
-
-        // The hot path overflows again while the operator relaxes (same reason bit, already set).
+        let mut relax = move || {
+            let healthy = PolicyInputs::all_healthy(1_000_000);
+            let secret = OperatorSecret::from_token(TOKEN).unwrap();
+            let auth = OperatorAuthenticated::verify(&secret, TOKEN, "ops").unwrap();
+            let action = OperatorAction::relax(auth, TradingMode::Active, "loom").unwrap();
+            guard.operator_relax(action, &healthy)
+        };
         let hot = Arc::clone(&cell);
-        let overflow = thread::spawn(move || hot.tighten(R::ReduceonlyHotpathBackpressure));
-
-        let secret = OperatorSecret::from_token(TOKEN).unwrap();
-        let auth = OperatorAuthenticated::verify(&secret, TOKEN, "ops").unwrap();
-        let action = OperatorAction::relax(auth, TradingMode::Active, "loom").unwrap();
-        let relaxed = guard.operator_relax(action, &healthy);
-        let (_, tightened) = overflow.join().unwrap();
+        let overflow = move || hot.tighten(R::ReduceonlyHotpathBackpressure).1;
+        let (relaxed, tightened) = if relax_spawned {
+            let t = thread::spawn(relax);
+            let tightened = overflow();
+            (t.join().unwrap(), tightened)
+        } else {
+            let t = thread::spawn(overflow);
+            let relaxed = relax();
+            (relaxed, t.join().unwrap())
+        };
 
         // The tighten survives unless it is ordered before the very word the relax validated
         // (then the relax saw it, and the snapshot said its cause had cleared). A tighten the
@@ -63,7 +73,8 @@ fn relax_never_erases_a_concurrent_tighten() {
         let survives = cell.load().reasons().contains(R::ReduceonlyHotpathBackpressure);
         match &relaxed {
             Ok(record) if !survives => {
-                assert!(tightened.seq() < record.mode_seq, "relax erased an unseen tighten");
+                assert!(tightened.seq() <= record.validated_seq, "relax erased an unseen tighten");
+                assert_eq!(record.mode_seq, record.validated_seq.wrapping_add(1));
                 assert_eq!(cell.mode(), TradingMode::Active);
             }
             Ok(_) | Err(_) => {
@@ -72,4 +83,14 @@ fn relax_never_erases_a_concurrent_tighten() {
             }
         }
     });
+}
+
+#[test]
+fn relax_never_erases_a_concurrent_tighten() {
+    relax_vs_tighten(false);
+}
+
+#[test]
+fn relax_never_erases_a_concurrent_tighten_relax_on_spawned_thread() {
+    relax_vs_tighten(true);
 }

@@ -94,6 +94,9 @@ pub struct RelaxRecord {
     pub kept_reasons: Vec<ModeReasonCode>,
     /// Snapshot time of the evaluation that justified the relax (ms).
     pub at_ms: i64,
+    /// The cell's tighten sequence the relax validated its reasons against; any tighten
+    /// after it made the relax fail instead (`mode_seq == validated_seq + 1`).
+    pub validated_seq: u32,
     /// The cell's tighten sequence after the relax.
     pub mode_seq: u32,
 }
@@ -446,6 +449,7 @@ impl PolicyGuard {
             cleared_reasons: seen.reasons().difference(present).to_vec(),
             kept_reasons: present.to_vec(),
             at_ms: inputs.now_ms,
+            validated_seq: seen.seq(),
             mode_seq: after.seq(),
         })
     }
