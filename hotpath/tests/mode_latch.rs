@@ -2,12 +2,15 @@
 
 use hotpath::domain::reason_codes::{ModeReasonCode, OpenPermissionReasonCode as Op, TradingMode};
 use hotpath::mode::{
-    F1CertState, LatchClearRefusal, OpenPermissionLatch, PolicyGuard, PolicyInputs,
-    ReconcileCheck, ReconcileReport,
+    F1CertState, LatchClearRefusal, OpenPermissionLatch, PolicyGuard, PolicyInputs, ReconcileCheck,
+    ReconcileReport,
 };
 
-const ALL_OK: ReconcileReport =
-    ReconcileReport { intents_match_open_orders: true, positions_match: true, no_missing_trades: true };
+const ALL_OK: ReconcileReport = ReconcileReport {
+    intents_match_open_orders: true,
+    positions_match: true,
+    no_missing_trades: true,
+};
 
 #[test]
 fn starts_latched_with_restart_reconcile_required() {
@@ -29,7 +32,10 @@ fn clears_only_on_a_successful_reconciliation() {
     );
     assert!(latch.is_latched());
     let cleared = latch.complete_reconcile(ticket, &ALL_OK).unwrap();
-    assert_eq!(cleared.resolved, vec![Op::RestartReconcileRequired, Op::WsTradesGapReconcileRequired]);
+    assert_eq!(
+        cleared.resolved,
+        vec![Op::RestartReconcileRequired, Op::WsTradesGapReconcileRequired]
+    );
     assert!(!latch.is_latched() && !latch.requires_reconcile());
     assert!(latch.open_permission_reason_codes().is_empty());
 }
@@ -108,6 +114,9 @@ fn f1_and_evidence_failures_never_enter_the_latch() {
     assert!(d.open_permission.is_empty());
     assert_eq!(
         d.present.to_vec(),
-        vec![ModeReasonCode::ReduceonlyF1CertInvalid, ModeReasonCode::ReduceonlyEvidenceChainNotGreen]
+        vec![
+            ModeReasonCode::ReduceonlyF1CertInvalid,
+            ModeReasonCode::ReduceonlyEvidenceChainNotGreen
+        ]
     );
 }

@@ -1,7 +1,9 @@
 //! PolicyGuard: every ModeReasonCode moves the mode to its tier and shows in mode_reasons;
 //! the operator relax; the emergency window; ruling 2; permissions under Kill (ruling 1).
 
-use hotpath::domain::reason_codes::{ModeReasonCode, OpenPermissionReasonCode, RiskState, TradingMode};
+use hotpath::domain::reason_codes::{
+    ModeReasonCode, OpenPermissionReasonCode, RiskState, TradingMode,
+};
 use hotpath::mode::{
     ActionClass, CortexOverride, EmergencyOutcome, EnforcedProfile, F1CertState, ModeDecision,
     ModePermissions, OperatorAction, OperatorAuthenticated, OperatorSecret, PolicyGuard,
@@ -16,12 +18,19 @@ fn auth() -> OperatorAuthenticated {
     OperatorAuthenticated::verify(&secret, TOKEN, "ops-alice").unwrap()
 }
 
-fn relax(guard: &mut PolicyGuard, target: TradingMode, inputs: &PolicyInputs) -> Result<hotpath::mode::RelaxRecord, RelaxRefusal> {
+fn relax(
+    guard: &mut PolicyGuard,
+    target: TradingMode,
+    inputs: &PolicyInputs,
+) -> Result<hotpath::mode::RelaxRecord, RelaxRefusal> {
     guard.operator_relax(OperatorAction::relax(auth(), target, "test relax").unwrap(), inputs)
 }
 
-const ALL_OK: ReconcileReport =
-    ReconcileReport { intents_match_open_orders: true, positions_match: true, no_missing_trades: true };
+const ALL_OK: ReconcileReport = ReconcileReport {
+    intents_match_open_orders: true,
+    positions_match: true,
+    no_missing_trades: true,
+};
 
 /// A guard past start-up: latch reconciled and the start-up ReduceOnly relaxed, so it is Active.
 fn active_guard() -> PolicyGuard {
@@ -164,7 +173,11 @@ fn missing_critical_inputs_fail_closed_one_at_a_time() {
         breaker(&mut inputs);
         let d = guard.evaluate(&inputs);
         assert_eq!(d.mode, TradingMode::ReduceOnly, "breaker {n}");
-        assert_eq!(d.mode_reasons.to_vec(), vec![ModeReasonCode::ReduceonlyInputMissingOrStale], "breaker {n}");
+        assert_eq!(
+            d.mode_reasons.to_vec(),
+            vec![ModeReasonCode::ReduceonlyInputMissingOrStale],
+            "breaker {n}"
+        );
     }
 }
 
@@ -177,7 +190,9 @@ fn session_termination_follows_ruling_2() {
     let d = guard.evaluate(&inputs);
     assert_eq!(d.mode, TradingMode::ReduceOnly);
     assert!(d.mode_reasons.contains(ModeReasonCode::ReduceonlySessionKillUnconfirmed));
-    assert!(d.open_permission.contains(OpenPermissionReasonCode::SessionTerminationReconcileRequired));
+    assert!(d
+        .open_permission
+        .contains(OpenPermissionReasonCode::SessionTerminationReconcileRequired));
     inputs.count_10028_5m = Some(2);
     assert_eq!(guard.evaluate(&inputs).mode, TradingMode::ReduceOnly);
     inputs.count_10028_5m = Some(3);
@@ -263,8 +278,15 @@ fn relax_refusals_are_enumerated() {
 #[test]
 fn a_wrong_token_never_yields_a_capability() {
     let secret = OperatorSecret::from_token(TOKEN).unwrap();
-    assert!(OperatorAuthenticated::verify(&secret, b"test-operator-token-0123456788", "ops").is_err());
-    assert!(OperatorAuthenticated::verify(&secret, b"Bearer test-operator-token-0123456789", "ops").is_err());
+    assert!(
+        OperatorAuthenticated::verify(&secret, b"test-operator-token-0123456788", "ops").is_err()
+    );
+    assert!(OperatorAuthenticated::verify(
+        &secret,
+        b"Bearer test-operator-token-0123456789",
+        "ops"
+    )
+    .is_err());
 }
 
 #[test]
@@ -284,7 +306,10 @@ fn emergency_reduce_only_holds_for_the_cooldown_and_is_idempotent() {
     // AT-132: present for the full window.
     inputs.now_ms = start + 299_999;
     refresh(&mut inputs);
-    assert!(guard.evaluate(&inputs).present.contains(ModeReasonCode::ReduceonlyEmergencyReduceonlyActive));
+    assert!(guard
+        .evaluate(&inputs)
+        .present
+        .contains(ModeReasonCode::ReduceonlyEmergencyReduceonlyActive));
     assert!(relax(&mut guard, TradingMode::Active, &inputs).is_err());
     inputs.now_ms = start + 300_000;
     refresh(&mut inputs);
@@ -313,7 +338,9 @@ fn kill_keeps_emergency_close_and_hedges_but_no_new_risk() {
     let ro = ModePermissions::for_mode(TradingMode::ReduceOnly);
     assert!(ro.permits(ActionClass::RiskReducingReplace) && !ro.permits(ActionClass::Open));
     let latched = ModePermissions::with_latch(TradingMode::Active, true);
-    assert!(!latched.permits(ActionClass::Open) && !latched.permits(ActionClass::RiskIncreasingReplace));
+    assert!(
+        !latched.permits(ActionClass::Open) && !latched.permits(ActionClass::RiskIncreasingReplace)
+    );
     assert!(ModePermissions::for_mode(TradingMode::Active).permits(ActionClass::Open));
     for mode in TradingMode::ALL {
         assert!(ModePermissions::with_latch(mode, true).permits_emergency_close(), "{mode}");

@@ -28,11 +28,16 @@ fn full_ring_hands_the_command_back() {
 fn overflow_escalates_through_the_mode_cell_and_sticky_flags() {
     let cell = active_cell();
     let (mut tx, mut rx) = control_ring(1, Arc::clone(&cell));
-    assert_eq!(tx.send(ControlCommand::TightenMode(ModeReasonCode::ReduceonlyBunkerModeActive)), SendOutcome::Queued);
+    assert_eq!(
+        tx.send(ControlCommand::TightenMode(ModeReasonCode::ReduceonlyBunkerModeActive)),
+        SendOutcome::Queued
+    );
 
     // Full: a tighten goes straight to the cell, plus the backpressure reason.
     let outcome = tx.send(ControlCommand::TightenMode(ModeReasonCode::KillDiskWatermarkKill));
-    let SendOutcome::Escalated(word) = outcome else { panic!("expected escalation, got {outcome:?}") };
+    let SendOutcome::Escalated(word) = outcome else {
+        panic!("expected escalation, got {outcome:?}")
+    };
     assert_eq!(word.mode(), TradingMode::Kill);
     assert!(word.reasons().contains(ModeReasonCode::KillDiskWatermarkKill));
     assert!(word.reasons().contains(ModeReasonCode::ReduceonlyHotpathBackpressure));
@@ -78,7 +83,11 @@ fn a_sender_on_another_thread_loses_nothing_under_overflow() {
     let sender = std::thread::spawn(move || {
         let mut escalated = 0usize;
         for n in 0..SENT {
-            let cmd = if n % 2 == 0 { ControlCommand::CancelAllOpens } else { ControlCommand::EmergencyClose };
+            let cmd = if n % 2 == 0 {
+                ControlCommand::CancelAllOpens
+            } else {
+                ControlCommand::EmergencyClose
+            };
             if let SendOutcome::Escalated(_) = tx.send(cmd) {
                 escalated += 1;
             }

@@ -1,7 +1,7 @@
 //! Stage runner, wait strategies and topology choice.
 
 use hotpath::domain::reason_codes::ModeReasonCode;
-use hotpath::limits::{CONTROL_COMMANDS_PER_TURN_MAX, STAGE_WORK_BUDGET_PER_TURN, TOPOLOGY_RESERVED_COLD_CORES};
+use hotpath::limits::{CONTROL_COMMANDS_PER_TURN_MAX, TOPOLOGY_RESERVED_COLD_CORES};
 use hotpath::mode::{ReasonSet, TradingModeCell};
 use hotpath::ring::{
     choose_topology, control_ring, core_plan, ControlCommand, IdleAction, Stage, StageExit,
@@ -41,7 +41,6 @@ fn each_turn_is_bounded_by_the_work_budget() {
     assert_eq!(stage.backlog, 0);
     assert!(stage.turn_sizes.iter().all(|n| *n <= 64));
     assert_eq!(&stage.turn_sizes[..3], &[64, 64, 64]);
-    assert!(STAGE_WORK_BUDGET_PER_TURN > 0);
 }
 
 #[test]
@@ -50,7 +49,8 @@ fn stop_flag_and_control_commands_are_checked_every_turn() {
     let (mut tx, rx) = control_ring(64, cell);
     let stop = StopFlag::new();
     let mut runner = StageRunner::new(stop.clone(), Some(rx), PARK);
-    let mut stage = Backlog { backlog: usize::MAX / 2, turn_sizes: Vec::new(), commands: Vec::new() };
+    let mut stage =
+        Backlog { backlog: usize::MAX / 2, turn_sizes: Vec::new(), commands: Vec::new() };
     for _ in 0..CONTROL_COMMANDS_PER_TURN_MAX + 3 {
         tx.send(ControlCommand::TightenMode(ModeReasonCode::ReduceonlyPolicyStale));
     }
@@ -103,10 +103,22 @@ fn a_parked_stage_wakes_for_commands_and_stops() {
 fn wait_strategies_spin_then_yield_or_park() {
     let mut w = Waiter::new(WaitStrategy::SpinThenYield { spin_iters: 3 });
     let actions: Vec<_> = (0..5).map(|_| w.idle()).collect();
-    assert_eq!(actions, [IdleAction::Spun, IdleAction::Spun, IdleAction::Spun, IdleAction::Yielded, IdleAction::Yielded]);
+    assert_eq!(
+        actions,
+        [
+            IdleAction::Spun,
+            IdleAction::Spun,
+            IdleAction::Spun,
+            IdleAction::Yielded,
+            IdleAction::Yielded
+        ]
+    );
     w.reset();
     assert_eq!(w.idle(), IdleAction::Spun);
-    let mut p = Waiter::new(WaitStrategy::SpinThenPark { spin_iters: 1, park_timeout: Duration::from_micros(50) });
+    let mut p = Waiter::new(WaitStrategy::SpinThenPark {
+        spin_iters: 1,
+        park_timeout: Duration::from_micros(50),
+    });
     assert_eq!((p.idle(), p.idle()), (IdleAction::Spun, IdleAction::Parked));
     assert_eq!(Waiter::new(WaitStrategy::Spin).idle(), IdleAction::Spun);
 }

@@ -14,10 +14,15 @@ fn a_gap_during_reconciliation_survives_it() {
         let feed = Arc::clone(&latch);
         let gap = thread::spawn(move || feed.set(Op::WsBookGapReconcileRequired));
         let ticket = latch.begin_reconcile();
-        let ok = ReconcileReport { intents_match_open_orders: true, positions_match: true, no_missing_trades: true };
+        let ok = ReconcileReport {
+            intents_match_open_orders: true,
+            positions_match: true,
+            no_missing_trades: true,
+        };
         let cleared = latch.complete_reconcile(ticket, &ok);
         gap.join().unwrap();
-        let gap_resolved = cleared.as_ref().is_ok_and(|c| c.resolved.contains(&Op::WsBookGapReconcileRequired));
+        let gap_resolved =
+            cleared.as_ref().is_ok_and(|c| c.resolved.contains(&Op::WsBookGapReconcileRequired));
         let gap_latched = latch.codes().contains(Op::WsBookGapReconcileRequired);
         // Either the reconciliation covered the gap (it was set before the ticket), or the
         // gap is still latched. Never both, never neither.

@@ -4,11 +4,11 @@
 #![cfg(loom)]
 
 use hotpath::domain::reason_codes::{ModeReasonCode as R, TradingMode};
+use hotpath::mode::OpenPermissionLatch;
 use hotpath::mode::{
     OperatorAction, OperatorAuthenticated, OperatorSecret, PolicyGuard, PolicyInputs,
     PolicyThresholds, ReasonSet, ReconcileReport, TradingModeCell,
 };
-use hotpath::mode::OpenPermissionLatch;
 use loom::sync::Arc;
 use loom::thread;
 
@@ -28,7 +28,10 @@ fn concurrent_tightens_never_lower_and_end_at_the_max() {
         assert!(after_a.mode() >= before_a.mode() && after_b.mode() >= before_b.mode());
         assert_eq!(cell.mode(), TradingMode::Kill);
         let reasons = cell.load().reasons();
-        assert!(reasons.contains(R::ReduceonlyBunkerModeActive) && reasons.contains(R::KillRiskstateKill));
+        assert!(
+            reasons.contains(R::ReduceonlyBunkerModeActive)
+                && reasons.contains(R::KillRiskstateKill)
+        );
         assert_eq!(cell.load().seq(), 2, "both tightens counted");
     });
 }
@@ -41,10 +44,16 @@ const TOKEN: &[u8] = b"loom-operator-token-0123456789";
 /// between its load and its compare-exchange, after it).
 fn relax_vs_tighten(relax_spawned: bool) {
     loom::model(move || {
-        let cell = Arc::new(TradingModeCell::with_reasons(ReasonSet::of(R::ReduceonlyHotpathBackpressure)));
+        let cell = Arc::new(TradingModeCell::with_reasons(ReasonSet::of(
+            R::ReduceonlyHotpathBackpressure,
+        )));
         let latch = Arc::new(OpenPermissionLatch::new_at_start());
         let ticket = latch.begin_reconcile();
-        let ok = ReconcileReport { intents_match_open_orders: true, positions_match: true, no_missing_trades: true };
+        let ok = ReconcileReport {
+            intents_match_open_orders: true,
+            positions_match: true,
+            no_missing_trades: true,
+        };
         latch.complete_reconcile(ticket, &ok).unwrap();
         let mut guard = PolicyGuard::new(Arc::clone(&cell), latch, PolicyThresholds::default());
         let mut relax = move || {
