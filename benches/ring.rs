@@ -9,7 +9,6 @@ use criterion::{BenchmarkId, Criterion};
 use hotpath::mode::{ReasonSet, TradingModeCell};
 use hotpath::ring::Snapshot;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const STOP: u64 = u64::MAX;

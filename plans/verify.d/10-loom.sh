@@ -12,7 +12,7 @@ status=0
 bash loom_tests/run.sh >"$raw" 2>&1 || status=$?
 {
   echo "# loom_tests/run.sh, LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-3}, exit status ${status}"
-  grep -E '^ *Running tests/|^running [0-9]+ tests?$|^test .* \.\.\. |^test result: ' "$raw" \
+  grep -E '^ *(Running |Doc-tests )|^running [0-9]+ tests?$|^test .* \.\.\. |^test result: ' "$raw" \
     | sed -E 's/^ +//; s/ \([^)]*\)$//; s/; finished in [0-9.]+s$//'
 } >"$out/loom_run.log"
 if [ "$status" -ne 0 ]; then
