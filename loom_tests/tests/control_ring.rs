@@ -1,6 +1,8 @@
 //! loom model of the control ring's overflow protocol (`hotpath::ring::control`): the rtrb
 //! ring itself is upstream; modelled here is what Stoic adds around it — escalation through
-//! the mode cell and the sticky flag word, drained concurrently by the hot side.
+//! the mode cell and the sticky flag word, drained concurrently by the hot side. The tighten
+//! goes first so that, unless the hot side drains in time, both later commands escalate into
+//! the flag word and race the drain's take-and-clear.
 #![cfg(loom)]
 
 use hotpath::domain::reason_codes::ModeReasonCode as R;
@@ -15,7 +17,7 @@ fn no_command_effect_is_lost_under_overflow() {
         let cell = Arc::new(TradingModeCell::with_reasons(ReasonSet::EMPTY));
         let (mut tx, mut rx) = control_ring(1, Arc::clone(&cell));
         let cold = thread::spawn(move || {
-            [C::CancelAllOpens, C::EmergencyClose, C::TightenMode(R::ReduceonlyBunkerModeActive)]
+            [C::TightenMode(R::ReduceonlyBunkerModeActive), C::CancelAllOpens, C::EmergencyClose]
                 .map(|c| matches!(tx.send(c), SendOutcome::Escalated(_)))
         });
         let mut got = Vec::new();
