@@ -1199,11 +1199,11 @@ impl Engine {
         let Some(amount) = crate::util::amt_units(p.amount) else {
             return Err(RpcError::new(10021, "invalid_amount"));
         };
-        if amount % ins.amount_step() != 0 {
-            return Err(RpcError::new(10021, "invalid_amount"));
-        }
         if amount < ins.min_amount {
             return Err(RpcError::new(10002, "qty_too_low"));
+        }
+        if amount % ins.amount_step() != 0 {
+            return Err(RpcError::new(10021, "invalid_amount"));
         }
         let ty = p.order_type.as_str();
         let needs_price = matches!(ty, "limit" | "stop_limit" | "take_limit");
