@@ -246,7 +246,7 @@ fn fills_positions_and_account() {
     let by_order = c.ok("private/get_user_trades_by_order", json!({"order_id": r["order"]["order_id"]}));
     assert_eq!(by_order.as_array().unwrap().len(), trades.len());
     // FOK larger than the book: cancelled, nothing filled.
-    let f = c.ok("private/buy", json!({"instrument_name": name, "amount": 100000.0, "price": ask, "time_in_force": "fill_or_kill"}));
+    let f = c.ok("private/buy", json!({"instrument_name": name, "amount": 100.0, "price": ask, "time_in_force": "fill_or_kill"}));
     assert_eq!(f["order"]["order_state"], json!("cancelled"));
     assert_eq!(f["order"]["filled_amount"], json!(0.0));
     // Reduce-only sell of more than the position is clipped to it.
