@@ -76,11 +76,7 @@ impl Scopes {
 
     /// Wire form of the permission groups (`account:read trade:read_write`).
     pub fn to_wire(&self) -> String {
-        self.groups
-            .iter()
-            .map(|(g, a)| format!("{g}:{}", a.as_str()))
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.groups.iter().map(|(g, a)| format!("{g}:{}", a.as_str())).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -208,7 +204,10 @@ impl AccountsFile {
                 }
             }
             for (ccy, bal) in &a.balances {
-                if crate::instruments::Currency::parse(ccy).is_none() || !bal.is_finite() || *bal < 0.0 {
+                if crate::instruments::Currency::parse(ccy).is_none()
+                    || !bal.is_finite()
+                    || *bal < 0.0
+                {
                     return Err(SimError::Config(format!(
                         "account {}: bad balance {ccy}={bal}",
                         a.username

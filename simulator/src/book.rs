@@ -221,7 +221,10 @@ impl Book {
     }
 
     /// Removes every entry of an owner matching `pred`, returning (side, price, entry).
-    pub fn remove_where(&mut self, mut pred: impl FnMut(&Entry) -> bool) -> Vec<(Side, i64, Entry)> {
+    pub fn remove_where(
+        &mut self,
+        mut pred: impl FnMut(&Entry) -> bool,
+    ) -> Vec<(Side, i64, Entry)> {
         let mut out = Vec::new();
         for s in [Side::Buy, Side::Sell] {
             let lvl = self.side_mut(s);

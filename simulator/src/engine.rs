@@ -611,13 +611,21 @@ impl Engine {
             if bid >= ins.tick && !self.books[i].crosses(Side::Sell, Some(bid)) {
                 let id = self.next_lp_id;
                 self.next_lp_id += 1;
-                self.books[i].insert(Side::Buy, bid, Entry { id, owner: Owner::Lp, remaining: lots_b * step * mult });
+                self.books[i].insert(
+                    Side::Buy,
+                    bid,
+                    Entry { id, owner: Owner::Lp, remaining: lots_b * step * mult },
+                );
                 self.md[i].lp_orders.push((Side::Buy, bid, id));
             }
             if !self.books[i].crosses(Side::Buy, Some(ask)) {
                 let id = self.next_lp_id;
                 self.next_lp_id += 1;
-                self.books[i].insert(Side::Sell, ask, Entry { id, owner: Owner::Lp, remaining: lots_a * step * mult });
+                self.books[i].insert(
+                    Side::Sell,
+                    ask,
+                    Entry { id, owner: Owner::Lp, remaining: lots_a * step * mult },
+                );
                 self.md[i].lp_orders.push((Side::Sell, ask, id));
             }
         }
@@ -768,7 +776,14 @@ impl Engine {
         if let Some(m) = v.as_object_mut() {
             match ins.kind {
                 Kind::Option => {
-                    let g = md.greeks.unwrap_or(Priced { usd: 0.0, delta: 0.0, gamma: 0.0, vega: 0.0, theta: 0.0, rho: 0.0 });
+                    let g = md.greeks.unwrap_or(Priced {
+                        usd: 0.0,
+                        delta: 0.0,
+                        gamma: 0.0,
+                        vega: 0.0,
+                        theta: 0.0,
+                        rho: 0.0,
+                    });
                     m.insert("mark_iv".into(), json!(round_to(md.iv * 100.0, 2)));
                     m.insert("bid_iv".into(), json!(round_to(md.iv * 100.0 - 1.0, 2)));
                     m.insert("ask_iv".into(), json!(round_to(md.iv * 100.0 + 1.0, 2)));
@@ -883,7 +898,12 @@ impl Engine {
 
     /// Subscribe bookkeeping; returns the accepted channel and sends its initial message
     /// (book snapshot, current ticker) when it has one.
-    pub fn subscribe(&mut self, sid: u64, ch: &str, authed_account: Option<usize>) -> Result<bool, RpcError> {
+    pub fn subscribe(
+        &mut self,
+        sid: u64,
+        ch: &str,
+        authed_account: Option<usize>,
+    ) -> Result<bool, RpcError> {
         let now = self.now_ms();
         let Some(kind) = self.classify_channel(ch) else { return Ok(false) };
         if kind.raw && authed_account.is_none() {
@@ -941,8 +961,10 @@ impl Engine {
 
     fn grouped_json(&self, i: usize, depth: usize, now: i64) -> Value {
         let md = &self.md[i];
-        let bids: Vec<Value> = md.pub_bids.iter().rev().take(depth).map(|(p, a)| json!([px(*p), amt(*a)])).collect();
-        let asks: Vec<Value> = md.pub_asks.iter().take(depth).map(|(p, a)| json!([px(*p), amt(*a)])).collect();
+        let bids: Vec<Value> =
+            md.pub_bids.iter().rev().take(depth).map(|(p, a)| json!([px(*p), amt(*a)])).collect();
+        let asks: Vec<Value> =
+            md.pub_asks.iter().take(depth).map(|(p, a)| json!([px(*p), amt(*a)])).collect();
         json!({"timestamp": now, "instrument_name": self.instruments[i].name, "change_id": md.change_id, "bids": bids, "asks": asks})
     }
 
@@ -950,13 +972,27 @@ impl Engine {
     fn classify_channel(&self, ch: &str) -> Option<ChannelKind> {
         let parts: Vec<&str> = ch.split('.').collect();
         let interval_ok = |s: &str| matches!(s, "raw" | "100ms" | "agg2");
-        let kind_ok = |s: &str| matches!(s, "future" | "option" | "any" | "spot" | "future_combo" | "option_combo" | "combo");
-        let ccy_ok = |s: &str| matches!(s.to_ascii_uppercase().as_str(), "BTC" | "ETH" | "ANY" | "USDC" | "USDT" | "EURR");
+        let kind_ok = |s: &str| {
+            matches!(
+                s,
+                "future" | "option" | "any" | "spot" | "future_combo" | "option_combo" | "combo"
+            )
+        };
+        let ccy_ok = |s: &str| {
+            matches!(
+                s.to_ascii_uppercase().as_str(),
+                "BTC" | "ETH" | "ANY" | "USDC" | "USDT" | "EURR"
+            )
+        };
         let plain = |raw: bool, private: bool| ChannelKind { raw, private, initial: Initial::None };
         match parts.as_slice() {
             ["book", inst, iv] if interval_ok(iv) => {
                 let i = self.inst(inst)?;
-                Some(ChannelKind { raw: *iv == "raw", private: false, initial: Initial::BookSnapshot(i) })
+                Some(ChannelKind {
+                    raw: *iv == "raw",
+                    private: false,
+                    initial: Initial::BookSnapshot(i),
+                })
             }
             ["book", inst, group, depth, iv] if matches!(*iv, "100ms" | "agg2") => {
                 let i = self.inst(inst)?;
@@ -971,15 +1007,25 @@ impl Engine {
                 Some(ChannelKind { raw: *iv == "raw", private: false, initial: Initial::Ticker(i) })
             }
             ["quote", inst] => self.inst(inst).map(|_| plain(false, false)),
-            ["trades", inst, iv] if interval_ok(iv) => self.inst(inst).map(|_| plain(*iv == "raw", false)),
-            ["trades", k, c, iv] if interval_ok(iv) && kind_ok(k) && ccy_ok(c) => Some(plain(*iv == "raw", false)),
-            ["deribit_price_index", idx] if Currency::from_index(idx).is_some() => Some(plain(false, false)),
-            ["markprice", "options", idx] if Currency::from_index(idx).is_some() => Some(plain(false, false)),
+            ["trades", inst, iv] if interval_ok(iv) => {
+                self.inst(inst).map(|_| plain(*iv == "raw", false))
+            }
+            ["trades", k, c, iv] if interval_ok(iv) && kind_ok(k) && ccy_ok(c) => {
+                Some(plain(*iv == "raw", false))
+            }
+            ["deribit_price_index", idx] if Currency::from_index(idx).is_some() => {
+                Some(plain(false, false))
+            }
+            ["markprice", "options", idx] if Currency::from_index(idx).is_some() => {
+                Some(plain(false, false))
+            }
             ["platform_state"] => Some(plain(false, false)),
             ["user", "orders" | "trades" | "changes", inst, iv] if interval_ok(iv) => {
                 self.inst(inst).map(|_| plain(false, true))
             }
-            ["user", "orders" | "trades" | "changes", k, c, iv] if interval_ok(iv) && kind_ok(k) && ccy_ok(c) => {
+            ["user", "orders" | "trades" | "changes", k, c, iv]
+                if interval_ok(iv) && kind_ok(k) && ccy_ok(c) =>
+            {
                 Some(plain(false, true))
             }
             ["user", "portfolio", c] if ccy_ok(c) => Some(plain(false, true)),
@@ -1072,7 +1118,10 @@ impl Engine {
         for a in accts {
             for c in Currency::ALL {
                 let data = self.account_summary_json(a, c, false, now);
-                for ch in [format!("user.portfolio.{}", c.code()), format!("user.portfolio.{}", c.code().to_lowercase())] {
+                for ch in [
+                    format!("user.portfolio.{}", c.code()),
+                    format!("user.portfolio.{}", c.code().to_lowercase()),
+                ] {
                     self.publish(Some(a), &ch, &data);
                 }
             }
@@ -1080,12 +1129,15 @@ impl Engine {
     }
 
     fn publish_book(&mut self, i: usize, now: i64) {
-        let new_b: BTreeMap<i64, i64> = self.books[i].levels(Side::Buy, usize::MAX).into_iter().collect();
-        let new_a: BTreeMap<i64, i64> = self.books[i].levels(Side::Sell, usize::MAX).into_iter().collect();
+        let new_b: BTreeMap<i64, i64> =
+            self.books[i].levels(Side::Buy, usize::MAX).into_iter().collect();
+        let new_a: BTreeMap<i64, i64> =
+            self.books[i].levels(Side::Sell, usize::MAX).into_iter().collect();
         let diff = |old: &BTreeMap<i64, i64>, new: &BTreeMap<i64, i64>, rev: bool| -> Vec<Value> {
             let mut out = Vec::new();
             let keys: BTreeSet<i64> = old.keys().chain(new.keys()).copied().collect();
-            let it: Box<dyn Iterator<Item = &i64>> = if rev { Box::new(keys.iter().rev()) } else { Box::new(keys.iter()) };
+            let it: Box<dyn Iterator<Item = &i64>> =
+                if rev { Box::new(keys.iter().rev()) } else { Box::new(keys.iter()) };
             for p in it {
                 match (old.get(p), new.get(p)) {
                     (None, Some(a)) => out.push(json!(["new", px(*p), amt(*a)])),
@@ -1109,9 +1161,6 @@ impl Engine {
         self.md[i].pub_bids = new_b;
         self.md[i].pub_asks = new_a;
         let name = self.instruments[i].name.clone();
-        if self.faults.frozen {
-            return;
-        }
         let data = json!({"type": "change", "timestamp": now, "instrument_name": name, "change_id": cid, "prev_change_id": prev, "bids": bids, "asks": asks});
         let mut msgs: Vec<(String, Arc<str>)> = Vec::new();
         for iv in ["raw", "100ms", "agg2"] {
@@ -1194,7 +1243,10 @@ impl Engine {
         }
         if let Some(pos) = self.faults.reject_next.iter().position(|(n, _)| *n == ins.name) {
             let (_, code) = self.faults.reject_next.remove(pos);
-            return Err(RpcError::new(code, if code == 11030 { "other_reject injected" } else { "error" }));
+            return Err(RpcError::new(
+                code,
+                if code == 11030 { "other_reject injected" } else { "error" },
+            ));
         }
         let Some(amount) = crate::util::amt_units(p.amount) else {
             return Err(RpcError::new(10021, "invalid_amount"));
@@ -1248,7 +1300,13 @@ impl Engine {
             amount = amount.min(pos.abs());
         }
         // Funds.
-        let need = self.margin_for(i, p.side, amount, price.map(px).unwrap_or(self.md[i].mark), p.reduce_only);
+        let need = self.margin_for(
+            i,
+            p.side,
+            amount,
+            price.map(px).unwrap_or(self.md[i].mark),
+            p.reduce_only,
+        );
         let avail = self.available_funds(acct, ins.currency, now);
         if need > avail {
             return Err(RpcError::new(10009, "not_enough_funds"));
@@ -1308,7 +1366,8 @@ impl Engine {
         let seq_before = self.next_trade_id;
         let delay = self.faults.delay_fills_ms;
         if !untriggered {
-            if delay > 0 && self.books[i].crosses(p.side, price) && self.delayed.len() < DELAYED_MAX {
+            if delay > 0 && self.books[i].crosses(p.side, price) && self.delayed.len() < DELAYED_MAX
+            {
                 // Late fill: acknowledge as open now, match after the delay.
                 self.delayed.push((now + i64::try_from(delay).unwrap_or(i64::MAX), id));
                 self.emit_order(id);
@@ -1410,7 +1469,10 @@ impl Engine {
         let left = o.amount - o.filled;
         if left == 0 {
             self.close_order(id, OrderState::Filled, None, now);
-        } else if matches!(o.tif, Tif::Ioc | Tif::Fok) || o.order_type.contains("market") || o.price.is_none() {
+        } else if matches!(o.tif, Tif::Ioc | Tif::Fok)
+            || o.order_type.contains("market")
+            || o.price.is_none()
+        {
             self.close_order(id, OrderState::Cancelled, Some("user_request"), now);
         } else if let Some(pr) = o.price {
             // Rest the remainder; a remainder can never cross here (matching stopped
@@ -1419,7 +1481,11 @@ impl Engine {
                 self.close_order(id, OrderState::Cancelled, Some("user_request"), now);
                 return;
             }
-            self.books[i].insert(o.side, pr, Entry { id, owner: Owner::Account(o.account), remaining: left });
+            self.books[i].insert(
+                o.side,
+                pr,
+                Entry { id, owner: Owner::Account(o.account), remaining: left },
+            );
             if let Some(o) = self.orders.get_mut(&id) {
                 o.in_book = true;
             }
@@ -1457,14 +1523,24 @@ impl Engine {
             o.notional += px(price) * qty as f64;
         }
         o.updated_ms = now;
-        let (acct, i, side, label, oty, post_only, reduce_only) =
-            (o.account, o.inst, o.side, o.label.clone(), o.order_type.clone(), o.post_only, o.reduce_only);
+        let (acct, i, side, label, oty, post_only, reduce_only) = (
+            o.account,
+            o.inst,
+            o.side,
+            o.label.clone(),
+            o.order_type.clone(),
+            o.post_only,
+            o.reduce_only,
+        );
         let state_after = if o.filled == o.amount { "filled" } else { "open" };
         let ins = &self.instruments[i];
         let a = amt(qty);
         let p = px(price);
         let fee = match ins.kind {
-            Kind::Option => (ins.taker_fee * a).min(0.125 * p * a) * if maker { ins.maker_fee / ins.taker_fee.max(1e-12) } else { 1.0 },
+            Kind::Option => {
+                (ins.taker_fee * a).min(0.125 * p * a)
+                    * if maker { ins.maker_fee / ins.taker_fee.max(1e-12) } else { 1.0 }
+            }
             Kind::Future => (if maker { ins.maker_fee } else { ins.taker_fee }) * a / p,
         };
         if let Some(o) = self.orders.get_mut(&id) {
@@ -1489,7 +1565,8 @@ impl Engine {
         let tid = self.next_trade_id;
         self.md[i].trade_seq += 1;
         let ins = &self.instruments[i];
-        let trade_id = if ins.currency == Currency::Btc { tid.to_string() } else { format!("ETH-{tid}") };
+        let trade_id =
+            if ins.currency == Currency::Btc { tid.to_string() } else { format!("ETH-{tid}") };
         let mark = self.md[i].mark;
         let idx = self.index[c];
         let mut t = json!({
@@ -1509,7 +1586,13 @@ impl Engine {
             }
         }
         let acc = &mut self.accounts[acct];
-        acc.trades.push_back(TradeRec { seq: tid, inst: i, order_id: id, ts: now, json: t.clone() });
+        acc.trades.push_back(TradeRec {
+            seq: tid,
+            inst: i,
+            order_id: id,
+            ts: now,
+            json: t.clone(),
+        });
         if acc.trades.len() > USER_TRADES_MAX {
             acc.trades.pop_front();
         }
@@ -1530,7 +1613,17 @@ impl Engine {
         md.low = Some(md.low.map_or(p, |l| l.min(p)));
         md.volume += amt(qty);
         let ins = &self.instruments[i];
-        let t = json!({"trade_id": format!("P-{}", md.trade_seq), "trade_seq": md.trade_seq, "timestamp": now, "instrument_name": ins.name, "price": p, "amount": amt(qty), "contracts": amt(qty) / amt(ins.contract_size), "direction": taker_side.as_str(), "tick_direction": tick_direction, "index_price": round_to(self.index[ccy_idx(ins.currency)], 2), "mark_price": round_to(md.mark, 8)});
+        // The account side of this fill was recorded just before: same trade id and seq.
+        let tid = self.next_trade_id;
+        let trade_id =
+            if ins.currency == Currency::Btc { tid.to_string() } else { format!("ETH-{tid}") };
+        let mut t = json!({"trade_id": trade_id, "trade_seq": md.trade_seq, "timestamp": now, "instrument_name": ins.name, "price": p, "amount": amt(qty), "contracts": amt(qty) / amt(ins.contract_size), "direction": taker_side.as_str(), "tick_direction": tick_direction, "index_price": round_to(self.index[ccy_idx(ins.currency)], 2), "mark_price": round_to(md.mark, 8)});
+        if ins.kind == Kind::Option {
+            if let Some(m) = t.as_object_mut() {
+                m.insert("iv".into(), json!(round_to(md.iv * 100.0, 2)));
+                m.insert("underlying_price".into(), json!(round_to(md.underlying, 2)));
+            }
+        }
         md.trades.push_back(t.clone());
         if md.trades.len() > PUBLIC_TRADES_MAX {
             md.trades.pop_front();
@@ -1578,7 +1671,12 @@ impl Engine {
     ///
     /// # Errors
     /// 10004 unknown id, 10029 not owner, 11044 not open.
-    pub fn cancel(&mut self, acct: usize, order_id: &str, reason: &'static str) -> Result<Value, RpcError> {
+    pub fn cancel(
+        &mut self,
+        acct: usize,
+        order_id: &str,
+        reason: &'static str,
+    ) -> Result<Value, RpcError> {
         let now = self.now_ms();
         let Some(id) = parse_order_id(order_id) else {
             return Err(RpcError::new(10004, "order_not_found"));
@@ -1599,12 +1697,19 @@ impl Engine {
     }
 
     /// Cancels every live order of `acct` matching `pred`; returns the cancelled orders.
-    pub fn cancel_where(&mut self, acct: usize, reason: &'static str, pred: impl Fn(&Order, &Instrument) -> bool) -> Vec<Value> {
+    pub fn cancel_where(
+        &mut self,
+        acct: usize,
+        reason: &'static str,
+        pred: impl Fn(&Order, &Instrument) -> bool,
+    ) -> Vec<Value> {
         let now = self.now_ms();
         let mut ids: Vec<u64> = self
             .orders
             .values()
-            .filter(|o| o.account == acct && o.state.is_live() && pred(o, &self.instruments[o.inst]))
+            .filter(|o| {
+                o.account == acct && o.state.is_live() && pred(o, &self.instruments[o.inst])
+            })
             .map(|o| o.id)
             .collect();
         ids.sort_unstable();
@@ -1625,10 +1730,19 @@ impl Engine {
     ///
     /// # Errors
     /// The venue's error.
-    pub fn edit(&mut self, acct: usize, order_id: &str, amount: Option<f64>, price: Option<f64>, post_only: Option<bool>, reject_post_only: Option<bool>) -> Result<Placed, RpcError> {
+    pub fn edit(
+        &mut self,
+        acct: usize,
+        order_id: &str,
+        amount: Option<f64>,
+        price: Option<f64>,
+        post_only: Option<bool>,
+        reject_post_only: Option<bool>,
+    ) -> Result<Placed, RpcError> {
         let now = self.now_ms();
         let id = parse_order_id(order_id).ok_or_else(|| RpcError::new(10004, "order_not_found"))?;
-        let o = self.orders.get(&id).cloned().ok_or_else(|| RpcError::new(10004, "order_not_found"))?;
+        let o =
+            self.orders.get(&id).cloned().ok_or_else(|| RpcError::new(10004, "order_not_found"))?;
         if o.account != acct {
             return Err(RpcError::new(10004, "order_not_found"));
         }
@@ -1644,7 +1758,8 @@ impl Engine {
         let ins = self.instruments[o.inst].clone();
         let new_amount = match amount {
             Some(a) => {
-                let u = crate::util::amt_units(a).ok_or_else(|| RpcError::new(10021, "invalid_amount"))?;
+                let u = crate::util::amt_units(a)
+                    .ok_or_else(|| RpcError::new(10021, "invalid_amount"))?;
                 if u % ins.amount_step() != 0 {
                     return Err(RpcError::new(10021, "invalid_amount"));
                 }
@@ -1660,7 +1775,8 @@ impl Engine {
         };
         let mut new_price = match price {
             Some(p) => {
-                let u = crate::util::px_units(p).ok_or_else(|| RpcError::new(10026, "price_precision_exceeded"))?;
+                let u = crate::util::px_units(p)
+                    .ok_or_else(|| RpcError::new(10026, "price_precision_exceeded"))?;
                 if !ins.on_grid(u) {
                     return Err(RpcError::new(10043, "price_wrong_tick"));
                 }
@@ -1742,8 +1858,16 @@ impl Engine {
                 self.emit_order(id);
             }
         }
-        let trades: Vec<Value> = self.accounts[acct].trades.iter().filter(|t| t.seq > seq_before && t.order_id == id).map(|t| t.json.clone()).collect();
-        let (order, state) = self.orders.get(&id).map_or((Value::Null, OrderState::Rejected), |o| (self.order_json(o), o.state));
+        let trades: Vec<Value> = self.accounts[acct]
+            .trades
+            .iter()
+            .filter(|t| t.seq > seq_before && t.order_id == id)
+            .map(|t| t.json.clone())
+            .collect();
+        let (order, state) = self
+            .orders
+            .get(&id)
+            .map_or((Value::Null, OrderState::Rejected), |o| (self.order_json(o), o.state));
         self.flush(now);
         Ok(Placed { order, trades, order_id: id, state, post_only_crossed: crossed })
     }
@@ -1818,7 +1942,14 @@ impl Engine {
                     }
                 }
                 Kind::Option => {
-                    let g = md.greeks.unwrap_or(Priced { usd: 0.0, delta: 0.0, gamma: 0.0, vega: 0.0, theta: 0.0, rho: 0.0 });
+                    let g = md.greeks.unwrap_or(Priced {
+                        usd: 0.0,
+                        delta: 0.0,
+                        gamma: 0.0,
+                        vega: 0.0,
+                        theta: 0.0,
+                        rho: 0.0,
+                    });
                     m.insert("delta".into(), json!(round_to(g.delta * size, 6)));
                     m.insert("gamma".into(), json!(round_to(g.gamma * size, 8)));
                     m.insert("vega".into(), json!(round_to(g.vega * size, 6)));
@@ -1838,7 +1969,9 @@ impl Engine {
                 let coin = if mark > 0.0 { size / mark } else { 0.0 };
                 (coin * 0.02, coin * 0.01)
             }
-            Kind::Option if pos.size < 0 => ((0.1f64.max(0.15) + mark) * size, (0.075 + mark) * size),
+            Kind::Option if pos.size < 0 => {
+                ((0.1f64.max(0.15) + mark) * size, (0.075 + mark) * size)
+            }
             Kind::Option => (0.0, 0.0),
         }
     }
@@ -1846,7 +1979,9 @@ impl Engine {
     fn open_orders_margin(&self, acct: usize, c: Currency) -> f64 {
         self.orders
             .values()
-            .filter(|o| o.account == acct && o.state.is_live() && self.instruments[o.inst].currency == c)
+            .filter(|o| {
+                o.account == acct && o.state.is_live() && self.instruments[o.inst].currency == c
+            })
             .map(|o| {
                 let p = o.price.map_or(self.md[o.inst].mark, px);
                 self.margin_for(o.inst, o.side, o.amount - o.filled, p, o.reduce_only)
@@ -1897,7 +2032,13 @@ impl Engine {
     }
 
     /// Wire account summary (also `user.portfolio` data).
-    pub fn account_summary_json(&self, acct: usize, c: Currency, extended: bool, _now: i64) -> Value {
+    pub fn account_summary_json(
+        &self,
+        acct: usize,
+        c: Currency,
+        extended: bool,
+        _now: i64,
+    ) -> Value {
         let (eq, im, mm, ov, fupl, oupl, delta) = self.account_totals(acct, c);
         let oom = self.open_orders_margin(acct, c);
         let a = &self.accounts[acct];
@@ -1940,11 +2081,20 @@ impl Engine {
     }
 
     /// Orders of an account (live or all recent) as wire objects, newest first.
-    pub fn orders_of(&self, acct: usize, live: bool, pred: impl Fn(&Order, &Instrument) -> bool) -> Vec<Value> {
+    pub fn orders_of(
+        &self,
+        acct: usize,
+        live: bool,
+        pred: impl Fn(&Order, &Instrument) -> bool,
+    ) -> Vec<Value> {
         let mut v: Vec<&Order> = self
             .orders
             .values()
-            .filter(|o| o.account == acct && (o.state.is_live() == live) && pred(o, &self.instruments[o.inst]))
+            .filter(|o| {
+                o.account == acct
+                    && (o.state.is_live() == live)
+                    && pred(o, &self.instruments[o.inst])
+            })
             .collect();
         v.sort_by_key(|o| std::cmp::Reverse(o.id));
         v.into_iter().map(|o| self.order_json(o)).collect()
@@ -1975,7 +2125,8 @@ impl Engine {
     pub fn add_session(&mut self, tx: SyncSender<Outbound>) -> u64 {
         let sid = self.next_session;
         self.next_session += 1;
-        self.sessions.insert(sid, SessionSlot { tx, subs: HashSet::new(), account: None, cod: false });
+        self.sessions
+            .insert(sid, SessionSlot { tx, subs: HashSet::new(), account: None, cod: false });
         sid
     }
 
@@ -2004,7 +2155,9 @@ impl Engine {
         if let Some(acct) = slot.account {
             let account_scope = self.accounts[acct].cod_account;
             if slot.cod || account_scope {
-                let _ = self.cancel_where(acct, "cancel_on_disconnect", |o, _| account_scope || o.session == sid);
+                let _ = self.cancel_where(acct, "cancel_on_disconnect", |o, _| {
+                    account_scope || o.session == sid
+                });
             }
         }
     }
@@ -2019,7 +2172,13 @@ impl Engine {
     // ------------------------------------------------------------------ tokens
 
     /// Issues an access/refresh token pair.
-    pub fn issue_token(&mut self, auth: Auth, scope_str: String, session: Option<u64>, expires_s: i64) -> (String, String) {
+    pub fn issue_token(
+        &mut self,
+        auth: Auth,
+        scope_str: String,
+        session: Option<u64>,
+        expires_s: i64,
+    ) -> (String, String) {
         let now = self.now_ms();
         self.token_seq += 1;
         let mk = |rng: &mut ChaCha8Rng| -> String {
@@ -2030,9 +2189,18 @@ impl Engine {
         };
         let access = mk(&mut self.token_rng);
         let refresh = mk(&mut self.token_rng);
-        let t = Token { auth, expires_ms: now + expires_s * 1000, session, scope_str, issued: self.token_seq };
+        let t = Token {
+            auth,
+            expires_ms: now + expires_s * 1000,
+            session,
+            scope_str,
+            issued: self.token_seq,
+        };
         self.tokens.insert(access.clone(), t.clone());
-        self.refresh_tokens.insert(refresh.clone(), Token { session: None, expires_ms: now + 2 * expires_s * 1000, ..t });
+        self.refresh_tokens.insert(
+            refresh.clone(),
+            Token { session: None, expires_ms: now + 2 * expires_s * 1000, ..t },
+        );
         for map in [&mut self.tokens, &mut self.refresh_tokens] {
             while map.len() > TOKENS_MAX {
                 let oldest = map.iter().min_by_key(|(_, t)| t.issued).map(|(k, _)| k.clone());
@@ -2062,7 +2230,8 @@ impl Engine {
             }
             Fault::DelayFills { ms } => self.faults.delay_fills_ms = *ms,
             Fault::PartialFill { fraction } => {
-                self.faults.partial_fill = if fraction.is_finite() { fraction.clamp(0.0, 1.0) } else { 1.0 };
+                self.faults.partial_fill =
+                    if fraction.is_finite() { fraction.clamp(0.0, 1.0) } else { 1.0 };
             }
             Fault::RejectNextOrder { instrument, code } => {
                 if self.faults.reject_next.len() < 1_000 {
@@ -2086,7 +2255,9 @@ impl Engine {
                 self.publish_platform_state(&json!({"price_index": index, "locked": locked}));
             }
             Fault::Settlement { on } => self.faults.settlement = *on,
-            Fault::ClockSkew { ms } => self.faults.clock_skew_ms = (*ms).clamp(-86_400_000, 86_400_000),
+            Fault::ClockSkew { ms } => {
+                self.faults.clock_skew_ms = (*ms).clamp(-86_400_000, 86_400_000)
+            }
             Fault::FreezeMarketData { on } => self.faults.frozen = *on,
             Fault::Clear => {
                 let was_maint = self.faults.maintenance;
@@ -2136,7 +2307,12 @@ impl Engine {
                 }
                 if let Owner::Account(_) = e.owner {
                     let o = self.orders.get(&e.id).ok_or("book order missing")?;
-                    if o.state != OrderState::Open || !o.in_book || o.side != s || o.price != Some(p) || o.amount - o.filled != e.remaining {
+                    if o.state != OrderState::Open
+                        || !o.in_book
+                        || o.side != s
+                        || o.price != Some(p)
+                        || o.amount - o.filled != e.remaining
+                    {
                         return Err(format!("book entry {e:?} disagrees with order {o:?}"));
                     }
                 }
@@ -2169,11 +2345,17 @@ enum Initial {
 
 /// Serializes a subscription notification.
 pub fn notification(ch: &str, data: &Value) -> String {
-    json!({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": ch, "data": data}}).to_string()
+    json!({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": ch, "data": data}})
+        .to_string()
 }
 
 /// The user channel names an event on `ins` goes to, with the data shape each wants.
-fn user_channels(what: &str, ins: &Instrument, data: &Value, object_for_raw: bool) -> Vec<(String, Value)> {
+fn user_channels(
+    what: &str,
+    ins: &Instrument,
+    data: &Value,
+    object_for_raw: bool,
+) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     let arr = if data.is_array() || !object_for_raw { data.clone() } else { json!([data]) };
     for iv in ["raw", "100ms", "agg2"] {

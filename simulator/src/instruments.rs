@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::util::{days_from_civil, civil_from_days, expiry_code, px, amt, strike_str, weekday};
+use crate::util::{amt, civil_from_days, days_from_civil, expiry_code, px, strike_str, weekday};
 
 /// Settlement currency / underlying of an instrument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -276,12 +276,7 @@ pub fn expiry_days(now_ms: i64) -> Vec<(i64, &'static str)> {
         }
     }
     let quarterly = last_friday(qy, qm);
-    vec![
-        (daily, "day"),
-        (weekly, "week"),
-        (monthly, "month"),
-        (quarterly, "quarter"),
-    ]
+    vec![(daily, "day"), (weekly, "week"), (monthly, "month"), (quarterly, "quarter")]
 }
 
 /// Strike step per expiry bucket and currency.
@@ -360,7 +355,7 @@ pub fn build_universe(now_ms: i64, spot_btc: f64, spot_eth: f64) -> Vec<Instrume
             });
         }
         let min_opt = match ccy {
-            Currency::Btc => 100_000,  // 0.1 BTC
+            Currency::Btc => 100_000,   // 0.1 BTC
             Currency::Eth => 1_000_000, // 1 ETH
         };
         for &(day, period) in &expiries {
@@ -375,7 +370,13 @@ pub fn build_universe(now_ms: i64, spot_btc: f64, spot_eth: f64) -> Vec<Instrume
                 for (ot, suffix) in [(OptionType::Call, "C"), (OptionType::Put, "P")] {
                     id += 1;
                     out.push(Instrument {
-                        name: format!("{}-{}-{}-{}", ccy.code(), expiry_code(day), strike_str(k), suffix),
+                        name: format!(
+                            "{}-{}-{}-{}",
+                            ccy.code(),
+                            expiry_code(day),
+                            strike_str(k),
+                            suffix
+                        ),
                         id,
                         kind: Kind::Option,
                         currency: ccy,
@@ -385,7 +386,7 @@ pub fn build_universe(now_ms: i64, spot_btc: f64, spot_eth: f64) -> Vec<Instrume
                         expiry_ms: day * DAY_MS + EIGHT_H_MS,
                         creation_ms: creation,
                         settlement_period: period,
-                        tick: 10_000,                      // 0.0001
+                        tick: 10_000,                        // 0.0001
                         tick_steps: vec![(500_000, 50_000)], // above 0.005: 0.0005
                         min_amount: min_opt,
                         contract_size: 1_000_000,

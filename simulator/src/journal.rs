@@ -186,11 +186,8 @@ impl Summary {
                 s.illegal_seqs.push(e.seq);
             }
         }
-        let mut dups: Vec<String> = by_label
-            .iter()
-            .filter(|(_, n)| **n > 1)
-            .map(|(l, _)| (*l).to_string())
-            .collect();
+        let mut dups: Vec<String> =
+            by_label.iter().filter(|(_, n)| **n > 1).map(|(l, _)| (*l).to_string()).collect();
         dups.sort();
         s.duplicate_dispatch_count = by_label.values().map(|n| n.saturating_sub(1)).sum();
         s.duplicate_labels = dups;

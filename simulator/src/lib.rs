@@ -81,7 +81,8 @@ impl Default for SimConfig {
         SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             seed: 1,
-            journal: std::env::temp_dir().join(format!("stoic-sim-journal-{}.jsonl", std::process::id())),
+            journal: std::env::temp_dir()
+                .join(format!("stoic-sim-journal-{}.jsonl", std::process::id())),
             accounts: None,
             tick_ms: 100,
             heartbeat_min_s: 10,
@@ -117,7 +118,13 @@ impl Simulator {
         let listener = TcpListener::bind(cfg.listen)?;
         let addr = listener.local_addr()?;
         let engine = Engine::new(
-            EngineCfg { seed: cfg.seed, spot_btc: cfg.spot_btc, spot_eth: cfg.spot_eth, tick_ms: cfg.tick_ms, testnet: cfg.testnet },
+            EngineCfg {
+                seed: cfg.seed,
+                spot_btc: cfg.spot_btc,
+                spot_eth: cfg.spot_eth,
+                tick_ms: cfg.tick_ms,
+                testnet: cfg.testnet,
+            },
             accounts,
             journal,
         );
@@ -129,7 +136,9 @@ impl Simulator {
             heartbeat_min_s: cfg.heartbeat_min_s.max(1),
         });
         let sh = Arc::clone(&shared);
-        let accept = std::thread::Builder::new().name("sim-accept".into()).spawn(move || server::serve(&listener, &sh))?;
+        let accept = std::thread::Builder::new()
+            .name("sim-accept".into())
+            .spawn(move || server::serve(&listener, &sh))?;
         let (tick_tx, tick_rx) = channel::<()>();
         let sh = Arc::clone(&shared);
         let tick = Duration::from_millis(cfg.tick_ms);
@@ -146,7 +155,12 @@ impl Simulator {
                 }
             }
         })?;
-        Ok(SimHandle { addr, shared, journal: cfg.journal, threads: Some((accept, ticker, tick_tx)) })
+        Ok(SimHandle {
+            addr,
+            shared,
+            journal: cfg.journal,
+            threads: Some((accept, ticker, tick_tx)),
+        })
     }
 }
 
@@ -248,7 +262,10 @@ impl Faults {
 
     /// Drops the next `n` book notifications (change-id gap).
     pub fn drop_book_messages(&self, n: u32, instrument: Option<&str>) {
-        self.apply(&Fault::DropBookMessages { count: n, instrument: instrument.map(str::to_string) });
+        self.apply(&Fault::DropBookMessages {
+            count: n,
+            instrument: instrument.map(str::to_string),
+        });
     }
 
     /// Clears every fault.

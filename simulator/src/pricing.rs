@@ -63,7 +63,8 @@ pub fn black76(call: bool, forward: f64, strike: f64, years: f64, vol: f64) -> P
     let gamma = pdf / (forward * sd);
     let vega = forward * pdf * sqrt_t / 100.0;
     let theta = -forward * pdf * vol / (2.0 * sqrt_t) / 365.0;
-    let rho = if call { strike * years * norm_cdf(d2) } else { -strike * years * norm_cdf(-d2) } / 100.0;
+    let rho =
+        if call { strike * years * norm_cdf(d2) } else { -strike * years * norm_cdf(-d2) } / 100.0;
     Priced { usd: usd.max(0.0), delta, gamma, vega, theta, rho }
 }
 

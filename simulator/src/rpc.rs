@@ -41,7 +41,11 @@ impl RpcError {
 
     /// -32602 Invalid params with reason and param.
     pub fn invalid_param(param: &str, reason: &str) -> RpcError {
-        RpcError { code: -32602, message: "Invalid params".into(), data: Some(json!({"reason": reason, "param": param})) }
+        RpcError {
+            code: -32602,
+            message: "Invalid params".into(),
+            data: Some(json!({"reason": reason, "param": param})),
+        }
     }
 
     fn to_json(&self) -> Value {
@@ -90,11 +94,28 @@ pub struct Ctx {
 impl Ctx {
     /// New context.
     pub fn new(session: u64, transport: Transport, peer: String, heartbeat_min_s: u64) -> Ctx {
-        Ctx { session, transport, auth: None, peer, heartbeat_s: None, test_seen: true, close_after: false, skip_cod: false, heartbeat_min_s, http_status: 200 }
+        Ctx {
+            session,
+            transport,
+            auth: None,
+            peer,
+            heartbeat_s: None,
+            test_seen: true,
+            close_after: false,
+            skip_cod: false,
+            heartbeat_min_s,
+            http_status: 200,
+        }
     }
 }
 
-fn envelope(id: &Value, body: Result<Value, RpcError>, us_in: i64, us_out: i64, testnet: bool) -> String {
+fn envelope(
+    id: &Value,
+    body: Result<Value, RpcError>,
+    us_in: i64,
+    us_out: i64,
+    testnet: bool,
+) -> String {
     let mut v = json!({"jsonrpc": "2.0", "id": id});
     if let Some(m) = v.as_object_mut() {
         match body {
@@ -122,7 +143,9 @@ pub fn handle_text(eng: &std::sync::Mutex<Engine>, ctx: &mut Ctx, text: &str) ->
     }
     let v: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(_) => return finish(eng, &Value::Null, Err(RpcError::new(-32700, "Parse error")), us_in),
+        Err(_) => {
+            return finish(eng, &Value::Null, Err(RpcError::new(-32700, "Parse error")), us_in)
+        }
     };
     let Some(obj) = v.as_object() else {
         // Batch arrays and bare values are not supported by the venue.
@@ -135,14 +158,26 @@ pub fn handle_text(eng: &std::sync::Mutex<Engine>, ctx: &mut Ctx, text: &str) ->
     let params = match obj.get("params") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
-        Some(_) => return finish(eng, &id, Err(RpcError::invalid_param("params", "must be an object")), us_in),
+        Some(_) => {
+            return finish(
+                eng,
+                &id,
+                Err(RpcError::invalid_param("params", "must be an object")),
+                us_in,
+            )
+        }
     };
     let method = method.to_string();
     let res = handle_call(eng, ctx, &method, &params);
     finish(eng, &id, res, us_in)
 }
 
-fn finish(eng: &std::sync::Mutex<Engine>, id: &Value, res: Result<Value, RpcError>, us_in: i64) -> String {
+fn finish(
+    eng: &std::sync::Mutex<Engine>,
+    id: &Value,
+    res: Result<Value, RpcError>,
+    us_in: i64,
+) -> String {
     let (us_out, testnet) = {
         let e = lock(eng);
         (e.now_us(), e.cfg.testnet)
@@ -175,8 +210,16 @@ impl P<'_> {
     fn f64_opt(&self, k: &str) -> Result<Option<f64>, RpcError> {
         match self.0.get(k) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n.as_f64().map(Some).ok_or_else(|| RpcError::invalid_param(k, "invalid format")),
-            Some(Value::String(s)) => s.trim().parse::<f64>().ok().filter(|x| x.is_finite()).map(Some).ok_or_else(|| RpcError::invalid_param(k, "invalid format")),
+            Some(Value::Number(n)) => {
+                n.as_f64().map(Some).ok_or_else(|| RpcError::invalid_param(k, "invalid format"))
+            }
+            Some(Value::String(s)) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .map(Some)
+                .ok_or_else(|| RpcError::invalid_param(k, "invalid format")),
             Some(_) => Err(RpcError::invalid_param(k, "invalid format")),
         }
     }
@@ -221,39 +264,108 @@ fn currency_or_any(s: &str, k: &str) -> Result<Option<Currency>, RpcError> {
 
 /// Methods served, and which are matching-engine.
 const PUBLIC: &[&str] = &[
-    "auth", "get_time", "test", "status", "hello", "set_heartbeat", "disable_heartbeat", "get_currencies",
-    "get_instruments", "get_instrument", "get_order_book", "ticker", "get_last_trades_by_instrument",
-    "get_book_summary_by_currency", "get_index_price", "subscribe", "unsubscribe", "unsubscribe_all",
+    "auth",
+    "get_time",
+    "test",
+    "status",
+    "hello",
+    "set_heartbeat",
+    "disable_heartbeat",
+    "get_currencies",
+    "get_instruments",
+    "get_instrument",
+    "get_order_book",
+    "ticker",
+    "get_last_trades_by_instrument",
+    "get_book_summary_by_currency",
+    "get_index_price",
+    "subscribe",
+    "unsubscribe",
+    "unsubscribe_all",
 ];
 const PRIVATE: &[&str] = &[
-    "buy", "sell", "edit", "cancel", "cancel_all", "cancel_all_by_instrument", "cancel_all_by_currency",
-    "cancel_by_label", "get_open_orders_by_currency", "get_open_orders_by_instrument", "get_open_orders",
-    "get_order_state", "get_order_state_by_label", "get_order_history_by_currency", "get_order_history_by_instrument",
-    "get_user_trades_by_currency", "get_user_trades_by_instrument", "get_user_trades_by_order", "get_position",
-    "get_positions", "get_account_summary", "get_account_summaries", "enable_cancel_on_disconnect",
-    "disable_cancel_on_disconnect", "get_cancel_on_disconnect", "subscribe", "unsubscribe", "unsubscribe_all", "logout",
+    "buy",
+    "sell",
+    "edit",
+    "cancel",
+    "cancel_all",
+    "cancel_all_by_instrument",
+    "cancel_all_by_currency",
+    "cancel_by_label",
+    "get_open_orders_by_currency",
+    "get_open_orders_by_instrument",
+    "get_open_orders",
+    "get_order_state",
+    "get_order_state_by_label",
+    "get_order_history_by_currency",
+    "get_order_history_by_instrument",
+    "get_user_trades_by_currency",
+    "get_user_trades_by_instrument",
+    "get_user_trades_by_order",
+    "get_position",
+    "get_positions",
+    "get_account_summary",
+    "get_account_summaries",
+    "enable_cancel_on_disconnect",
+    "disable_cancel_on_disconnect",
+    "get_cancel_on_disconnect",
+    "subscribe",
+    "unsubscribe",
+    "unsubscribe_all",
+    "logout",
 ];
 const MATCHING_ENGINE: &[&str] = &[
-    "buy", "sell", "edit", "cancel", "cancel_all", "cancel_all_by_instrument", "cancel_all_by_currency", "cancel_by_label",
+    "buy",
+    "sell",
+    "edit",
+    "cancel",
+    "cancel_all",
+    "cancel_all_by_instrument",
+    "cancel_all_by_currency",
+    "cancel_by_label",
 ];
 const WS_ONLY: &[&str] = &[
-    "public/set_heartbeat", "public/disable_heartbeat", "public/hello", "public/subscribe", "public/unsubscribe",
-    "public/unsubscribe_all", "private/subscribe", "private/unsubscribe", "private/unsubscribe_all", "private/logout",
+    "public/set_heartbeat",
+    "public/disable_heartbeat",
+    "public/hello",
+    "public/subscribe",
+    "public/unsubscribe",
+    "public/unsubscribe_all",
+    "private/subscribe",
+    "private/unsubscribe",
+    "private/unsubscribe_all",
+    "private/logout",
 ];
 
 /// Permission a private method needs.
 fn required_scope(m: &str) -> Option<(&'static str, Access)> {
     match m {
-        "buy" | "sell" | "edit" | "cancel" | "cancel_all" | "cancel_all_by_instrument" | "cancel_all_by_currency" | "cancel_by_label" => Some(("trade", Access::ReadWrite)),
-        "get_account_summary" | "get_account_summaries" | "get_cancel_on_disconnect" => Some(("account", Access::Read)),
-        "enable_cancel_on_disconnect" | "disable_cancel_on_disconnect" => Some(("account", Access::ReadWrite)),
+        "buy"
+        | "sell"
+        | "edit"
+        | "cancel"
+        | "cancel_all"
+        | "cancel_all_by_instrument"
+        | "cancel_all_by_currency"
+        | "cancel_by_label" => Some(("trade", Access::ReadWrite)),
+        "get_account_summary" | "get_account_summaries" | "get_cancel_on_disconnect" => {
+            Some(("account", Access::Read))
+        }
+        "enable_cancel_on_disconnect" | "disable_cancel_on_disconnect" => {
+            Some(("account", Access::ReadWrite))
+        }
         "subscribe" | "unsubscribe" | "unsubscribe_all" | "logout" => None,
         _ => Some(("trade", Access::Read)),
     }
 }
 
 /// Runs one call: storm/rate limit, auth and scopes, the method, the journal.
-pub fn handle_call(eng: &std::sync::Mutex<Engine>, ctx: &mut Ctx, method: &str, params: &Map<String, Value>) -> Result<Value, RpcError> {
+pub fn handle_call(
+    eng: &std::sync::Mutex<Engine>,
+    ctx: &mut Ctx,
+    method: &str,
+    params: &Map<String, Value>,
+) -> Result<Value, RpcError> {
     let mut e = lock(eng);
     let (scope_kind, name) = match method.split_once('/') {
         Some(("public", n)) if PUBLIC.contains(&n) => ("public", n),
@@ -285,7 +397,14 @@ struct OrderFacts {
     post_only_crossed: bool,
 }
 
-fn call_inner(e: &mut Engine, ctx: &mut Ctx, kind: &str, name: &str, method: &str, params: &Map<String, Value>) -> Result<(Value, OrderFacts), RpcError> {
+fn call_inner(
+    e: &mut Engine,
+    ctx: &mut Ctx,
+    kind: &str,
+    name: &str,
+    method: &str,
+    params: &Map<String, Value>,
+) -> Result<(Value, OrderFacts), RpcError> {
     let now = e.now_ms();
     if ctx.transport == Transport::Http && WS_ONLY.contains(&method) {
         return Err(RpcError::new(10030, "must_be_websocket_request"));
@@ -316,7 +435,11 @@ fn call_inner(e: &mut Engine, ctx: &mut Ctx, kind: &str, name: &str, method: &st
     let ok = match &auth {
         Some(a) => {
             let acc = &mut e.accounts[a.account];
-            if me { acc.me_bucket.try_take(wall) } else { acc.nme_bucket.try_take(wall) }
+            if me {
+                acc.me_bucket.try_take(wall)
+            } else {
+                acc.nme_bucket.try_take(wall)
+            }
         }
         None => e.ip_take(&ctx.peer, wall, name == "get_instruments"),
     };
@@ -348,7 +471,9 @@ fn call_inner(e: &mut Engine, ctx: &mut Ctx, kind: &str, name: &str, method: &st
             plain(json!({"locked": state, "locked_indices": locked}))
         }
         ("public", "set_heartbeat") => {
-            let iv = p.f64_opt("interval")?.ok_or_else(|| RpcError::invalid_param("interval", "must be present"))?;
+            let iv = p
+                .f64_opt("interval")?
+                .ok_or_else(|| RpcError::invalid_param("interval", "must be present"))?;
             #[allow(clippy::cast_precision_loss)]
             if !(iv >= ctx.heartbeat_min_s as f64 && iv <= 3600.0) {
                 return Err(RpcError::invalid_param("interval", "interval too small"));
@@ -364,7 +489,9 @@ fn call_inner(e: &mut Engine, ctx: &mut Ctx, kind: &str, name: &str, method: &st
             ctx.heartbeat_s = None;
             plain(json!("ok"))
         }
-        ("public", "get_currencies") => plain(json!(Currency::ALL.iter().map(|c| currency_json(*c)).collect::<Vec<_>>())),
+        ("public", "get_currencies") => {
+            plain(json!(Currency::ALL.iter().map(|c| currency_json(*c)).collect::<Vec<_>>()))
+        }
         ("public", "get_instruments") => {
             let ccy = match p.str_opt("currency")? {
                 None => None,
@@ -376,7 +503,10 @@ fn call_inner(e: &mut Engine, ctx: &mut Ctx, kind: &str, name: &str, method: &st
             };
             let kind_f = p.str_opt("kind")?;
             if let Some(k) = &kind_f {
-                if !matches!(k.as_str(), "future" | "option" | "spot" | "future_combo" | "option_combo") {
+                if !matches!(
+                    k.as_str(),
+                    "future" | "option" | "spot" | "future_combo" | "option_combo"
+                ) {
                     return Err(RpcError::invalid_param("kind", "wrong format"));
                 }
             }
@@ -409,14 +539,18 @@ fn call_inner(e: &mut Engine, ctx: &mut Ctx, kind: &str, name: &str, method: &st
         }
         ("public", "get_index_price") => {
             let n = p.str_req("index_name")?;
-            let c = Currency::from_index(&n).ok_or_else(|| RpcError::invalid_param("index_name", "wrong format"))?;
+            let c = Currency::from_index(&n)
+                .ok_or_else(|| RpcError::invalid_param("index_name", "wrong format"))?;
             let v = e.index[usize::from(c == Currency::Eth)];
-            plain(json!({"index_price": round_to(v, 2), "estimated_delivery_price": round_to(v, 2)}))
+            plain(
+                json!({"index_price": round_to(v, 2), "estimated_delivery_price": round_to(v, 2)}),
+            )
         }
         ("public", "get_last_trades_by_instrument") => {
             let n = p.str_req("instrument_name")?;
             let i = e.inst(&n).ok_or_else(|| RpcError::new(13020, "not_found"))?;
-            let count = usize::try_from(p.i64_opt("count")?.unwrap_or(10).clamp(1, 1000)).unwrap_or(10);
+            let count =
+                usize::try_from(p.i64_opt("count")?.unwrap_or(10).clamp(1, 1000)).unwrap_or(10);
             let asc = p.str_opt("sorting")?.as_deref() == Some("asc");
             let all = &e.md[i].trades;
             let mut v: Vec<Value> = all.iter().rev().take(count).cloned().collect();
@@ -482,11 +616,19 @@ fn call_inner(e: &mut Engine, ctx: &mut Ctx, kind: &str, name: &str, method: &st
             for c in chans.iter().filter_map(Value::as_str) {
                 e.unsubscribe(ctx.session, c);
             }
-            let rest: Vec<String> = e.sessions.get(&ctx.session).map(|s| s.subs.iter().cloned().collect()).unwrap_or_default();
+            let rest: Vec<String> = e
+                .sessions
+                .get(&ctx.session)
+                .map(|s| s.subs.iter().cloned().collect())
+                .unwrap_or_default();
             plain(json!(rest))
         }
         ("public" | "private", "unsubscribe_all") => {
-            let all: Vec<String> = e.sessions.get(&ctx.session).map(|s| s.subs.iter().cloned().collect()).unwrap_or_default();
+            let all: Vec<String> = e
+                .sessions
+                .get(&ctx.session)
+                .map(|s| s.subs.iter().cloned().collect())
+                .unwrap_or_default();
             for c in all {
                 e.unsubscribe(ctx.session, &c);
             }
@@ -541,7 +683,9 @@ fn book_summary(e: &Engine, i: usize, now: i64) -> Value {
 }
 
 fn hmac_hex(secret: &str, msg: &str) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return String::new() };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
     mac.update(msg.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
@@ -552,9 +696,17 @@ fn eq_ct(a: &str, b: &str) -> bool {
 }
 
 /// Verifies a `client_signature` / `deri-hmac-sha256` signature and nonce freshness.
-pub fn verify_signature(e: &mut Engine, client_id: &str, ts: i64, nonce: &str, signed: &str, sig: &str) -> Result<Auth, RpcError> {
+pub fn verify_signature(
+    e: &mut Engine,
+    client_id: &str,
+    ts: i64,
+    nonce: &str,
+    signed: &str,
+    sig: &str,
+) -> Result<Auth, RpcError> {
     let now = e.now_ms();
-    let &(ai, ki) = e.keys.get(client_id).ok_or_else(|| RpcError::new(13004, "invalid_credentials"))?;
+    let &(ai, ki) =
+        e.keys.get(client_id).ok_or_else(|| RpcError::new(13004, "invalid_credentials"))?;
     if (now - ts).abs() > 60_000 {
         return Err(RpcError::invalid_param("timestamp", "timestamp out of window"));
     }
@@ -587,7 +739,8 @@ pub fn key_auth(e: &Engine, ai: usize, ki: usize, requested: Option<&str>) -> Au
 
 /// Basic auth: client id + secret.
 pub fn verify_secret(e: &Engine, client_id: &str, secret: &str) -> Result<Auth, RpcError> {
-    let &(ai, ki) = e.keys.get(client_id).ok_or_else(|| RpcError::new(13004, "invalid_credentials"))?;
+    let &(ai, ki) =
+        e.keys.get(client_id).ok_or_else(|| RpcError::new(13004, "invalid_credentials"))?;
     if !eq_ct(&e.specs.accounts[ai].keys[ki].client_secret, secret) {
         return Err(RpcError::new(13004, "invalid_credentials"));
     }
@@ -603,44 +756,67 @@ fn auth_method(e: &mut Engine, ctx: &mut Ctx, p: &P<'_>) -> Result<Value, RpcErr
             let secret = p.str_req("client_secret")?;
             let mut a = verify_secret(e, &id, &secret)?;
             if let Some(r) = &requested {
-                a.scopes = Scopes::parse(&e.specs.accounts[a.account].keys[e.keys[&id].1].scopes).narrow(&Scopes::parse(r));
+                a.scopes = Scopes::parse(&e.specs.accounts[a.account].keys[e.keys[&id].1].scopes)
+                    .narrow(&Scopes::parse(r));
             }
             (a, requested.clone())
         }
         "client_signature" => {
             let id = p.str_req("client_id")?;
-            let ts = p.i64_opt("timestamp")?.ok_or_else(|| RpcError::invalid_param("timestamp", "must be present"))?;
+            let ts = p
+                .i64_opt("timestamp")?
+                .ok_or_else(|| RpcError::invalid_param("timestamp", "must be present"))?;
             let sig = p.str_req("signature")?;
             let nonce = p.str_req("nonce")?;
             let data = p.str_opt("data")?.unwrap_or_default();
-            let mut a = verify_signature(e, &id, ts, &nonce, &format!("{ts}\n{nonce}\n{data}"), &sig)?;
+            let mut a =
+                verify_signature(e, &id, ts, &nonce, &format!("{ts}\n{nonce}\n{data}"), &sig)?;
             if let Some(r) = &requested {
-                a.scopes = Scopes::parse(&e.specs.accounts[a.account].keys[e.keys[&id].1].scopes).narrow(&Scopes::parse(r));
+                a.scopes = Scopes::parse(&e.specs.accounts[a.account].keys[e.keys[&id].1].scopes)
+                    .narrow(&Scopes::parse(r));
             }
             (a, requested.clone())
         }
         "refresh_token" => {
             let rt = p.str_req("refresh_token")?;
             let now = e.now_ms();
-            let t = e.refresh_tokens.remove(&rt).filter(|t| t.expires_ms > now).ok_or_else(|| RpcError::new(13009, "unauthorized"))?;
+            let t = e
+                .refresh_tokens
+                .remove(&rt)
+                .filter(|t| t.expires_ms > now)
+                .ok_or_else(|| RpcError::new(13009, "unauthorized"))?;
             (t.auth, Some(t.scope_str))
         }
         _ => return Err(RpcError::invalid_param("grant_type", "wrong format")),
     };
     let req = session_name.unwrap_or_default();
-    let session_scope = req.split_whitespace().find(|t| t.starts_with("session:")).map(str::to_string);
+    let session_scope =
+        req.split_whitespace().find(|t| t.starts_with("session:")).map(str::to_string);
     let expires = req
         .split_whitespace()
         .find_map(|t| t.strip_prefix("expires:").and_then(|x| x.parse::<i64>().ok()))
-        .unwrap_or(if ctx.transport == Transport::Ws && session_scope.is_none() { 31_536_000 } else { 900 })
+        .unwrap_or(if ctx.transport == Transport::Ws && session_scope.is_none() {
+            31_536_000
+        } else {
+            900
+        })
         .clamp(60, 31_536_000);
     let binding = session_scope.clone().unwrap_or_else(|| "connection".to_string());
-    let key_name = e.specs.accounts[auth.account].keys.iter().find(|k| k.client_id == auth.client_id).map(|k| k.name.clone()).unwrap_or_default();
+    let key_name = e.specs.accounts[auth.account]
+        .keys
+        .iter()
+        .find(|k| k.client_id == auth.client_id)
+        .map(|k| k.name.clone())
+        .unwrap_or_default();
     let mut scope_str = format!("{} {binding} mainaccount", auth.scopes.to_wire());
     if !key_name.is_empty() {
         scope_str.push_str(&format!(" name:{key_name}"));
     }
-    let bound = if ctx.transport == Transport::Ws && session_scope.is_none() { Some(ctx.session) } else { None };
+    let bound = if ctx.transport == Transport::Ws && session_scope.is_none() {
+        Some(ctx.session)
+    } else {
+        None
+    };
     let (access, refresh) = e.issue_token(auth.clone(), scope_str.clone(), bound, expires);
     if ctx.transport == Transport::Ws {
         ctx.auth = Some(auth.clone());
@@ -668,14 +844,27 @@ fn parse_new_order(p: &P<'_>, side: Side, e: &Engine) -> Result<NewOrder, RpcErr
         return Err(RpcError::invalid_param("label", "string too long"));
     }
     let order_type = p.str_opt("type")?.unwrap_or_else(|| "limit".into());
-    if !matches!(order_type.as_str(), "limit" | "market" | "stop_limit" | "stop_market" | "take_limit" | "take_market" | "market_limit" | "trailing_stop") {
+    if !matches!(
+        order_type.as_str(),
+        "limit"
+            | "market"
+            | "stop_limit"
+            | "stop_market"
+            | "take_limit"
+            | "take_market"
+            | "market_limit"
+            | "trailing_stop"
+    ) {
         return Err(RpcError::invalid_param("type", "wrong format"));
     }
     let cs = e.inst(&instrument).map_or(1.0, |i| amt(e.instruments[i].contract_size));
     let amount = match (p.f64_opt("amount")?, p.f64_opt("contracts")?) {
         (Some(a), Some(c)) => {
             if (a - c * cs).abs() > 1e-9 * a.abs().max(1.0) {
-                return Err(RpcError::invalid_param("contracts", "contracts and amount do not match"));
+                return Err(RpcError::invalid_param(
+                    "contracts",
+                    "contracts and amount do not match",
+                ));
             }
             a
         }
@@ -689,7 +878,8 @@ fn parse_new_order(p: &P<'_>, side: Side, e: &Engine) -> Result<NewOrder, RpcErr
     };
     let tif = match p.str_opt("time_in_force")? {
         None => Tif::Gtc,
-        Some(s) => Tif::parse(&s).ok_or_else(|| RpcError::invalid_param("time_in_force", "wrong format"))?,
+        Some(s) => Tif::parse(&s)
+            .ok_or_else(|| RpcError::invalid_param("time_in_force", "wrong format"))?,
     };
     if p.str_opt("advanced")?.is_some() {
         // usd/implv pricing is not modelled: refuse rather than misprice.
@@ -726,7 +916,14 @@ fn order_type_filter(ty: Option<&str>, o: &crate::engine::Order) -> bool {
 }
 
 #[allow(clippy::too_many_lines)]
-fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, now: i64) -> Result<(Value, OrderFacts), RpcError> {
+fn private_method(
+    e: &mut Engine,
+    ctx: &mut Ctx,
+    a: &Auth,
+    m: &str,
+    p: &P<'_>,
+    now: i64,
+) -> Result<(Value, OrderFacts), RpcError> {
     let acct = a.account;
     let plain = |v: Value| Ok((v, OrderFacts::default()));
     let count_facts = |n: usize| OrderFacts { count: Some(n), ..OrderFacts::default() };
@@ -741,7 +938,9 @@ fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, n
                 err
             })?;
             let facts = OrderFacts {
-                order_id: Some(placed.order.get("order_id").and_then(Value::as_str).unwrap_or("").to_string()),
+                order_id: Some(
+                    placed.order.get("order_id").and_then(Value::as_str).unwrap_or("").to_string(),
+                ),
                 state: Some(state_str(placed.state)),
                 count: None,
                 post_only_crossed: placed.post_only_crossed,
@@ -753,7 +952,9 @@ fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, n
             let amount = match (p.f64_opt("amount")?, p.f64_opt("contracts")?) {
                 (Some(x), _) => Some(x),
                 (None, Some(c)) => {
-                    let cs = parse_order_id(&id).and_then(|oid| e.orders.get(&oid)).map_or(1.0, |o| amt(e.instruments[o.inst].contract_size));
+                    let cs = parse_order_id(&id)
+                        .and_then(|oid| e.orders.get(&oid))
+                        .map_or(1.0, |o| amt(e.instruments[o.inst].contract_size));
                     Some(c * cs)
                 }
                 (None, None) => None,
@@ -761,14 +962,30 @@ fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, n
             if p.str_opt("advanced")?.is_some() {
                 return Err(RpcError::new(11047, "unsupported_arg_combination"));
             }
-            let placed = e.edit(acct, &id, amount, p.f64_opt("price")?, p.bool_opt("post_only")?, p.bool_opt("reject_post_only")?)?;
-            let facts = OrderFacts { order_id: Some(id), state: Some(state_str(placed.state)), count: None, post_only_crossed: placed.post_only_crossed };
+            let placed = e.edit(
+                acct,
+                &id,
+                amount,
+                p.f64_opt("price")?,
+                p.bool_opt("post_only")?,
+                p.bool_opt("reject_post_only")?,
+            )?;
+            let facts = OrderFacts {
+                order_id: Some(id),
+                state: Some(state_str(placed.state)),
+                count: None,
+                post_only_crossed: placed.post_only_crossed,
+            };
             Ok((json!({"order": placed.order, "trades": placed.trades}), facts))
         }
         "cancel" => {
             let id = p.str_req("order_id")?;
             let o = e.cancel(acct, &id, "user_request")?;
-            let facts = OrderFacts { order_id: Some(id), state: Some("cancelled"), ..OrderFacts::default() };
+            let facts = OrderFacts {
+                order_id: Some(id),
+                state: Some("cancelled"),
+                ..OrderFacts::default()
+            };
             Ok((o, facts))
         }
         "cancel_all" => {
@@ -780,16 +997,26 @@ fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, n
             let n = p.str_req("instrument_name")?;
             let i = e.inst(&n).ok_or_else(|| RpcError::new(13020, "not_found"))?;
             let ty = p.str_opt("type")?;
-            let v = e.cancel_where(acct, "user_request", |o, _| o.inst == i && order_type_filter(ty.as_deref(), o));
+            let v = e.cancel_where(acct, "user_request", |o, _| {
+                o.inst == i && order_type_filter(ty.as_deref(), o)
+            });
             let c = v.len();
             Ok((detailed(p, v, c)?, count_facts(c)))
         }
         "cancel_all_by_currency" => {
-            let ccy = p.currency_req("currency").or_else(|err| if err.code == 0 { Ok(Some(Currency::Btc)).map(|_| None) } else { Err(err) })?;
+            let ccy = p.currency_req("currency").or_else(|err| {
+                if err.code == 0 {
+                    Ok(Some(Currency::Btc)).map(|_| None)
+                } else {
+                    Err(err)
+                }
+            })?;
             let kind_f = p.str_opt("kind")?;
             let ty = p.str_opt("type")?;
             let v = e.cancel_where(acct, "user_request", |o, ins| {
-                ccy.is_none_or(|c| ins.currency == c) && kind_f.as_deref().is_none_or(|k| k == "any" || k == ins.kind.as_str()) && order_type_filter(ty.as_deref(), o)
+                ccy.is_none_or(|c| ins.currency == c)
+                    && kind_f.as_deref().is_none_or(|k| k == "any" || k == ins.kind.as_str())
+                    && order_type_filter(ty.as_deref(), o)
             });
             let c = v.len();
             Ok((detailed(p, v, c)?, count_facts(c)))
@@ -800,7 +1027,9 @@ fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, n
                 Some(s) => currency_or_any(&s, "currency").unwrap_or(None),
                 None => None,
             };
-            let v = e.cancel_where(acct, "user_request", |o, ins| o.label == label && ccy.is_none_or(|c| ins.currency == c));
+            let v = e.cancel_where(acct, "user_request", |o, ins| {
+                o.label == label && ccy.is_none_or(|c| ins.currency == c)
+            });
             let c = v.len();
             Ok((detailed(p, v, c)?, count_facts(c)))
         }
@@ -816,13 +1045,17 @@ fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, n
             };
             let kind_f = p.str_opt("kind")?;
             let ty = p.str_opt("type")?;
-            plain(json!(e.orders_of(acct, true, |o, ins| ccy.is_none_or(|c| ins.currency == c) && kind_f.as_deref().is_none_or(|k| k == "any" || k == ins.kind.as_str()) && order_type_filter(ty.as_deref(), o))))
+            plain(json!(e.orders_of(acct, true, |o, ins| ccy.is_none_or(|c| ins.currency == c)
+                && kind_f.as_deref().is_none_or(|k| k == "any" || k == ins.kind.as_str())
+                && order_type_filter(ty.as_deref(), o))))
         }
         "get_open_orders_by_instrument" => {
             let n = p.str_req("instrument_name")?;
             let i = e.inst(&n).ok_or_else(|| RpcError::new(13020, "not_found"))?;
             let ty = p.str_opt("type")?;
-            plain(json!(e.orders_of(acct, true, |o, _| o.inst == i && order_type_filter(ty.as_deref(), o))))
+            plain(json!(
+                e.orders_of(acct, true, |o, _| o.inst == i && order_type_filter(ty.as_deref(), o))
+            ))
         }
         "get_order_state" => {
             let id = p.str_req("order_id")?;
@@ -838,13 +1071,19 @@ fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, n
                 Some(s) => currency_or_any(&s, "currency").unwrap_or(None),
                 None => None,
             };
-            let mut v = e.orders_of(acct, true, |o, ins| o.label == label && ccy.is_none_or(|c| ins.currency == c));
-            v.extend(e.orders_of(acct, false, |o, ins| o.label == label && ccy.is_none_or(|c| ins.currency == c)));
+            let mut v = e.orders_of(acct, true, |o, ins| {
+                o.label == label && ccy.is_none_or(|c| ins.currency == c)
+            });
+            v.extend(e.orders_of(acct, false, |o, ins| {
+                o.label == label && ccy.is_none_or(|c| ins.currency == c)
+            }));
             plain(json!(v))
         }
         "get_order_history_by_currency" | "get_order_history_by_instrument" => {
-            let count = usize::try_from(p.i64_opt("count")?.unwrap_or(20).clamp(1, 1000)).unwrap_or(20);
-            let offset = usize::try_from(p.i64_opt("offset")?.unwrap_or(0).clamp(0, 1_000_000)).unwrap_or(0);
+            let count =
+                usize::try_from(p.i64_opt("count")?.unwrap_or(20).clamp(1, 1000)).unwrap_or(20);
+            let offset =
+                usize::try_from(p.i64_opt("offset")?.unwrap_or(0).clamp(0, 1_000_000)).unwrap_or(0);
             let v = if m.ends_with("currency") {
                 let ccy = match currency_or_any(&p.str_req("currency")?, "currency") {
                     Ok(c) => c,
@@ -852,7 +1091,11 @@ fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, n
                     Err(err) => return Err(err),
                 };
                 let kind_f = p.str_opt("kind")?;
-                e.orders_of(acct, false, |o, ins| o.state != OrderState::Rejected && ccy.is_none_or(|c| ins.currency == c) && kind_f.as_deref().is_none_or(|k| k == "any" || k == ins.kind.as_str()))
+                e.orders_of(acct, false, |o, ins| {
+                    o.state != OrderState::Rejected
+                        && ccy.is_none_or(|c| ins.currency == c)
+                        && kind_f.as_deref().is_none_or(|k| k == "any" || k == ins.kind.as_str())
+                })
             } else {
                 let n = p.str_req("instrument_name")?;
                 let i = e.inst(&n).ok_or_else(|| RpcError::new(13020, "not_found"))?;
@@ -860,21 +1103,28 @@ fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, n
             };
             plain(json!(v.into_iter().skip(offset).take(count).collect::<Vec<_>>()))
         }
-        "get_user_trades_by_currency" | "get_user_trades_by_instrument" | "get_user_trades_by_order" => {
-            let count = usize::try_from(p.i64_opt("count")?.unwrap_or(10).clamp(1, 1000)).unwrap_or(10);
+        "get_user_trades_by_currency"
+        | "get_user_trades_by_instrument"
+        | "get_user_trades_by_order" => {
+            let count =
+                usize::try_from(p.i64_opt("count")?.unwrap_or(10).clamp(1, 1000)).unwrap_or(10);
             let asc = p.str_opt("sorting")?.as_deref() == Some("asc");
             let filter: Box<dyn Fn(&crate::engine::TradeRec) -> bool> = match m {
                 "get_user_trades_by_currency" => {
                     let ccy = match currency_or_any(&p.str_req("currency")?, "currency") {
                         Ok(c) => c,
-                        Err(err) if err.code == 0 => return plain(json!({"trades": [], "has_more": false})),
+                        Err(err) if err.code == 0 => {
+                            return plain(json!({"trades": [], "has_more": false}))
+                        }
                         Err(err) => return Err(err),
                     };
                     let kind_f = p.str_opt("kind")?;
-                    let insts: Vec<(Currency, &'static str)> = e.instruments.iter().map(|i| (i.currency, i.kind.as_str())).collect();
+                    let insts: Vec<(Currency, &'static str)> =
+                        e.instruments.iter().map(|i| (i.currency, i.kind.as_str())).collect();
                     Box::new(move |t| {
                         let (c, k) = insts[t.inst];
-                        ccy.is_none_or(|x| x == c) && kind_f.as_deref().is_none_or(|kk| kk == "any" || kk == k)
+                        ccy.is_none_or(|x| x == c)
+                            && kind_f.as_deref().is_none_or(|kk| kk == "any" || kk == k)
                     })
                 }
                 "get_user_trades_by_instrument" => {
@@ -884,7 +1134,8 @@ fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, n
                 }
                 _ => {
                     let id = p.str_req("order_id")?;
-                    let oid = parse_order_id(&id).ok_or_else(|| RpcError::new(10004, "order_not_found"))?;
+                    let oid = parse_order_id(&id)
+                        .ok_or_else(|| RpcError::new(10004, "order_not_found"))?;
                     Box::new(move |t| t.order_id == oid)
                 }
             };
@@ -893,7 +1144,11 @@ fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, n
             let all: Vec<&crate::engine::TradeRec> = e.accounts[acct]
                 .trades
                 .iter()
-                .filter(|t| filter(t) && start_ts.is_none_or(|s| t.ts >= s) && end_ts.is_none_or(|x| t.ts <= x))
+                .filter(|t| {
+                    filter(t)
+                        && start_ts.is_none_or(|s| t.ts >= s)
+                        && end_ts.is_none_or(|x| t.ts <= x)
+                })
                 .collect();
             if m == "get_user_trades_by_order" {
                 let mut v: Vec<Value> = all.iter().map(|t| t.json.clone()).collect();
@@ -931,21 +1186,31 @@ fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, n
             let v: Vec<Value> = e.accounts[acct]
                 .positions
                 .iter()
-                .filter(|(i, pos)| pos.size != 0 && ccy.is_none_or(|c| e.instruments[**i].currency == c) && kind_f.as_deref().is_none_or(|k| k == "any" || k == e.instruments[**i].kind.as_str()))
+                .filter(|(i, pos)| {
+                    pos.size != 0
+                        && ccy.is_none_or(|c| e.instruments[**i].currency == c)
+                        && kind_f
+                            .as_deref()
+                            .is_none_or(|k| k == "any" || k == e.instruments[**i].kind.as_str())
+                })
                 .map(|(i, _)| e.position_json(acct, *i, now))
                 .collect();
             plain(json!(v))
         }
         "get_account_summary" => {
             let s = p.str_req("currency")?;
-            let c = Currency::parse(&s).ok_or_else(|| RpcError::invalid_param("currency", "wrong format"))?;
+            let c = Currency::parse(&s)
+                .ok_or_else(|| RpcError::invalid_param("currency", "wrong format"))?;
             plain(e.account_summary_json(acct, c, p.bool_opt("extended")?.unwrap_or(false), now))
         }
         "get_account_summaries" => {
             let ext = p.bool_opt("extended")?.unwrap_or(false);
-            let sums: Vec<Value> = Currency::ALL.iter().map(|c| e.account_summary_json(acct, *c, ext, now)).collect();
+            let sums: Vec<Value> =
+                Currency::ALL.iter().map(|c| e.account_summary_json(acct, *c, ext, now)).collect();
             let ac = &e.accounts[acct];
-            plain(json!({"id": ac.user_id, "username": ac.username, "system_name": ac.username, "type": "main", "email": format!("{}@sim.invalid", ac.username), "summaries": sums}))
+            plain(
+                json!({"id": ac.user_id, "username": ac.username, "system_name": ac.username, "type": "main", "email": format!("{}@sim.invalid", ac.username), "summaries": sums}),
+            )
         }
         "enable_cancel_on_disconnect" | "disable_cancel_on_disconnect" => {
             let on = m.starts_with("enable");
@@ -973,7 +1238,9 @@ fn private_method(e: &mut Engine, ctx: &mut Ctx, a: &Auth, m: &str, p: &P<'_>, n
         "get_cancel_on_disconnect" => {
             let acc_scope = e.accounts[acct].cod_account;
             let conn = e.sessions.get(&ctx.session).is_some_and(|s| s.cod);
-            plain(json!({"enabled": acc_scope || conn, "scope": if acc_scope { "account" } else { "connection" }}))
+            plain(
+                json!({"enabled": acc_scope || conn, "scope": if acc_scope { "account" } else { "connection" }}),
+            )
         }
         "logout" => {
             ctx.close_after = true;
@@ -1002,7 +1269,13 @@ fn state_str(s: OrderState) -> &'static str {
     }
 }
 
-fn journal_entry(e: &Engine, ctx: &Ctx, method: &str, params: &Map<String, Value>, res: &Result<(Value, OrderFacts), RpcError>) -> journal::Entry {
+fn journal_entry(
+    e: &Engine,
+    ctx: &Ctx,
+    method: &str,
+    params: &Map<String, Value>,
+    res: &Result<(Value, OrderFacts), RpcError>,
+) -> journal::Entry {
     let p = P(params);
     let gs = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
     let gf = |k: &str| p.f64_opt(k).ok().flatten();
@@ -1018,7 +1291,9 @@ fn journal_entry(e: &Engine, ctx: &Ctx, method: &str, params: &Map<String, Value
             flags.insert(k.into(), v.clone());
         }
     }
-    if let Some(v) = params.get("trigger_price").or_else(|| params.get("stop_price")).filter(|v| !v.is_null()) {
+    if let Some(v) =
+        params.get("trigger_price").or_else(|| params.get("stop_price")).filter(|v| !v.is_null())
+    {
         flags.insert("trigger_price".into(), v.clone());
     }
     if params.get("otoco_config").is_some_and(|v| !v.is_null()) {
@@ -1026,7 +1301,10 @@ fn journal_entry(e: &Engine, ctx: &Ctx, method: &str, params: &Map<String, Value
     }
     let ty = if is_new { Some(gs("type").unwrap_or_else(|| "limit".into())) } else { gs("type") };
     let price = gf("price");
-    if is_new && price.is_none() && ty.as_deref().is_some_and(|t| matches!(t, "limit" | "stop_limit" | "take_limit")) {
+    if is_new
+        && price.is_none()
+        && ty.as_deref().is_some_and(|t| matches!(t, "limit" | "stop_limit" | "take_limit"))
+    {
         flags.insert("price_missing".into(), json!(true));
     }
     let result = match res {
@@ -1048,13 +1326,28 @@ fn journal_entry(e: &Engine, ctx: &Ctx, method: &str, params: &Map<String, Value
     };
     let order_id = gs("order_id");
     let instrument = gs("instrument_name").or_else(|| {
-        order_id.as_deref().and_then(parse_order_id).and_then(|id| e.orders.get(&id)).map(|o| e.instruments[o.inst].name.clone())
+        order_id
+            .as_deref()
+            .and_then(parse_order_id)
+            .and_then(|id| e.orders.get(&id))
+            .map(|o| e.instruments[o.inst].name.clone())
     });
     journal::Entry {
         seq: 0,
         ts_ms: e.now_ms(),
         session: ctx.session,
-        key: ctx.auth.as_ref().map(|a| a.client_id.clone()).or_else(|| params.get("access_token").and_then(Value::as_str).and_then(|t| e.tokens.get(t)).map(|t| t.auth.client_id.clone())).unwrap_or_default(),
+        key: ctx
+            .auth
+            .as_ref()
+            .map(|a| a.client_id.clone())
+            .or_else(|| {
+                params
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .and_then(|t| e.tokens.get(t))
+                    .map(|t| t.auth.client_id.clone())
+            })
+            .unwrap_or_default(),
         method: method.to_string(),
         instrument,
         label: gs("label"),
@@ -1073,7 +1366,13 @@ fn journal_entry(e: &Engine, ctx: &Ctx, method: &str, params: &Map<String, Value
 }
 
 /// Verifies an HTTP `Authorization` header; returns the authorisation.
-pub fn http_auth(e: &mut Engine, header: &str, http_method: &str, uri: &str, body: &str) -> Result<Auth, RpcError> {
+pub fn http_auth(
+    e: &mut Engine,
+    header: &str,
+    http_method: &str,
+    uri: &str,
+    body: &str,
+) -> Result<Auth, RpcError> {
     let h = header.trim();
     let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
     match scheme.to_ascii_lowercase().as_str() {
@@ -1086,9 +1385,13 @@ pub fn http_auth(e: &mut Engine, header: &str, http_method: &str, uri: &str, bod
         }
         "basic" => {
             use base64::Engine as _;
-            let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| RpcError::new(13004, "invalid_credentials"))?;
-            let s = String::from_utf8(raw).map_err(|_| RpcError::new(13004, "invalid_credentials"))?;
-            let (id, secret) = s.split_once(':').ok_or_else(|| RpcError::new(13004, "invalid_credentials"))?;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .map_err(|_| RpcError::new(13004, "invalid_credentials"))?;
+            let s =
+                String::from_utf8(raw).map_err(|_| RpcError::new(13004, "invalid_credentials"))?;
+            let (id, secret) =
+                s.split_once(':').ok_or_else(|| RpcError::new(13004, "invalid_credentials"))?;
             verify_secret(e, id, secret)
         }
         "deri-hmac-sha256" => {
@@ -1110,7 +1413,8 @@ pub fn http_auth(e: &mut Engine, header: &str, http_method: &str, uri: &str, bod
             let (Some(id), Some(ts), Some(sig), Some(nonce)) = (id, ts, sig, nonce) else {
                 return Err(RpcError::new(13009, "unauthorized"));
             };
-            let signed = format!("{ts}\n{nonce}\n{}\n{uri}\n{body}\n", http_method.to_ascii_uppercase());
+            let signed =
+                format!("{ts}\n{nonce}\n{}\n{uri}\n{body}\n", http_method.to_ascii_uppercase());
             verify_signature(e, &id, ts, &nonce, &signed, &sig)
         }
         _ => Err(RpcError::new(13009, "unauthorized")),

@@ -64,7 +64,9 @@ pub fn serve(listener: &TcpListener, shared: &Arc<Shared>) {
         if n >= shared.conns_max {
             shared.conns.fetch_sub(1, Ordering::AcqRel);
             let mut s = stream;
-            let _ = s.write_all(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = s.write_all(
+                b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
             continue;
         }
         let sh = Arc::clone(shared);
@@ -107,7 +109,11 @@ fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(Head, Vec<u8>
             let head = Head {
                 method: req.method.unwrap_or("").to_string(),
                 target: req.path.unwrap_or("").to_string(),
-                headers: req.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect(),
+                headers: req
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                    .collect(),
             };
             let rest = buf[pos + 4..].to_vec();
             buf.clear();
@@ -158,7 +164,8 @@ fn connection(mut stream: TcpStream, peer: &str, shared: &Arc<Shared>) {
             return;
         }
         // Body.
-        let len: usize = head.header("content-length").and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        let len: usize =
+            head.header("content-length").and_then(|v| v.trim().parse().ok()).unwrap_or(0);
         if len > REQUEST_BYTES_MAX {
             let e = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "request entity too large"}, "testnet": false});
             respond(&mut stream, 413, &e.to_string(), false);
@@ -193,7 +200,9 @@ fn route(head: &Head, path: &str, body: &str, peer: &str, shared: &Arc<Shared>) 
             Err(e) => (400, json!({"ok": false, "error": e.to_string()}).to_string()),
         },
         ("GET", "/sim/state") => (200, lock(&shared.engine).state_json().to_string()),
-        ("GET" | "POST", p) if p.starts_with("/api/v2/") || p == "/api/v2" => api(head, p, body, peer, shared),
+        ("GET" | "POST", p) if p.starts_with("/api/v2/") || p == "/api/v2" => {
+            api(head, p, body, peer, shared)
+        }
         _ => (404, json!({"error": "not found"}).to_string()),
     }
 }
@@ -207,7 +216,9 @@ fn url_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -235,7 +246,9 @@ fn api(head: &Head, path: &str, body: &str, peer: &str, shared: &Arc<Shared>) ->
             Ok(a) => ctx.auth = Some(a),
             Err(err) => {
                 let mut e = json!({"jsonrpc": "2.0", "id": null, "error": {"code": err.code, "message": err.message}, "testnet": false});
-                if let (Some(d), Some(m)) = (err.data, e.get_mut("error").and_then(Value::as_object_mut)) {
+                if let (Some(d), Some(m)) =
+                    (err.data, e.get_mut("error").and_then(Value::as_object_mut))
+                {
                     m.insert("data".into(), d);
                 }
                 return (400, e.to_string());
@@ -326,7 +339,11 @@ fn websocket(mut stream: TcpStream, head: &Head, rest: Vec<u8>, peer: &str, shar
             }
             Ok(Message::Close(_)) => break,
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => break,
         }
         match drain(&mut ws, &rx) {
@@ -356,7 +373,10 @@ fn websocket(mut stream: TcpStream, head: &Head, rest: Vec<u8>, peer: &str, shar
         }
     }
     if let Some(r) = close_reason {
-        let _ = ws.close(Some(tungstenite::protocol::CloseFrame { code: tungstenite::protocol::frame::coding::CloseCode::Normal, reason: r.into() }));
+        let _ = ws.close(Some(tungstenite::protocol::CloseFrame {
+            code: tungstenite::protocol::frame::coding::CloseCode::Normal,
+            reason: r.into(),
+        }));
         let _ = ws.flush();
     }
     let _ = ws.get_mut().shutdown(Shutdown::Both);

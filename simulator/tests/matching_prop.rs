@@ -12,9 +12,24 @@ use simulator::{book::Side, AccountsFile};
 
 #[derive(Debug, Clone)]
 enum Action {
-    Place { acct: usize, inst: usize, buy: bool, ticks_from_mark: i64, lots: i64, tif: u8, post_only: bool, reduce_only: bool },
-    Cancel { pick: usize },
-    Edit { pick: usize, ticks: i64, lots: i64 },
+    Place {
+        acct: usize,
+        inst: usize,
+        buy: bool,
+        ticks_from_mark: i64,
+        lots: i64,
+        tif: u8,
+        post_only: bool,
+        reduce_only: bool,
+    },
+    Cancel {
+        pick: usize,
+    },
+    Edit {
+        pick: usize,
+        ticks: i64,
+        lots: i64,
+    },
     Tick,
 }
 
@@ -30,7 +45,11 @@ fn action() -> impl Strategy<Value = Action> {
 
 fn engine(dir: &std::path::Path) -> Engine {
     let j = Journal::create(&dir.join("j.jsonl")).unwrap();
-    Engine::new(EngineCfg { seed: 9, spot_btc: 100_000.0, spot_eth: 3_500.0, tick_ms: 100, testnet: false }, AccountsFile::builtin(), j)
+    Engine::new(
+        EngineCfg { seed: 9, spot_btc: 100_000.0, spot_eth: 3_500.0, tick_ms: 100, testnet: false },
+        AccountsFile::builtin(),
+        j,
+    )
 }
 
 proptest! {

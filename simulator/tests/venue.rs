@@ -17,7 +17,10 @@ fn hmac_hex(secret: &str, msg: &str) -> String {
 }
 
 fn now_ms() -> i64 {
-    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
+    i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -28,18 +31,26 @@ fn envelope_and_public_methods() {
     for k in ["jsonrpc", "id", "result", "usIn", "usOut", "usDiff", "testnet"] {
         assert!(r.get(k).is_some(), "envelope lacks {k}: {r}");
     }
-    assert_eq!(r["usDiff"].as_i64(), Some(r["usOut"].as_i64().unwrap() - r["usIn"].as_i64().unwrap()));
+    assert_eq!(
+        r["usDiff"].as_i64(),
+        Some(r["usOut"].as_i64().unwrap() - r["usIn"].as_i64().unwrap())
+    );
     let all = c.ok("public/get_instruments", json!({"currency": "any"}));
     let btc_opts = c.ok("public/get_instruments", json!({"currency": "BTC", "kind": "option"}));
     assert!(btc_opts.as_array().unwrap().len() < all.as_array().unwrap().len());
-    assert!(btc_opts.as_array().unwrap().iter().all(|i| i["kind"] == "option" && i["base_currency"] == "BTC"));
+    assert!(btc_opts
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["kind"] == "option" && i["base_currency"] == "BTC"));
     let perp = c.ok("public/get_instrument", json!({"instrument_name": "BTC-PERPETUAL"}));
     assert_eq!(perp["contract_size"], json!(10.0));
     assert_eq!(perp["min_trade_amount"], json!(10.0));
     assert_eq!(c.ok("public/test", json!({}))["version"], json!("1.2.26"));
     assert_eq!(c.ok("public/status", json!({}))["locked"], json!("false"));
     assert_eq!(c.err("public/get_order_book", json!({"instrument_name": "NOPE"})), 13020);
-    let s = c.ok("public/get_book_summary_by_currency", json!({"currency": "ETH", "kind": "future"}));
+    let s =
+        c.ok("public/get_book_summary_by_currency", json!({"currency": "ETH", "kind": "future"}));
     assert!(s.as_array().unwrap().iter().any(|x| x["instrument_name"] == "ETH-PERPETUAL"));
 }
 
@@ -56,13 +67,22 @@ fn malformed_input_gets_error_envelopes_and_the_connection_survives() {
     assert_eq!((r["id"].clone(), r["error"]["code"].clone()), (json!(5), json!(-32602)));
     assert_eq!(c.err("public/no_such_method", json!({})), -32601);
     assert_eq!(c.err("private/withdraw", json!({})), -32601);
-    let big = format!(r#"{{"jsonrpc":"2.0","id":6,"method":"public/test","params":{{"pad":"{}"}}}}"#, "x".repeat(40_000));
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":6,"method":"public/test","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(40_000)
+    );
     c.send_text(&big);
     assert_eq!(c.next().unwrap()["error"]["code"], json!(-32600));
     assert_eq!(c.err("public/get_order_book", json!({"instrument_name": 5})), -32602);
     c.auth(DEV_TRADE);
     assert_eq!(c.err("private/buy", json!({"instrument_name": "BTC-PERPETUAL"})), -32602);
-    assert_eq!(c.err("private/buy", json!({"instrument_name": "BTC-PERPETUAL", "amount": "ten", "price": 1})), -32602);
+    assert_eq!(
+        c.err(
+            "private/buy",
+            json!({"instrument_name": "BTC-PERPETUAL", "amount": "ten", "price": 1})
+        ),
+        -32602
+    );
     // Still usable.
     assert!(c.ok("public/get_time", json!({})).as_i64().unwrap() > 0);
 }
@@ -76,7 +96,13 @@ fn scopes_are_enforced_per_method() {
     assert!(a["scope"].as_str().unwrap().contains("trade:read"));
     assert!(!a["scope"].as_str().unwrap().contains("trade:read_write"));
     assert!(c.ok("private/get_open_orders_by_currency", json!({"currency": "BTC"})).is_array());
-    assert_eq!(c.err("private/buy", json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 50000})), 13021);
+    assert_eq!(
+        c.err(
+            "private/buy",
+            json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 50000})
+        ),
+        13021
+    );
     assert_eq!(c.err("private/cancel_all", json!({})), 13021);
     assert_eq!(c.err("private/enable_cancel_on_disconnect", json!({})), 13021);
     let mut n = Client::connect(sim.handle.addr());
@@ -87,7 +113,13 @@ fn scopes_are_enforced_per_method() {
     let mut t = Client::connect(sim.handle.addr());
     let r = t.ok("public/auth", json!({"grant_type": "client_credentials", "client_id": DEV_TRADE.0, "client_secret": DEV_TRADE.1, "scope": "trade:read"}));
     assert!(r["scope"].as_str().unwrap().contains("trade:read "));
-    assert_eq!(t.err("private/buy", json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 50000})), 13021);
+    assert_eq!(
+        t.err(
+            "private/buy",
+            json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 50000})
+        ),
+        13021
+    );
     assert_eq!(t.err("public/auth", json!({"grant_type": "client_credentials", "client_id": DEV_TRADE.0, "client_secret": "wrong-secret"})), 13004);
 }
 
@@ -106,13 +138,27 @@ fn client_signature_and_refresh_token_auth() {
     let old = ts - 120_000;
     let sig_old = hmac_hex(DEV_TRADE.1, &format!("{old}\nyyyy8888\n"));
     assert_eq!(c.err("public/auth", json!({"grant_type": "client_signature", "client_id": DEV_TRADE.0, "timestamp": old, "nonce": "yyyy8888", "signature": sig_old})), -32602);
-    let r2 = c.ok("public/auth", json!({"grant_type": "refresh_token", "refresh_token": r["refresh_token"]}));
+    let r2 = c.ok(
+        "public/auth",
+        json!({"grant_type": "refresh_token", "refresh_token": r["refresh_token"]}),
+    );
     assert_ne!(r2["access_token"], r["access_token"]);
-    assert_eq!(c.err("public/auth", json!({"grant_type": "refresh_token", "refresh_token": r["refresh_token"]})), 13009);
+    assert_eq!(
+        c.err(
+            "public/auth",
+            json!({"grant_type": "refresh_token", "refresh_token": r["refresh_token"]})
+        ),
+        13009
+    );
     // A token passed as a parameter authorises a request on an unauthenticated socket.
     let mut d = Client::connect(sim.handle.addr());
-    assert!(d.ok("private/get_positions", json!({"currency": "BTC", "access_token": r2["access_token"]})).is_array());
-    assert_eq!(d.err("private/get_positions", json!({"currency": "BTC", "access_token": "nope"})), 13009);
+    assert!(d
+        .ok("private/get_positions", json!({"currency": "BTC", "access_token": r2["access_token"]}))
+        .is_array());
+    assert_eq!(
+        d.err("private/get_positions", json!({"currency": "BTC", "access_token": "nope"})),
+        13009
+    );
 }
 
 #[test]
@@ -125,8 +171,12 @@ fn http_auth_schemes() {
     assert!(serde_json::from_str::<Value>(&body).unwrap()["result"].as_i64().is_some());
     let target = "/api/v2/private/get_account_summary?currency=BTC";
     let (st, body) = http(addr, "GET", target, &[], "");
-    assert_eq!((st, serde_json::from_str::<Value>(&body).unwrap()["error"]["code"].clone()), (400, json!(10000)));
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", DEV_TRADE.0, DEV_TRADE.1));
+    assert_eq!(
+        (st, serde_json::from_str::<Value>(&body).unwrap()["error"]["code"].clone()),
+        (400, json!(10000))
+    );
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", DEV_TRADE.0, DEV_TRADE.1));
     let (st, body) = http(addr, "GET", target, &[("Authorization", format!("Basic {basic}"))], "");
     assert_eq!(st, 200, "{body}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["result"]["currency"], json!("BTC"));
@@ -135,14 +185,36 @@ fn http_auth_schemes() {
     let hdr = format!("deri-hmac-sha256 id={},ts={ts},sig={sig},nonce=n0nce001", DEV_TRADE.0);
     let (st, body) = http(addr, "GET", target, &[("Authorization", hdr)], "");
     assert_eq!(st, 200, "{body}");
-    let bad = format!("deri-hmac-sha256 id={},ts={ts},sig={},nonce=n0nce002", DEV_TRADE.0, "0".repeat(64));
+    let bad = format!(
+        "deri-hmac-sha256 id={},ts={ts},sig={},nonce=n0nce002",
+        DEV_TRADE.0,
+        "0".repeat(64)
+    );
     let (_, body) = http(addr, "GET", target, &[("Authorization", bad)], "");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], json!(13009));
     // POST with a JSON-RPC body and a bearer token from public/auth.
-    let (_, body) = http(addr, "GET", &format!("/api/v2/public/auth?grant_type=client_credentials&client_id={}&client_secret={}", DEV_TRADE.0, DEV_TRADE.1), &[], "");
-    let tok = serde_json::from_str::<Value>(&body).unwrap()["result"]["access_token"].as_str().unwrap().to_string();
+    let (_, body) = http(
+        addr,
+        "GET",
+        &format!(
+            "/api/v2/public/auth?grant_type=client_credentials&client_id={}&client_secret={}",
+            DEV_TRADE.0, DEV_TRADE.1
+        ),
+        &[],
+        "",
+    );
+    let tok = serde_json::from_str::<Value>(&body).unwrap()["result"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let req = json!({"jsonrpc": "2.0", "id": 9, "method": "private/get_positions", "params": {"currency": "BTC"}}).to_string();
-    let (st, body) = http(addr, "POST", "/api/v2/private/get_positions", &[("Authorization", format!("Bearer {tok}")), ("Content-Type", "application/json".into())], &req);
+    let (st, body) = http(
+        addr,
+        "POST",
+        "/api/v2/private/get_positions",
+        &[("Authorization", format!("Bearer {tok}")), ("Content-Type", "application/json".into())],
+        &req,
+    );
     assert_eq!(st, 200, "{body}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["id"], json!(9));
     // WebSocket-only methods over HTTP.
@@ -198,24 +270,63 @@ fn post_only_reprice_reject_and_label_checks() {
     assert!(p < ask, "repriced below the best ask: {p} vs {ask}");
     assert_eq!(r["order"]["order_state"], json!("open"));
     assert!(r["trades"].as_array().unwrap().is_empty());
-    assert_eq!(c.err("private/buy", json!({"instrument_name": name, "amount": 0.5, "price": 0.0052, "label": "tick"})), 10043);
-    assert_eq!(c.err("private/buy", json!({"instrument_name": name, "amount": 0.05, "price": 0.005, "label": "min"})), 10002);
-    assert_eq!(c.err("private/buy", json!({"instrument_name": name, "amount": 0.5, "price": 0.005, "label": "x".repeat(65)})), -32602);
-    assert_eq!(c.err("private/buy", json!({"instrument_name": "BTC-PERPETUAL", "amount": 15, "price": 90000})), 10021);
+    assert_eq!(
+        c.err(
+            "private/buy",
+            json!({"instrument_name": name, "amount": 0.5, "price": 0.0052, "label": "tick"})
+        ),
+        10043
+    );
+    assert_eq!(
+        c.err(
+            "private/buy",
+            json!({"instrument_name": name, "amount": 0.05, "price": 0.005, "label": "min"})
+        ),
+        10002
+    );
+    assert_eq!(
+        c.err(
+            "private/buy",
+            json!({"instrument_name": name, "amount": 0.5, "price": 0.005, "label": "x".repeat(65)})
+        ),
+        -32602
+    );
+    assert_eq!(
+        c.err(
+            "private/buy",
+            json!({"instrument_name": "BTC-PERPETUAL", "amount": 15, "price": 90000})
+        ),
+        10021
+    );
     // Market and stop orders are accepted, as the venue does; the journal flags them.
-    let m = c.ok("private/buy", json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "type": "market", "label": "mkt"}));
+    let m = c.ok(
+        "private/buy",
+        json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "type": "market", "label": "mkt"}),
+    );
     assert_eq!(m["order"]["price"], json!("market_price"));
     let s = c.ok("private/sell", json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "type": "stop_market", "trigger": "mark_price", "trigger_price": 1000.0, "label": "stop"}));
     assert_eq!(s["order"]["order_state"], json!("untriggered"));
-    c.ok("private/buy", json!({"instrument_name": name, "amount": 0.5, "price": 0.0005, "label": "dup"}));
-    c.ok("private/buy", json!({"instrument_name": name, "amount": 0.5, "price": 0.0005, "label": "dup"}));
+    c.ok(
+        "private/buy",
+        json!({"instrument_name": name, "amount": 0.5, "price": 0.0005, "label": "dup"}),
+    );
+    c.ok(
+        "private/buy",
+        json!({"instrument_name": name, "amount": 0.5, "price": 0.0005, "label": "dup"}),
+    );
     let sum = Summary::from_file(sim.handle.journal_path()).unwrap();
     assert_eq!(sum.duplicate_dispatch_count, 1, "{sum:?}");
     assert_eq!(sum.duplicate_labels, vec!["dup".to_string()]);
     // po-rej (crossed) + po-rep (crossed, repriced) + market + stop.
     assert_eq!(sum.illegal_order_attempts, 4, "{sum:?}");
     assert_eq!(c.ok("private/cancel_by_label", json!({"label": "dup"})), json!(2));
-    assert_eq!(c.err("private/cancel", json!({"order_id": r["order"]["order_id"].as_str().unwrap().to_string() + "9"})), 10004);
+    assert_eq!(
+        c.err(
+            "private/cancel",
+            json!({"order_id": r["order"]["order_id"].as_str().unwrap().to_string() + "9"})
+        ),
+        10004
+    );
 }
 
 #[test]
@@ -232,18 +343,29 @@ fn fills_positions_and_account() {
     let filled: f64 = trades.iter().map(|t| t["amount"].as_f64().unwrap()).sum();
     assert!((filled - r["order"]["filled_amount"].as_f64().unwrap()).abs() < 1e-12);
     let fee: f64 = trades.iter().map(|t| t["fee"].as_f64().unwrap()).sum();
-    let expect_fee: f64 = trades.iter().map(|t| (0.0003 * t["amount"].as_f64().unwrap()).min(0.125 * t["price"].as_f64().unwrap() * t["amount"].as_f64().unwrap())).sum();
+    let expect_fee: f64 = trades
+        .iter()
+        .map(|t| {
+            (0.0003 * t["amount"].as_f64().unwrap())
+                .min(0.125 * t["price"].as_f64().unwrap() * t["amount"].as_f64().unwrap())
+        })
+        .sum();
     assert!((fee - expect_fee).abs() < 1e-9, "fee {fee} vs {expect_fee}");
     let pos = c.ok("private/get_position", json!({"instrument_name": name}));
     assert!((pos["size"].as_f64().unwrap() - filled).abs() < 1e-12);
     assert_eq!(pos["direction"], json!("buy"));
     let after = c.ok("private/get_account_summary", json!({"currency": "BTC"}));
-    let paid: f64 = trades.iter().map(|t| t["price"].as_f64().unwrap() * t["amount"].as_f64().unwrap()).sum();
+    let paid: f64 =
+        trades.iter().map(|t| t["price"].as_f64().unwrap() * t["amount"].as_f64().unwrap()).sum();
     let bal_drop = before["balance"].as_f64().unwrap() - after["balance"].as_f64().unwrap();
-    assert!((bal_drop - paid - fee).abs() < 1e-8, "balance moved {bal_drop}, premium {paid} + fee {fee}");
+    assert!(
+        (bal_drop - paid - fee).abs() < 1e-8,
+        "balance moved {bal_drop}, premium {paid} + fee {fee}"
+    );
     let ut = c.ok("private/get_user_trades_by_instrument", json!({"instrument_name": name}));
     assert_eq!(ut["trades"].as_array().unwrap().len(), trades.len());
-    let by_order = c.ok("private/get_user_trades_by_order", json!({"order_id": r["order"]["order_id"]}));
+    let by_order =
+        c.ok("private/get_user_trades_by_order", json!({"order_id": r["order"]["order_id"]}));
     assert_eq!(by_order.as_array().unwrap().len(), trades.len());
     // FOK larger than the book: cancelled, nothing filled.
     let f = c.ok("private/buy", json!({"instrument_name": name, "amount": 100.0, "price": ask, "time_in_force": "fill_or_kill"}));
@@ -256,14 +378,23 @@ fn fills_positions_and_account() {
     let o = c.ok("private/buy", json!({"instrument_name": name, "amount": 2.0, "price": 0.0005}));
     let id = o["order"]["order_id"].clone();
     let e = c.ok("private/edit", json!({"order_id": id, "amount": 1.0, "price": 0.0005}));
-    assert_eq!((e["order"]["amount"].clone(), e["order"]["replaced"].clone()), (json!(1.0), json!(true)));
+    assert_eq!(
+        (e["order"]["amount"].clone(), e["order"]["replaced"].clone()),
+        (json!(1.0), json!(true))
+    );
     let e = c.ok("private/edit", json!({"order_id": id, "amount": 1.0, "price": 0.0006}));
     assert_eq!(e["order"]["price"], json!(0.0006));
     c.ok("private/cancel", json!({"order_id": id}));
     assert_eq!(c.err("private/cancel", json!({"order_id": id})), 11044);
-    assert_eq!(c.err("private/edit", json!({"order_id": id, "amount": 1.0, "price": 0.0006})), 11044);
+    assert_eq!(
+        c.err("private/edit", json!({"order_id": id, "amount": 1.0, "price": 0.0006})),
+        11044
+    );
     let st = c.ok("private/get_order_state", json!({"order_id": id}));
-    assert_eq!((st["order_state"].clone(), st["cancel_reason"].clone()), (json!("cancelled"), json!("user_request")));
+    assert_eq!(
+        (st["order_state"].clone(), st["cancel_reason"].clone()),
+        (json!("cancelled"), json!("user_request"))
+    );
     sim.handle.with_engine(|e| e.check_invariants()).unwrap();
 }
 
@@ -273,11 +404,17 @@ fn cancel_on_disconnect_cancels_that_connections_orders() {
     let mut a = Client::connect(sim.handle.addr());
     a.auth(DEV_TRADE);
     assert_eq!(a.ok("private/enable_cancel_on_disconnect", json!({})), json!("ok"));
-    let o = a.ok("private/buy", json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 98000, "label": "cod-a"}));
+    let o = a.ok(
+        "private/buy",
+        json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 98000, "label": "cod-a"}),
+    );
     let mut b = Client::connect(sim.handle.addr());
     b.auth(DEV_TRADE);
     b.ok("private/subscribe", json!({"channels": ["user.orders.future.BTC.raw"]}));
-    let keep = b.ok("private/buy", json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 98000, "label": "cod-b"}));
+    let keep = b.ok(
+        "private/buy",
+        json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 98000, "label": "cod-b"}),
+    );
     drop(a);
     let n = b.note("user.orders.future.BTC.raw", Duration::from_secs(5));
     // The first note may be b's own order; look for the COD cancel.
@@ -319,7 +456,11 @@ fn book_subscription_snapshot_changes_and_injected_gap() {
     }
     sim.handle.faults().drop_book_messages(1, Some("BTC-PERPETUAL"));
     let m = c.note(ch, Duration::from_secs(5)).expect("change after drop");
-    assert_ne!(m["params"]["data"]["prev_change_id"].as_u64(), Some(last), "an injected drop shows as a gap");
+    assert_ne!(
+        m["params"]["data"]["prev_change_id"].as_u64(),
+        Some(last),
+        "an injected drop shows as a gap"
+    );
     // Resubscribe gives a fresh snapshot.
     c.ok("public/unsubscribe", json!({"channels": [ch]}));
     c.notes.clear();
@@ -329,7 +470,16 @@ fn book_subscription_snapshot_changes_and_injected_gap() {
     // Unauthenticated raw subscription is refused.
     let mut u = Client::connect(sim.handle.addr());
     assert_eq!(u.err("public/subscribe", json!({"channels": [ch]})), 13778);
-    assert_eq!(u.ok("public/subscribe", json!({"channels": ["book.BTC-PERPETUAL.100ms", "deribit_price_index.btc_usd"]})).as_array().unwrap().len(), 2);
+    assert_eq!(
+        u.ok(
+            "public/subscribe",
+            json!({"channels": ["book.BTC-PERPETUAL.100ms", "deribit_price_index.btc_usd"]})
+        )
+        .as_array()
+        .unwrap()
+        .len(),
+        2
+    );
     assert!(u.note("deribit_price_index.btc_usd", Duration::from_secs(5)).is_some());
 }
 
@@ -357,18 +507,37 @@ fn maintenance_and_reject_next_faults() {
     let mut c = Client::connect(sim.handle.addr());
     c.auth(DEV_TRADE);
     c.ok("public/subscribe", json!({"channels": ["platform_state"]}));
-    let (st, _) = http(sim.handle.addr(), "POST", "/sim/fault", &[], r#"{"kind":"maintenance","on":true}"#);
+    let (st, _) =
+        http(sim.handle.addr(), "POST", "/sim/fault", &[], r#"{"kind":"maintenance","on":true}"#);
     assert_eq!(st, 200);
     let n = c.note("platform_state", Duration::from_secs(5)).unwrap();
     assert_eq!(n["params"]["data"], json!({"maintenance": true}));
-    assert_eq!(c.err("private/buy", json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 98000})), 11051);
+    assert_eq!(
+        c.err(
+            "private/buy",
+            json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 98000})
+        ),
+        11051
+    );
     let (st, _) = http(sim.handle.addr(), "POST", "/sim/fault", &[], r#"{"kind":"clear"}"#);
     assert_eq!(st, 200);
     let (st, _) = http(sim.handle.addr(), "POST", "/sim/fault", &[], r#"{"kind":"bogus"}"#);
     assert_eq!(st, 400);
-    sim.handle.faults().apply(&Fault::RejectNextOrder { instrument: "BTC-PERPETUAL".into(), code: None });
-    assert_eq!(c.err("private/buy", json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 98000})), 11030);
-    assert!(c.ok("private/buy", json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 98000}))["order"].is_object());
+    sim.handle
+        .faults()
+        .apply(&Fault::RejectNextOrder { instrument: "BTC-PERPETUAL".into(), code: None });
+    assert_eq!(
+        c.err(
+            "private/buy",
+            json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 98000})
+        ),
+        11030
+    );
+    assert!(c.ok(
+        "private/buy",
+        json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 98000})
+    )["order"]
+        .is_object());
     sim.handle.faults().apply(&Fault::ClockSkew { ms: 3_600_000 });
     let t = c.ok("public/get_time", json!({})).as_i64().unwrap();
     assert!(t - now_ms() > 3_500_000);
@@ -403,7 +572,10 @@ fn partial_fill_fault_caps_the_fill() {
     sim.handle.faults().apply(&Fault::PartialFill { fraction: 0.5 });
     let ob = c.ok("public/get_order_book", json!({"instrument_name": "BTC-PERPETUAL"}));
     let ask = ob["best_ask_price"].as_f64().unwrap();
-    let r = c.ok("private/buy", json!({"instrument_name": "BTC-PERPETUAL", "amount": 100, "price": ask + 20.0}));
+    let r = c.ok(
+        "private/buy",
+        json!({"instrument_name": "BTC-PERPETUAL", "amount": 100, "price": ask + 20.0}),
+    );
     assert_eq!(r["order"]["filled_amount"], json!(50.0));
     assert_eq!(r["order"]["order_state"], json!("open"));
     sim.handle.with_engine(|e| e.check_invariants()).unwrap();

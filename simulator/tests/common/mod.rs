@@ -24,7 +24,12 @@ pub struct Sim {
 
 pub fn start_with(f: impl FnOnce(&mut SimConfig)) -> Sim {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = SimConfig { journal: dir.path().join("journal.jsonl"), tick_ms: 20, heartbeat_min_s: 1, ..SimConfig::default() };
+    let mut cfg = SimConfig {
+        journal: dir.path().join("journal.jsonl"),
+        tick_ms: 20,
+        heartbeat_min_s: 1,
+        ..SimConfig::default()
+    };
     f(&mut cfg);
     let handle = Simulator::start(cfg).expect("sim starts");
     Sim { handle, dir }
@@ -44,7 +49,8 @@ impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let (ws, _) = tungstenite::client(format!("ws://{addr}/ws/api/v2"), stream).expect("ws handshake");
+        let (ws, _) =
+            tungstenite::client(format!("ws://{addr}/ws/api/v2"), stream).expect("ws handshake");
         Client { ws, next_id: 1, notes: VecDeque::new() }
     }
 
@@ -103,12 +109,17 @@ impl Client {
     }
 
     pub fn auth(&mut self, key: (&str, &str)) -> Value {
-        self.ok("public/auth", json!({"grant_type": "client_credentials", "client_id": key.0, "client_secret": key.1}))
+        self.ok(
+            "public/auth",
+            json!({"grant_type": "client_credentials", "client_id": key.0, "client_secret": key.1}),
+        )
     }
 
     /// Next notification on a channel (from the backlog first).
     pub fn note(&mut self, channel_prefix: &str, timeout: Duration) -> Option<Value> {
-        if let Some(pos) = self.notes.iter().position(|n| n["params"]["channel"].as_str().is_some_and(|c| c.starts_with(channel_prefix))) {
+        if let Some(pos) = self.notes.iter().position(|n| {
+            n["params"]["channel"].as_str().is_some_and(|c| c.starts_with(channel_prefix))
+        }) {
             return self.notes.remove(pos);
         }
         let deadline = Instant::now() + timeout;
@@ -126,10 +137,19 @@ impl Client {
 }
 
 /// One HTTP/1.1 request; returns (status, body).
-pub fn http(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, String)], body: &str) -> (u16, String) {
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -153,7 +173,10 @@ pub fn pick_option(c: &mut Client) -> (String, f64, f64) {
             continue;
         }
         let ob = c.ok("public/get_order_book", json!({"instrument_name": name}));
-        let (b, a) = (ob["best_bid_price"].as_f64().unwrap_or(0.0), ob["best_ask_price"].as_f64().unwrap_or(0.0));
+        let (b, a) = (
+            ob["best_bid_price"].as_f64().unwrap_or(0.0),
+            ob["best_ask_price"].as_f64().unwrap_or(0.0),
+        );
         if b > 0.006 && a > b {
             return (name, b, a);
         }
