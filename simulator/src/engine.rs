@@ -2256,7 +2256,7 @@ impl Engine {
             }
             Fault::Settlement { on } => self.faults.settlement = *on,
             Fault::ClockSkew { ms } => {
-                self.faults.clock_skew_ms = (*ms).clamp(-86_400_000, 86_400_000)
+                self.faults.clock_skew_ms = (*ms).clamp(-86_400_000, 86_400_000);
             }
             Fault::FreezeMarketData { on } => self.faults.frozen = *on,
             Fault::Clear => {

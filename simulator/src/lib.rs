@@ -144,15 +144,10 @@ impl Simulator {
         let tick = Duration::from_millis(cfg.tick_ms);
         let ticker = std::thread::Builder::new().name("sim-market".into()).spawn(move || {
             // Runs until the handle asks it to stop (or is dropped).
-            loop {
-                match tick_rx.recv_timeout(tick) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        let mut e = rpc::lock(&sh.engine);
-                        let now = e.now_ms();
-                        e.tick(now);
-                    }
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                }
+            while let Err(RecvTimeoutError::Timeout) = tick_rx.recv_timeout(tick) {
+                let mut e = rpc::lock(&sh.engine);
+                let now = e.now_ms();
+                e.tick(now);
             }
         })?;
         Ok(SimHandle {

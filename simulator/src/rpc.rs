@@ -991,7 +991,7 @@ fn private_method(
         "cancel_all" => {
             let v = e.cancel_where(acct, "user_request", |_, _| true);
             let n = v.len();
-            Ok((detailed(p, v, n)?, count_facts(n)))
+            Ok((detailed(p, &v, n)?, count_facts(n)))
         }
         "cancel_all_by_instrument" => {
             let n = p.str_req("instrument_name")?;
@@ -1001,7 +1001,7 @@ fn private_method(
                 o.inst == i && order_type_filter(ty.as_deref(), o)
             });
             let c = v.len();
-            Ok((detailed(p, v, c)?, count_facts(c)))
+            Ok((detailed(p, &v, c)?, count_facts(c)))
         }
         "cancel_all_by_currency" => {
             let ccy = p.currency_req("currency").or_else(|err| {
@@ -1019,7 +1019,7 @@ fn private_method(
                     && order_type_filter(ty.as_deref(), o)
             });
             let c = v.len();
-            Ok((detailed(p, v, c)?, count_facts(c)))
+            Ok((detailed(p, &v, c)?, count_facts(c)))
         }
         "cancel_by_label" => {
             let label = p.str_req("label")?;
@@ -1031,7 +1031,7 @@ fn private_method(
                 o.label == label && ccy.is_none_or(|c| ins.currency == c)
             });
             let c = v.len();
-            Ok((detailed(p, v, c)?, count_facts(c)))
+            Ok((detailed(p, &v, c)?, count_facts(c)))
         }
         "get_open_orders_by_currency" | "get_open_orders" => {
             let ccy = match p.str_opt("currency")? {
@@ -1251,7 +1251,7 @@ fn private_method(
     }
 }
 
-fn detailed(p: &P<'_>, orders: Vec<Value>, n: usize) -> Result<Value, RpcError> {
+fn detailed(p: &P<'_>, orders: &[Value], n: usize) -> Result<Value, RpcError> {
     if p.bool_opt("detailed")?.unwrap_or(false) {
         Ok(json!([{"type": "limit", "result": orders}]))
     } else {

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use serde_json::Value;
 use simulator::engine::{Engine, EngineCfg, NewOrder, Tif};
 use simulator::journal::Journal;
 use simulator::{book::Side, AccountsFile};
@@ -132,7 +131,7 @@ proptest! {
             for t in &e.accounts[acct].trades {
                 let a = t.json["amount"].as_f64().unwrap();
                 *by_order.entry(t.json["order_id"].as_str().unwrap().to_string()).or_default() += a;
-                let s = if t.json["direction"] == Value::from("buy") { a } else { -a };
+                let s = if t.json["direction"] == "buy" { a } else { -a };
                 *by_inst.entry(t.json["instrument_name"].as_str().unwrap().to_string()).or_default() += s;
             }
             for o in e.orders.values().filter(|o| o.account == acct) {

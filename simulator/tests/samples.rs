@@ -48,7 +48,7 @@ fn shape(want: &Value, got: &Value, path: &str, missing: &mut Vec<String>) {
             }
         }
         (Value::Object(_), other) | (Value::Array(_), other) => {
-            missing.push(format!("{path}: expected container, got {other}"))
+            missing.push(format!("{path}: expected container, got {other}"));
         }
         _ => {}
     }

@@ -1,6 +1,6 @@
 //! Test helpers: start a simulator, a real WebSocket client (tungstenite) and a raw HTTP/1.1
 //! client over loopback.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::needless_pass_by_value)]
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
