@@ -15,6 +15,7 @@
 
 pub mod accounts;
 pub mod book;
+pub mod client;
 pub mod engine;
 pub mod faults;
 pub mod instruments;
