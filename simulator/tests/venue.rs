@@ -596,3 +596,39 @@ fn same_seed_same_market() {
     assert_eq!(run(42), run(42));
     assert_ne!(run(42), run(43));
 }
+
+#[test]
+fn reorder_and_disconnect_all_faults() {
+    let sim = start_with(|c| c.tick_ms = 10);
+    let mut c = Client::connect(sim.handle.addr());
+    c.auth(DEV_TRADE);
+    let ch = "book.ETH-PERPETUAL.raw";
+    c.ok("private/subscribe", json!({"channels": [ch]}));
+    let snap = c.note(ch, Duration::from_secs(5)).unwrap();
+    let mut last = snap["params"]["data"]["change_id"].as_u64().unwrap();
+    sim.handle
+        .faults()
+        .apply(&Fault::ReorderBookMessages { count: 1, instrument: Some("ETH-PERPETUAL".into()) });
+    // Messages queued before the fault chain normally; the swapped pair breaks the chain.
+    let mut broken = false;
+    for _ in 0..50 {
+        let m = c.note(ch, Duration::from_secs(5)).unwrap();
+        let d = &m["params"]["data"];
+        if d["prev_change_id"].as_u64() != Some(last) {
+            broken = true;
+            break;
+        }
+        last = d["change_id"].as_u64().unwrap();
+    }
+    assert!(broken, "a reordered pair shows as a chain break");
+    c.ok("public/get_time", json!({}));
+    sim.handle.faults().disconnect_all();
+    let mut closed = false;
+    for _ in 0..1000 {
+        if c.next().is_none() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "disconnect_all closes the session");
+}

@@ -42,6 +42,8 @@ pub struct Args {
 ///
 /// # Errors
 /// Bad accounts file, bind failure, journal not creatable.
+// Every subcommand's `main` takes its `Args` by value (the dispatcher's convention).
+#[allow(clippy::needless_pass_by_value)]
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     let accounts = match &args.accounts {
         Some(p) => Some(simulator::AccountsFile::load(p)?),
@@ -61,7 +63,13 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", sim.addr())?;
-        writeln!(out, "websocket {} http {} journal {}", sim.ws_url(), sim.http_url(), args.journal.display())?;
+        writeln!(
+            out,
+            "websocket {} http {} journal {}",
+            sim.ws_url(),
+            sim.http_url(),
+            args.journal.display()
+        )?;
         out.flush()?;
     }
     if args.run_for_s > 0 {
