@@ -226,6 +226,9 @@ pub struct Account {
     pub trades: VecDeque<TradeRec>,
     /// Open orders count.
     pub open_orders: usize,
+    /// Ids of live (open/untriggered) orders: margin, mass cancels and triggers scan these
+    /// rather than every order kept.
+    pub live: BTreeSet<u64>,
     /// Limits.
     pub limits: LimitsSpec,
     /// Matching-engine bucket.
@@ -452,6 +455,7 @@ impl Engine {
                 positions: BTreeMap::new(),
                 trades: VecDeque::new(),
                 open_orders: 0,
+                live: BTreeSet::new(),
                 limits: a.limits,
                 me_bucket: Bucket::new(a.limits.matching_engine, now),
                 nme_bucket: Bucket::new(a.limits.non_matching_engine, now),
@@ -697,8 +701,10 @@ impl Engine {
     /// market/limit orders and match.
     fn trigger_orders(&mut self, now: i64) {
         let ids: Vec<u64> = self
-            .orders
-            .values()
+            .accounts
+            .iter()
+            .flat_map(|a| a.live.iter())
+            .filter_map(|id| self.orders.get(id))
             .filter(|o| o.state == OrderState::Untriggered)
             .map(|o| o.id)
             .collect();
@@ -1363,6 +1369,7 @@ impl Engine {
         };
         self.orders.insert(id, o);
         self.accounts[acct].open_orders += 1;
+        self.accounts[acct].live.insert(id);
         let seq_before = self.next_trade_id;
         let delay = self.faults.delay_fills_ms;
         if !untriggered {
@@ -1650,6 +1657,7 @@ impl Engine {
         o.updated_ms = now;
         let acct = o.account;
         self.accounts[acct].open_orders = self.accounts[acct].open_orders.saturating_sub(1);
+        self.accounts[acct].live.remove(&id);
         self.dirty_accounts.insert(acct);
         self.emit_order(id);
         self.closed.push_back(id);
@@ -1704,9 +1712,10 @@ impl Engine {
         pred: impl Fn(&Order, &Instrument) -> bool,
     ) -> Vec<Value> {
         let now = self.now_ms();
-        let mut ids: Vec<u64> = self
-            .orders
-            .values()
+        let mut ids: Vec<u64> = self.accounts[acct]
+            .live
+            .iter()
+            .filter_map(|id| self.orders.get(id))
             .filter(|o| {
                 o.account == acct && o.state.is_live() && pred(o, &self.instruments[o.inst])
             })
@@ -1977,8 +1986,10 @@ impl Engine {
     }
 
     fn open_orders_margin(&self, acct: usize, c: Currency) -> f64 {
-        self.orders
-            .values()
+        self.accounts[acct]
+            .live
+            .iter()
+            .filter_map(|id| self.orders.get(id))
             .filter(|o| {
                 o.account == acct && o.state.is_live() && self.instruments[o.inst].currency == c
             })
@@ -2321,6 +2332,19 @@ impl Engine {
         for o in self.orders.values() {
             if o.filled > o.amount || o.filled < 0 {
                 return Err(format!("order overfilled {o:?}"));
+            }
+            if o.state.is_live() != self.accounts[o.account].live.contains(&o.id) {
+                return Err(format!("live set disagrees with order {o:?}"));
+            }
+        }
+        for a in &self.accounts {
+            if a.open_orders != a.live.len() {
+                return Err(format!(
+                    "{}: open_orders {} != live {}",
+                    a.username,
+                    a.open_orders,
+                    a.live.len()
+                ));
             }
         }
         Ok(())
