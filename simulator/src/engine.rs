@@ -1440,7 +1440,9 @@ impl Engine {
         let fills = self.books[i].take(o.side, limit, remaining.min(cap), |_, _| false);
         for f in fills {
             let (maker, price, qty) = (f.maker, f.price, f.amount);
-            self.record_fill(id, price, qty, false, now);
+            // One trade id and sequence per match, shared by both sides and the public print.
+            let tr = self.new_trade(i);
+            self.record_fill(id, price, qty, false, now, tr);
             match maker.owner {
                 Owner::Lp => {
                     if f.maker_done {
@@ -1448,10 +1450,10 @@ impl Engine {
                     }
                 }
                 Owner::Account(_) => {
-                    self.fill_account_order_partial(maker.id, price, qty, f.maker_done, now);
+                    self.fill_account_order_partial(maker.id, price, qty, f.maker_done, now, tr);
                 }
             }
-            self.public_trade(i, o.side, price, qty, now);
+            self.public_trade(i, o.side, price, qty, now, tr);
         }
         if cap != i64::MAX {
             // Pull LP quotes that still cross the remainder ("liquidity vanished").
@@ -1504,13 +1506,22 @@ impl Engine {
     fn fill_account_order(&mut self, id: u64, price: i64, qty: i64, done: bool, now: i64) {
         let Some(i) = self.orders.get(&id).map(|o| o.inst) else { return };
         let side = self.orders.get(&id).map_or(Side::Buy, |o| o.side);
-        self.fill_account_order_partial(id, price, qty, done, now);
-        self.public_trade(i, side.opposite(), price, qty, now);
+        let tr = self.new_trade(i);
+        self.fill_account_order_partial(id, price, qty, done, now, tr);
+        self.public_trade(i, side.opposite(), price, qty, now, tr);
         self.dirty_books.insert(i);
     }
 
-    fn fill_account_order_partial(&mut self, id: u64, price: i64, qty: i64, done: bool, now: i64) {
-        self.record_fill(id, price, qty, true, now);
+    fn fill_account_order_partial(
+        &mut self,
+        id: u64,
+        price: i64,
+        qty: i64,
+        done: bool,
+        now: i64,
+        tr: (u64, u64),
+    ) {
+        self.record_fill(id, price, qty, true, now, tr);
         if done {
             if let Some(o) = self.orders.get_mut(&id) {
                 o.in_book = false;
@@ -1522,7 +1533,22 @@ impl Engine {
     }
 
     /// Applies one fill to an account order: order fill stats, fee, position, balance, trade.
-    fn record_fill(&mut self, id: u64, price: i64, qty: i64, maker: bool, now: i64) {
+    /// Allocates (trade id, per-instrument trade sequence) for one match.
+    fn new_trade(&mut self, i: usize) -> (u64, u64) {
+        self.next_trade_id += 1;
+        self.md[i].trade_seq += 1;
+        (self.next_trade_id, self.md[i].trade_seq)
+    }
+
+    fn record_fill(
+        &mut self,
+        id: u64,
+        price: i64,
+        qty: i64,
+        maker: bool,
+        now: i64,
+        tr: (u64, u64),
+    ) {
         let Some(o) = self.orders.get_mut(&id) else { return };
         o.filled += qty;
         #[allow(clippy::cast_precision_loss)]
@@ -1568,16 +1594,14 @@ impl Engine {
         if kind == Kind::Future {
             acc.balance[c] += realized;
         }
-        self.next_trade_id += 1;
-        let tid = self.next_trade_id;
-        self.md[i].trade_seq += 1;
+        let (tid, trade_seq) = tr;
         let ins = &self.instruments[i];
         let trade_id =
             if ins.currency == Currency::Btc { tid.to_string() } else { format!("ETH-{tid}") };
         let mark = self.md[i].mark;
         let idx = self.index[c];
         let mut t = json!({
-            "trade_id": trade_id, "trade_seq": self.md[i].trade_seq, "order_id": order_id_str(ins.currency, id),
+            "trade_id": trade_id, "trade_seq": trade_seq, "order_id": order_id_str(ins.currency, id),
             "instrument_name": ins.name, "timestamp": now, "direction": side.as_str(), "price": p, "amount": a,
             "contracts": a / amt(ins.contract_size), "fee": round_to(fee, 10), "fee_currency": ins.currency.code(),
             "liquidity": if maker { "M" } else { "T" }, "order_type": if oty.contains("market") { "market" } else { "limit" },
@@ -1607,7 +1631,15 @@ impl Engine {
         self.dirty_accounts.insert(acct);
     }
 
-    fn public_trade(&mut self, i: usize, taker_side: Side, price: i64, qty: i64, now: i64) {
+    fn public_trade(
+        &mut self,
+        i: usize,
+        taker_side: Side,
+        price: i64,
+        qty: i64,
+        now: i64,
+        tr: (u64, u64),
+    ) {
         let p = px(price);
         let md = &mut self.md[i];
         let tick_direction = match md.last {
@@ -1620,11 +1652,10 @@ impl Engine {
         md.low = Some(md.low.map_or(p, |l| l.min(p)));
         md.volume += amt(qty);
         let ins = &self.instruments[i];
-        // The account side of this fill was recorded just before: same trade id and seq.
-        let tid = self.next_trade_id;
+        let (tid, trade_seq) = tr;
         let trade_id =
             if ins.currency == Currency::Btc { tid.to_string() } else { format!("ETH-{tid}") };
-        let mut t = json!({"trade_id": trade_id, "trade_seq": md.trade_seq, "timestamp": now, "instrument_name": ins.name, "price": p, "amount": amt(qty), "contracts": amt(qty) / amt(ins.contract_size), "direction": taker_side.as_str(), "tick_direction": tick_direction, "index_price": round_to(self.index[ccy_idx(ins.currency)], 2), "mark_price": round_to(md.mark, 8)});
+        let mut t = json!({"trade_id": trade_id, "trade_seq": trade_seq, "timestamp": now, "instrument_name": ins.name, "price": p, "amount": amt(qty), "contracts": amt(qty) / amt(ins.contract_size), "direction": taker_side.as_str(), "tick_direction": tick_direction, "index_price": round_to(self.index[ccy_idx(ins.currency)], 2), "mark_price": round_to(md.mark, 8)});
         if ins.kind == Kind::Option {
             if let Some(m) = t.as_object_mut() {
                 m.insert("iv".into(), json!(round_to(md.iv * 100.0, 2)));
