@@ -1376,7 +1376,8 @@ impl Engine {
             if delay > 0 && self.books[i].crosses(p.side, price) && self.delayed.len() < DELAYED_MAX
             {
                 // Late fill: acknowledge as open now, match after the delay.
-                self.delayed.push((now + i64::try_from(delay).unwrap_or(i64::MAX), id));
+                self.delayed
+                    .push((now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX)), id));
                 self.emit_order(id);
             } else {
                 self.match_order(id, now);

@@ -51,6 +51,8 @@ pub enum SimError {
     Io(#[from] std::io::Error),
 }
 
+static INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Configuration of one simulator instance.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -82,8 +84,12 @@ impl Default for SimConfig {
         SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             seed: 1,
-            journal: std::env::temp_dir()
-                .join(format!("stoic-sim-journal-{}.jsonl", std::process::id())),
+            // Unique per instance, so two default-configured simulators never share a journal.
+            journal: std::env::temp_dir().join(format!(
+                "stoic-sim-journal-{}-{}.jsonl",
+                std::process::id(),
+                INSTANCE.fetch_add(1, Ordering::Relaxed)
+            )),
             accounts: None,
             tick_ms: 100,
             heartbeat_min_s: 10,

@@ -632,3 +632,67 @@ fn reorder_and_disconnect_all_faults() {
     }
     assert!(closed, "disconnect_all closes the session");
 }
+
+#[test]
+fn connection_count_is_bounded() {
+    let sim = start_with(|c| c.connections_max = 2);
+    let mut a = Client::connect(sim.handle.addr());
+    let mut b = Client::connect(sim.handle.addr());
+    let (st, _) = http(sim.handle.addr(), "GET", "/api/v2/public/get_time", &[], "");
+    assert_eq!(st, 429, "the connection over the limit is refused");
+    assert!(a.ok("public/get_time", json!({})).is_i64());
+    assert!(b.ok("public/get_time", json!({})).is_i64());
+    drop(a);
+    // The slot frees once the server notices the close.
+    let mut ok = false;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(20));
+        if http(sim.handle.addr(), "GET", "/api/v2/public/get_time", &[], "").0 == 200 {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok);
+}
+
+#[test]
+fn journal_summary_counts_from_entries() {
+    use simulator::journal::{Entry, Journal};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("j.jsonl");
+    let mut j = Journal::create(&p).unwrap();
+    let e = |method: &str, label: &str, ty: &str, flags: Value| Entry {
+        seq: 0,
+        ts_ms: 0,
+        session: 1,
+        key: "k".into(),
+        method: method.into(),
+        instrument: Some("BTC-PERPETUAL".into()),
+        label: Some(label.into()),
+        order_type: Some(ty.into()),
+        side: Some("buy".into()),
+        amount: Some(10.0),
+        price: Some(1.0),
+        order_id: None,
+        flags: flags.as_object().cloned().unwrap_or_default(),
+        result: json!({"order_id": "1", "order_state": "open"}),
+    };
+    j.append(e("private/buy", "a", "limit", json!({})));
+    j.append(e("private/sell", "a", "limit", json!({})));
+    j.append(e("private/buy", "a", "limit", json!({})));
+    j.append(e("private/edit", "a", "limit", json!({})));
+    j.append(e("private/buy", "", "limit", json!({})));
+    j.append(e("private/buy", "", "limit", json!({})));
+    j.append(e("private/buy", "b", "stop_limit", json!({})));
+    j.append(e("private/buy", "c", "limit", json!({"linked_order_type": "one_triggers_other"})));
+    j.append(e("private/buy", "d", "limit", json!({"post_only_crossed": true})));
+    j.append(e("private/buy", "f", "limit", json!({"price_missing": true})));
+    j.append(e("private/buy", "g", "limit", json!({"post_only": true})));
+    drop(j);
+    let s = Summary::from_file(&p).unwrap();
+    assert_eq!(s.new_order_requests, 10);
+    assert_eq!(s.duplicate_dispatch_count, 2);
+    assert_eq!(s.duplicate_labels, vec!["a".to_string()]);
+    assert_eq!(s.illegal_order_attempts, 4);
+    assert_eq!(s.illegal_seqs, vec![7, 8, 9, 10]);
+}
