@@ -36,6 +36,16 @@ pub struct Args {
     /// Stop after this many seconds (0 = run until killed).
     #[arg(long, default_value_t = 0)]
     pub run_for_s: u64,
+    /// Instead of starting a simulator, send this fault (JSON, e.g.
+    /// '{"kind":"drop_book_messages","count":3}') to the running one at `--to` and exit.
+    /// Kinds: disconnect_all, drop_book_messages, reorder_book_messages, delay_fills,
+    /// partial_fill, reject_next_order, rate_limit_storm, maintenance, lock_index,
+    /// settlement, clock_skew, freeze_market_data, clear (docs/simulator.md).
+    #[arg(long, requires = "to")]
+    pub fault: Option<String>,
+    /// Address of the running simulator for `--fault` (e.g. 127.0.0.1:PORT).
+    #[arg(long)]
+    pub to: Option<SocketAddr>,
 }
 
 /// Runs the simulator until killed (or `--run-for-s`).
@@ -45,6 +55,9 @@ pub struct Args {
 // Every subcommand's `main` takes its `Args` by value (the dispatcher's convention).
 #[allow(clippy::needless_pass_by_value)]
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
+    if let (Some(fault), Some(to)) = (&args.fault, args.to) {
+        return send_fault(to, fault);
+    }
     let accounts = match &args.accounts {
         Some(p) => Some(simulator::AccountsFile::load(p)?),
         None => None,
@@ -81,4 +94,25 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     loop {
         std::thread::park();
     }
+}
+
+/// POSTs a fault to a running simulator's control endpoint and prints its reply.
+fn send_fault(to: SocketAddr, fault: &str) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    // Validate locally first, so a typo is reported without touching the simulator.
+    let parsed: simulator::Fault =
+        serde_json::from_str(fault).map_err(|e| anyhow::anyhow!("invalid fault JSON: {e}"))?;
+    let body = serde_json::to_string(&parsed)?;
+    let mut s = std::net::TcpStream::connect_timeout(&to, std::time::Duration::from_secs(5))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(
+        s,
+        "POST /sim/fault HTTP/1.1\r\nHost: {to}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    let ok = reply.starts_with("HTTP/1.1 200");
+    println!("{}", reply.split_once("\r\n\r\n").map_or(reply.as_str(), |x| x.1));
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
