@@ -89,6 +89,8 @@ pub struct Ctx {
     pub heartbeat_min_s: u64,
     /// HTTP status to use (429 for 10028).
     pub http_status: u16,
+    /// The last reply was an error (HTTP answers it with status 400).
+    pub last_was_error: bool,
 }
 
 impl Ctx {
@@ -105,6 +107,7 @@ impl Ctx {
             skip_cod: false,
             heartbeat_min_s,
             http_status: 200,
+            last_was_error: false,
         }
     }
 }
@@ -137,6 +140,17 @@ fn envelope(
 /// Handles one request text (a WebSocket frame or an HTTP POST body). Never panics on input.
 pub fn handle_text(eng: &std::sync::Mutex<Engine>, ctx: &mut Ctx, text: &str) -> String {
     let us_in = lock(eng).now_us();
+    let out = handle_text_inner(eng, ctx, text, us_in);
+    ctx.last_was_error = out.1;
+    out.0
+}
+
+fn handle_text_inner(
+    eng: &std::sync::Mutex<Engine>,
+    ctx: &mut Ctx,
+    text: &str,
+    us_in: i64,
+) -> (String, bool) {
     if text.len() > REQUEST_BYTES_MAX {
         let e = RpcError::new(-32600, "request entity too large");
         return finish(eng, &Value::Null, Err(e), us_in);
@@ -177,12 +191,13 @@ fn finish(
     id: &Value,
     res: Result<Value, RpcError>,
     us_in: i64,
-) -> String {
+) -> (String, bool) {
     let (us_out, testnet) = {
         let e = lock(eng);
         (e.now_us(), e.cfg.testnet)
     };
-    envelope(id, res, us_in, us_out.max(us_in), testnet)
+    let is_err = res.is_err();
+    (envelope(id, res, us_in, us_out.max(us_in), testnet), is_err)
 }
 
 /// Locks the engine, surviving a poisoned lock (a panic elsewhere must not take the venue down).

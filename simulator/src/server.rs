@@ -279,7 +279,7 @@ fn api(head: &Head, path: &str, body: &str, peer: &str, shared: &Arc<Shared>) ->
     let out = rpc::handle_text(&shared.engine, &mut ctx, &text);
     let status = if ctx.http_status != 200 {
         ctx.http_status
-    } else if out.contains("\"error\":{") && !out.contains("\"result\"") {
+    } else if ctx.last_was_error {
         400
     } else {
         200
@@ -338,6 +338,10 @@ fn websocket(mut stream: TcpStream, head: &Head, rest: Vec<u8>, peer: &str, shar
                 }
             }
             Ok(Message::Close(_)) => break,
+            // tungstenite queues the pong; push it out now rather than with the next write.
+            Ok(Message::Ping(_)) => {
+                let _ = ws.flush();
+            }
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
                 if matches!(
