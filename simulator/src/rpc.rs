@@ -302,6 +302,8 @@ const PRIVATE: &[&str] = &[
     "buy",
     "sell",
     "edit",
+    "edit_by_label",
+    "get_open_orders_by_label",
     "cancel",
     "cancel_all",
     "cancel_all_by_instrument",
@@ -333,6 +335,7 @@ const MATCHING_ENGINE: &[&str] = &[
     "buy",
     "sell",
     "edit",
+    "edit_by_label",
     "cancel",
     "cancel_all",
     "cancel_all_by_instrument",
@@ -358,6 +361,7 @@ fn required_scope(m: &str) -> Option<(&'static str, Access)> {
         "buy"
         | "sell"
         | "edit"
+        | "edit_by_label"
         | "cancel"
         | "cancel_all"
         | "cancel_all_by_instrument"
@@ -962,8 +966,26 @@ fn private_method(
             };
             Ok((json!({"order": placed.order, "trades": placed.trades}), facts))
         }
-        "edit" => {
-            let id = p.str_req("order_id")?;
+        "edit" | "edit_by_label" => {
+            let id = if m == "edit" {
+                p.str_req("order_id")?
+            } else {
+                // The single open order with this label (13032 when ambiguous).
+                let label = p.str_req("label")?;
+                let inst = p.str_opt("instrument_name")?;
+                let ids: Vec<String> = e
+                    .orders_of(acct, true, |o, ins| {
+                        o.label == label && inst.as_deref().is_none_or(|n| n == ins.name)
+                    })
+                    .iter()
+                    .filter_map(|o| o["order_id"].as_str().map(str::to_string))
+                    .collect();
+                match ids.as_slice() {
+                    [one] => one.clone(),
+                    [] => return Err(RpcError::new(10004, "order_not_found")),
+                    _ => return Err(RpcError::new(13032, "non_unique_order_label")),
+                }
+            };
             let amount = match (p.f64_opt("amount")?, p.f64_opt("contracts")?) {
                 (Some(x), _) => Some(x),
                 (None, Some(c)) => {
@@ -1079,6 +1101,16 @@ fn private_method(
                 Some(o) if o.account == acct => plain(e.order_json(o)),
                 _ => Err(RpcError::new(10004, "order_not_found")),
             }
+        }
+        "get_open_orders_by_label" => {
+            let label = p.str_req("label")?;
+            let ccy = match p.str_opt("currency")? {
+                Some(s) => currency_or_any(&s, "currency").unwrap_or(None),
+                None => None,
+            };
+            plain(json!(e.orders_of(acct, true, |o, ins| {
+                o.label == label && ccy.is_none_or(|c| ins.currency == c)
+            })))
         }
         "get_order_state_by_label" => {
             let label = p.str_req("label")?;

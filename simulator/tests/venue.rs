@@ -696,3 +696,42 @@ fn journal_summary_counts_from_entries() {
     assert_eq!(s.illegal_order_attempts, 4);
     assert_eq!(s.illegal_seqs, vec![7, 8, 9, 10]);
 }
+
+#[test]
+fn label_based_queries_and_edits() {
+    let sim = start();
+    let mut c = Client::connect(sim.handle.addr());
+    c.auth(DEV_TRADE);
+    c.ok(
+        "private/buy",
+        json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 90000, "label": "L1"}),
+    );
+    assert_eq!(
+        c.ok("private/get_open_orders_by_label", json!({"currency": "BTC", "label": "L1"}))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let e = c.ok(
+        "private/edit_by_label",
+        json!({"label": "L1", "instrument_name": "BTC-PERPETUAL", "amount": 20, "price": 90000}),
+    );
+    assert_eq!(e["order"]["amount"], json!(20.0));
+    c.ok(
+        "private/buy",
+        json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 90000, "label": "L1"}),
+    );
+    assert_eq!(
+        c.err("private/edit_by_label", json!({"label": "L1", "amount": 20, "price": 90000})),
+        13032
+    );
+    assert_eq!(
+        c.err("private/edit_by_label", json!({"label": "none", "amount": 20, "price": 90000})),
+        10004
+    );
+    let st = c.ok("private/get_order_state_by_label", json!({"currency": "BTC", "label": "L1"}));
+    assert_eq!(st.as_array().unwrap().len(), 2);
+    let text = std::fs::read_to_string(sim.handle.journal_path()).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains("private/edit_by_label")).count(), 3);
+}
