@@ -735,3 +735,11 @@ fn label_based_queries_and_edits() {
     let text = std::fs::read_to_string(sim.handle.journal_path()).unwrap();
     assert_eq!(text.lines().filter(|l| l.contains("private/edit_by_label")).count(), 3);
 }
+
+#[test]
+fn handles_are_send_for_embedding() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<simulator::SimHandle>();
+    send_sync::<simulator::Faults>();
+}
