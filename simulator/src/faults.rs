@@ -1,0 +1,123 @@
+//! Fault injection: what a test or operator can break, as a JSON-tagged enum shared by the
+//! control endpoint (`POST /sim/fault`) and the library handle.
+
+use serde::{Deserialize, Serialize};
+
+/// One fault command. JSON form: `{"kind": "<snake_case name>", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// Close every WebSocket session now (cancel-on-disconnect runs).
+    DisconnectAll,
+    /// Do not deliver the next `count` book change notifications (optionally only for one
+    /// instrument). Change ids still advance, so subscribers see a `prev_change_id` gap.
+    DropBookMessages {
+        /// How many notifications to drop.
+        count: u32,
+        /// Restrict to one instrument.
+        #[serde(default)]
+        instrument: Option<String>,
+    },
+    /// Deliver the next `count` pairs of book notifications of an instrument swapped.
+    ReorderBookMessages {
+        /// How many pairs.
+        count: u32,
+        /// Restrict to one instrument.
+        #[serde(default)]
+        instrument: Option<String>,
+    },
+    /// Taker orders are acknowledged open and matched only after `ms` (late fills).
+    /// `ms: 0` turns it off.
+    DelayFills {
+        /// Delay in milliseconds.
+        ms: u64,
+    },
+    /// Liquidity-provider liquidity fills at most `fraction` of a taker order; the rest of
+    /// the crossed LP quotes are pulled. `fraction: 1.0` turns it off.
+    PartialFill {
+        /// 0 < fraction <= 1.
+        fraction: f64,
+    },
+    /// Reject the next new order on an instrument with `code` (default 11030 other_reject).
+    RejectNextOrder {
+        /// Instrument name.
+        instrument: String,
+        /// Error code to answer.
+        #[serde(default)]
+        code: Option<i64>,
+    },
+    /// Every request gets 10028 (and its connection closed) for `seconds`.
+    RateLimitStorm {
+        /// Duration in seconds.
+        seconds: f64,
+    },
+    /// Maintenance on/off: `platform_state {"maintenance": true}`; private matching-engine
+    /// requests answer 11051 while on.
+    Maintenance {
+        /// On or off.
+        on: bool,
+    },
+    /// Lock/unlock trading on an index (`btc_usd`): `platform_state {price_index, locked}`;
+    /// orders on it answer 13019 orderbook_closed.
+    LockIndex {
+        /// Index name.
+        index: String,
+        /// Locked or not.
+        locked: bool,
+    },
+    /// Settlement pause on/off: matching-engine requests answer 10041.
+    Settlement {
+        /// On or off.
+        on: bool,
+    },
+    /// Shift the venue clock (get_time, usIn/usOut, timestamps) by `ms`.
+    ClockSkew {
+        /// Milliseconds, may be negative.
+        ms: i64,
+    },
+    /// Freeze market data: no index walk, no LP refresh, no market-data notifications.
+    FreezeMarketData {
+        /// On or off.
+        on: bool,
+    },
+    /// Clear every fault.
+    Clear,
+}
+
+/// Live fault state (inside the engine lock).
+#[derive(Debug, Clone, Default)]
+pub struct FaultState {
+    /// Book notifications left to drop, and the instrument filter.
+    pub drop_book: u32,
+    /// Instrument filter of `drop_book`.
+    pub drop_book_instrument: Option<String>,
+    /// Pairs left to reorder.
+    pub reorder_book: u32,
+    /// Instrument filter of `reorder_book`.
+    pub reorder_book_instrument: Option<String>,
+    /// Fill delay in ms (0 = off).
+    pub delay_fills_ms: u64,
+    /// LP fill cap fraction (1.0 = off).
+    pub partial_fill: f64,
+    /// Instruments whose next order is rejected, with the code.
+    pub reject_next: Vec<(String, i64)>,
+    /// 10028 storm until this wall ms.
+    pub storm_until_ms: i64,
+    /// Maintenance flag.
+    pub maintenance: bool,
+    /// Locked indices.
+    pub locked_indices: Vec<String>,
+    /// Settlement pause flag.
+    pub settlement: bool,
+    /// Clock skew in ms.
+    pub clock_skew_ms: i64,
+    /// Market data frozen.
+    pub frozen: bool,
+}
+
+impl FaultState {
+    /// A fresh state with every fault off.
+    pub fn new() -> FaultState {
+        FaultState { partial_fill: 1.0, ..FaultState::default() }
+    }
+}
