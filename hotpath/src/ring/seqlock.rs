@@ -245,6 +245,6 @@ mod tests {
         let (_, r3) = Snapshot::new([7u8; 3]);
         assert_eq!(r3.read(), [7, 7, 7]);
         let (_, unit) = Snapshot::new([0u64; 0]);
-        assert_eq!(unit.read(), []);
+        assert_eq!(unit.read(), [0u64; 0]);
     }
 }
