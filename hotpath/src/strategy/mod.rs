@@ -83,6 +83,9 @@ pub struct PositionsSnapshot<'a> {
 }
 
 /// One thing a strategy asks for. Every placement becomes an intent that passes the gates.
+// Actions live in a buffer allocated once at start-up; boxing the large variant would put an
+// allocation on every tick of the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StrategyAction {
     /// Place a new order.
@@ -113,6 +116,9 @@ impl ActionBuffer {
     ///
     /// # Errors
     /// [`ActionBufferFull`] with the action when the tick's budget is used up.
+    // The action is handed back by value (rtrb's `Err(Full(v))` habit) so nothing is dropped
+    // silently and nothing is allocated.
+    #[allow(clippy::result_large_err)]
     pub fn push(&mut self, action: StrategyAction) -> Result<(), ActionBufferFull> {
         if self.actions.len() >= self.capacity {
             return Err(ActionBufferFull(action));
