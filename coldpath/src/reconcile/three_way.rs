@@ -837,7 +837,7 @@ fn resolve_intent(
     let fresh = venue.fetched_ms.saturating_sub(it.updated_ms) < cfg.in_flight_grace_ms;
     let terminal: Option<LedgerRepair> = match looked_up.map(|o| o.state) {
         Some(OrderState::Open | OrderState::Untriggered) => None,
-        Some(OrderState::Rejected) if venue_filled == 0 => {
+        Some(OrderState::Rejected) if venue_filled == 0 && it.filled_amount == 0 => {
             Some(LedgerRepair::Rejected { intent_hash: h })
         }
         Some(OrderState::Cancelled | OrderState::Rejected) => Some(LedgerRepair::Cancelled {
@@ -854,7 +854,7 @@ fn resolve_intent(
         None if filled_in_full => Some(LedgerRepair::Filled {
             intent_hash: h,
             instrument: instrument.clone(),
-            filled_amount: venue_filled,
+            filled_amount: venue_filled.max(it.filled_amount),
             trade_id: last_trade_id.clone(),
         }),
         None if fresh => None,
