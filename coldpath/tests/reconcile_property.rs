@@ -230,7 +230,7 @@ fn apply_actions(w: &mut World, actions: &[RepairAction]) {
                             intent_hash: h,
                             filled_qty: steps,
                             trade_id,
-                        })
+                        });
                     }
                     LedgerRepair::Filled { trade_id, .. } => {
                         w.apply(&Record::Filled { intent_hash: h, filled_qty: steps, trade_id });
