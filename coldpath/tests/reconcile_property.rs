@@ -11,7 +11,7 @@ use coldpath::reconcile::{
     VenueTrade,
 };
 use hotpath::venue::messages::{Direction, OrderState};
-use hotpath::wal::{IntentLedger, IntentState, Record};
+use hotpath::wal::{IntentLedger, Record};
 use proptest::prelude::*;
 
 const NOW: i64 = 1_700_000_000_000;
@@ -305,6 +305,5 @@ proptest! {
         apply_actions(&mut w, &second.actions);
         prop_assert_eq!(local_nonzero(&w.local), venue_positions(&w.venue));
         prop_assert_eq!(second.risk_degraded, false);
-        let _ = IntentState::Filled;
     }
 }

@@ -222,6 +222,41 @@ fn zombie_late_fill_and_foreign_position_then_clean() {
     latch.complete_reconcile(ticket, &again.latch_report()).expect("clean pass clears the latch");
     assert!(!latch.is_latched());
     assert_eq!(rec.runs(), 2);
-    let _ = BTreeMap::<(), ()>::new();
+    sim.shutdown();
+}
+
+#[test]
+fn trades_paginate_across_runs_from_the_watermark() {
+    let sim = Simulator::start(SimConfig::default()).expect("sim");
+    let mut c = WsClient::connect(sim.addr()).expect("client");
+    c.auth(TRADE_ID, TRADE_SECRET).expect("auth trade key");
+    let mut bought = 0_i64;
+    for _ in 0..5 {
+        let perp = c
+            .call("public/get_order_book", &json!({"instrument_name": "BTC-PERPETUAL"}))
+            .expect("perp book");
+        let r = c
+            .call(
+                "private/buy",
+                &json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "type": "limit",
+                        "price": perp["best_ask_price"], "time_in_force": "immediate_or_cancel",
+                        "label": "manual"}),
+            )
+            .expect("buy");
+        bought += dec(&r["order"]["filled_amount"]);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(bought > 0);
+    let mut cfg = ReconcilerConfig::new(&sim.ws_url());
+    cfg.trades_page_size = 2;
+    cfg.trades_pages_max = 2;
+    let mut rec = Reconciler::connect(cfg, &creds(READ_ID, READ_SECRET), Arc::new(SystemClock))
+        .expect("reconciler");
+    let local = LocalPositions(BTreeMap::from([("BTC-PERPETUAL".to_owned(), bought)]));
+    let first = rec.run_once(&LedgerSnapshot::default(), &local).expect("first pass");
+    assert_eq!(first.count(FindingKind::TradesIncomplete), 1, "{:?}", first.findings);
+    assert!(!first.checks.no_missing_trades);
+    let second = rec.run_once(&LedgerSnapshot::default(), &local).expect("second pass");
+    assert!(second.is_clean(), "{:?}", second.findings);
     sim.shutdown();
 }

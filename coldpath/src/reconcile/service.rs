@@ -99,6 +99,10 @@ pub struct ReconcilerConfig {
     pub credit_share_pct: u32,
     /// The account's non-matching-engine limit until `get_account_summary` reports it.
     pub account_limit: RateBurst,
+    /// Trades per page.
+    pub trades_page_size: i64,
+    /// Pages per currency per run.
+    pub trades_pages_max: usize,
 }
 
 impl ReconcilerConfig {
@@ -115,6 +119,8 @@ impl ReconcilerConfig {
             request_timeout: Duration::from_secs(5),
             credit_share_pct: 25,
             account_limit: RateBurst { rate: 20, burst: 100 },
+            trades_page_size: TRADES_PAGE_SIZE,
+            trades_pages_max: TRADES_PAGES_MAX,
         }
     }
 }
@@ -434,21 +440,24 @@ impl Reconciler {
         )
     }
 
-    /// Reads trades of `ccy` from the watermark, at most [`TRADES_PAGES_MAX`] pages; returns
-    /// whether the venue said there are no more.
+    /// Reads trades of `ccy` from the watermark, at most `trades_pages_max` pages; returns
+    /// whether the venue said there are no more. An incomplete read leaves the watermark at
+    /// the last timestamp read, so the next run continues there. More than a page of trades
+    /// within one millisecond cannot be paged by timestamp: the run stays incomplete (the
+    /// latch stays set), which is the safe side.
     fn fetch_trades(&mut self, ccy: &str, now_ms: i64) -> Result<bool, ReconcileError> {
+        let page_size = self.cfg.trades_page_size.clamp(1, 1000);
         let lookback_start = now_ms.saturating_sub(self.cfg.reconcile.trade_lookback_ms);
-        let mut start = self
-            .watermark_ms
-            .get(ccy)
-            .map_or(lookback_start, |w| w.saturating_sub(WATERMARK_OVERLAP_MS).max(lookback_start));
-        for _ in 0..TRADES_PAGES_MAX {
+        // Watermark: every trade before it has been read. Start there (inclusive; ids dedupe).
+        let mut start =
+            self.watermark_ms.get(ccy).map_or(lookback_start, |w| (*w).max(lookback_start));
+        for _ in 0..self.cfg.trades_pages_max {
             let (page, has_more) = self.query(
                 methods::GET_USER_TRADES_BY_CURRENCY,
                 |b| {
                     b.str("currency", ccy)
                         .int("start_timestamp", start)
-                        .int("count", TRADES_PAGE_SIZE)
+                        .int("count", page_size)
                         .str("sorting", "asc");
                 },
                 |m| match m {
@@ -464,12 +473,16 @@ impl Reconciler {
             )?;
             let last_ts = page.iter().map(|t| t.timestamp_ms).max();
             for t in page {
-                if self.trades.len() < TRADE_CACHE_MAX || self.trades.contains_key(&t.trade_id) {
-                    self.trades.insert(t.trade_id.clone(), t);
+                if self.trades.len() >= TRADE_CACHE_MAX && !self.trades.contains_key(&t.trade_id) {
+                    // Cache full: trades would go missing silently; report incomplete.
+                    return Ok(false);
                 }
+                self.trades.insert(t.trade_id.clone(), t);
             }
             if !has_more {
-                self.watermark_ms.insert(ccy.to_owned(), now_ms);
+                // Trades stamped just before `now` may still be arriving: re-read an overlap.
+                let mark = now_ms.saturating_sub(WATERMARK_OVERLAP_MS).max(start);
+                self.watermark_ms.insert(ccy.to_owned(), mark);
                 return Ok(true);
             }
             match last_ts {
@@ -561,5 +574,47 @@ fn currency_of_label(ledger: &LedgerSnapshot, label: &str) -> Option<String> {
 pub fn note_clean_pass(metrics: &MetricsRegistry, report: &ReconcileReport) {
     if report.is_clean() {
         metrics.last_reconcile_ts_ms.set(report.fetched_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_startup_periodic_and_triggered() {
+        let t = Triggers::new();
+        let mut s = Schedule::new(RECONCILE_INTERVAL_MS, RECONCILE_MIN_GAP_MS);
+        let first = s.due(&t, 0).expect("startup run is due at once");
+        assert!(first.contains(TriggerKind::Startup));
+        assert_eq!(s.due(&t, 1_000), None);
+        // A gap signal waits for the minimum gap, then runs without waiting for the timer.
+        t.fire(TriggerKind::BookGap);
+        t.fire(TriggerKind::HeartbeatLoss);
+        assert_eq!(s.due(&t, 100), None);
+        let set = s.due(&t, 1_250).expect("triggered run");
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            vec![TriggerKind::BookGap, TriggerKind::HeartbeatLoss]
+        );
+        assert!(t.pending().is_empty());
+        // Nothing pending: the timer.
+        assert_eq!(s.due(&t, 1_250 + RECONCILE_INTERVAL_MS - 1), None);
+        let set = s.due(&t, 1_250 + RECONCILE_INTERVAL_MS).expect("periodic");
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![TriggerKind::Periodic]);
+    }
+
+    #[test]
+    fn wait_due_parks_and_gives_up_at_the_deadline() {
+        let t = Triggers::new();
+        let clock = hotpath::clock::SystemClock;
+        let mut s = Schedule::new(60_000, 0);
+        assert!(s.wait_due(&t, &clock, Duration::from_millis(10)).is_some());
+        let started = Instant::now();
+        assert_eq!(s.wait_due(&t, &clock, Duration::from_millis(60)), None);
+        assert!(started.elapsed() >= Duration::from_millis(60));
+        t.fire(TriggerKind::Manual);
+        let set = s.wait_due(&t, &clock, Duration::from_millis(200)).expect("fired");
+        assert!(set.contains(TriggerKind::Manual));
     }
 }
