@@ -507,6 +507,9 @@ impl Reconciler {
         ledger: &LedgerSnapshot,
         local: &LocalPositions,
     ) -> Result<ReconcileReport, ReconcileError> {
+        // Forget requests whose replies never came (each would hold an in-flight slot).
+        let timeout_ms = i64::try_from(self.cfg.request_timeout.as_millis()).unwrap_or(i64::MAX);
+        self.conn.expire_in_flight(timeout_ms);
         let _ = self.conn.refresh_if_due(self.cfg.request_timeout);
         let fetched_ms = self.clock.now_ms();
         let currencies = self.cfg.currencies.clone();
@@ -547,7 +550,22 @@ impl Reconciler {
             fetched_ms,
         };
         self.runs += 1;
-        Ok(reconcile(ledger, local, &venue, &self.cfg.reconcile))
+        let report = reconcile(ledger, local, &venue, &self.cfg.reconcile);
+        if report.is_clean() {
+            tracing::debug!(run = self.runs, "reconcile clean");
+        } else {
+            for f in &report.findings {
+                tracing::warn!(run = self.runs, kind = f.kind().as_str(), finding = ?f, "reconcile finding");
+            }
+        }
+        Ok(report)
+    }
+
+    /// True once the venue closed the socket: the owner reconnects with
+    /// [`Reconciler::connect`] under hotpath's reconnect `Backoff` (ruling 3).
+    #[must_use]
+    pub const fn is_closed(&self) -> bool {
+        self.conn.is_closed()
     }
 }
 
