@@ -58,7 +58,8 @@ pub struct LedgerSnapshot {
 }
 
 impl LedgerSnapshot {
-    /// Builds the view from the WAL ledger. `detail` supplies what the entry does not carry
+    /// Builds the view from the WAL ledger (entries' latest trade ids start the processed set).
+    /// `detail` supplies what the entry does not carry
     /// (instrument, side, amount) and `filled_amount` converts the entry's filled qty steps
     /// to an amount; both come from the engine's order table and instrument metadata.
     pub fn from_ledger(
@@ -78,7 +79,14 @@ impl LedgerSnapshot {
                 detail: detail(e),
             })
             .collect();
-        Self { intents, processed_trade_ids: BTreeSet::new() }
+        // The latest trade id of every entry is processed by definition; the engine adds the
+        // other trade ids it applied within the lookback (see docs/reconciliation.md).
+        let processed_trade_ids = ledger
+            .iter()
+            .filter_map(|e| e.last_trade_id.clone())
+            .filter(|t| !t.is_empty())
+            .collect();
+        Self { intents, processed_trade_ids }
     }
 }
 
