@@ -101,6 +101,8 @@ fn clean_state_is_clean_and_clears_the_latch() {
     let r = run(&ledger(vec![it]), &LocalPositions::default(), &v);
     assert!(r.findings.is_empty(), "{:?}", r.findings);
     assert!(r.is_clean());
+    assert_eq!(r.summary().result, "clean");
+    assert!(r.summary().failed_checks.is_empty());
     let latch = OpenPermissionLatch::new_at_start();
     let ticket = latch.begin_reconcile();
     latch.complete_reconcile(ticket, &r.latch_report()).expect("clean report clears");
@@ -359,6 +361,13 @@ fn position_mismatch_adopts_venue_and_latches() {
         ]
     );
     assert!(!r.checks.positions_match);
+    let summary = serde_json::to_value(r.summary()).expect("json");
+    assert_eq!(summary["result"], "repairs_required");
+    assert_eq!(summary["findings"]["PositionMismatch"], 2);
+    assert_eq!(
+        summary["failed_checks"],
+        serde_json::json!(["IntentsMatchOpenOrders", "PositionsMatch"])
+    );
     let latch = OpenPermissionLatch::new_at_start();
     let ticket = latch.begin_reconcile();
     assert!(latch.complete_reconcile(ticket, &r.latch_report()).is_err());

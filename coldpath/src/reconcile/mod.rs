@@ -24,5 +24,6 @@ pub use model::{
 pub use service::{ReconcileError, Reconciler, ReconcilerConfig, TriggerKind, Triggers};
 pub use three_way::{
     ghost_candidates, reconcile, CancelOrder, CancelReason, Finding, FindingKind, LedgerRepair,
-    OrphanReason, ReconcileConfig, ReconcileReport, RepairAction, UnresolvedReason,
+    OrphanReason, ReconcileConfig, ReconcileReport, ReconcileSummary, RepairAction,
+    UnresolvedReason,
 };

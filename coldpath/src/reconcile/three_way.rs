@@ -476,6 +476,43 @@ impl ReconcileReport {
     }
 }
 
+/// The last pass in a form `/status` can carry (`reconcile` object; extra keys are allowed by
+/// `status_csp_min`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReconcileSummary {
+    /// Venue snapshot time of the pass, ms.
+    pub ts_ms: i64,
+    /// `clean` or `repairs_required`.
+    pub result: &'static str,
+    /// Failed CP-001 checks.
+    pub failed_checks: Vec<hotpath::mode::ReconcileCheck>,
+    /// Findings by kind (only non-zero ones), in kind order.
+    pub findings: BTreeMap<&'static str, usize>,
+    /// Repair actions emitted.
+    pub actions: usize,
+    /// Degraded required.
+    pub risk_degraded: bool,
+}
+
+impl ReconcileReport {
+    /// The summary for `/status` and logs.
+    #[must_use]
+    pub fn summary(&self) -> ReconcileSummary {
+        let mut findings = BTreeMap::new();
+        for f in &self.findings {
+            *findings.entry(f.kind().as_str()).or_insert(0) += 1;
+        }
+        ReconcileSummary {
+            ts_ms: self.fetched_ms,
+            result: if self.is_clean() { "clean" } else { "repairs_required" },
+            failed_checks: self.latch_report().failed_checks(),
+            findings,
+            actions: self.actions.len(),
+            risk_degraded: self.risk_degraded,
+        }
+    }
+}
+
 /// Per live-or-terminal intent, what the venue says.
 #[derive(Debug, Default)]
 struct VenueSide<'v> {
