@@ -14,5 +14,6 @@ pub mod client;
 pub mod fixture;
 pub mod metrics;
 pub mod reason_text;
+pub mod reconcile;
 pub mod server;
 pub mod status;
