@@ -136,7 +136,12 @@ pub fn cross_price(
     ticks: i64,
     slippage_bps_max: i64,
 ) -> Result<Price, RejectReasonCode> {
-    let tick = i128::from(meta.tick_size.raw());
+    // The tick in force at the touch (Deribit options switch tick size above a price).
+    let touch_price = match side {
+        Side::Buy => touch.ask,
+        Side::Sell => touch.bid,
+    };
+    let tick = i128::from(meta.tick_at(touch_price).raw());
     let offset = tick * i128::from(ticks.max(0));
     let raw = match side {
         Side::Buy => {

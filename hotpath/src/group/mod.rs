@@ -954,10 +954,13 @@ impl AtomicGroup {
         }
     }
 
+    /// The label leg index of the next follow-up order: `leg + 2·n` where `n` is the number of
+    /// orders so far, so every order of the group has a distinct identity (and intent hash) even
+    /// when two attempts share qty and price; `leg_index % 2` is the leg.
     fn next_leg_index(&self, leg: u8) -> u8 {
-        let seq = self.orders.len() / GROUP_LEGS_MAX + 1;
-        let seq = u8::try_from(seq).unwrap_or(u8::MAX / 2);
-        leg.saturating_add(seq.saturating_mul(GROUP_LEGS_MAX as u8))
+        // orders.len() <= GROUP_ORDERS_MAX (18) ⇒ at most 1 + 36.
+        let n = u8::try_from(self.orders.len()).unwrap_or(u8::MAX / 2);
+        leg.saturating_add(n.saturating_mul(GROUP_LEGS_MAX as u8))
     }
 
     fn identity(&self) -> CloseIdentity {
