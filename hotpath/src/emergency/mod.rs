@@ -135,6 +135,7 @@ impl CreditReserve {
 /// # Errors
 /// `EmergencyCloseNoPrice` (no fresh source), `InstrumentMetadataMissing`,
 /// `TooSmallAfterQuantization`/`QtyNotPositive` (nothing closable), or a pricing error.
+#[allow(clippy::too_many_arguments)] // each input is distinct and named; a struct would only rename them
 pub fn plan_close_order(
     pos: &ExposedPosition,
     meta: Option<&InstrumentMeta>,
@@ -231,6 +232,7 @@ pub enum EmergencyError {
 ///
 /// # Errors
 /// [`EmergencyError::NotPermitted`] / [`EmergencyError::TooManyPositions`].
+#[allow(clippy::too_many_arguments)] // each input is distinct and named; a struct would only rename them
 pub fn plan_emergency_close(
     positions: &[ExposedPosition],
     market: &dyn EmergencyMarket,
@@ -250,7 +252,7 @@ pub fn plan_emergency_close(
     }
     let mut sorted: Vec<&ExposedPosition> =
         positions.iter().filter(|p| p.position.raw() != 0).collect();
-    sorted.sort_by(|a, b| a.instrument.name().cmp(&b.instrument.name()));
+    sorted.sort_by_key(|p| p.instrument.name());
     let cancel_all = attempt == 0;
     if cancel_all {
         // A cancel-all is one request; it is never the reason a close cannot go out, so a

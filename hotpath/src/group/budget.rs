@@ -82,7 +82,8 @@ impl PendingExposureBudget {
         Err(RejectReasonCode::PendingExposureBudgetExceeded)
     }
 
-    /// Releases a reservation.
+    /// Releases a reservation (consumed, so it cannot be released twice).
+    #[allow(clippy::needless_pass_by_value)]
     pub fn release(&self, reservation: Reservation) {
         let previous = self.used_raw.fetch_sub(reservation.amount_raw, Ordering::AcqRel);
         debug_assert!(previous >= reservation.amount_raw, "released more than reserved");

@@ -302,6 +302,9 @@ pub enum GroupInput {
 }
 
 /// What the caller must do (after appending the step's records).
+// Steps are produced per venue event, not per market tick; copying an intent is cheaper than a
+// heap box here.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupAction {
     /// Dispatch this IOC order (its `IntentRecorded` record is in the same step).
@@ -367,6 +370,7 @@ pub enum OrderEvent {
 }
 
 /// A record the caller appends to the WAL before performing the step's actions.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupRecord {
     /// The group intent (`append_group_intent`): written at acceptance, before any leg.
