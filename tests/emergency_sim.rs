@@ -12,6 +12,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use hotpath::clock::SystemClock;
 use hotpath::domain::instrument::{Instrument, InstrumentName};
 use hotpath::domain::intent::{GroupId, OrderIntent, Side, StrategyId};
 use hotpath::domain::metadata::{InstrumentCache, InstrumentMeta};
@@ -71,18 +72,21 @@ impl EmergencyMarket for SimDriver {
         let side = |k: &str| {
             ob[k].as_array().map(|l| l.iter().map(level).collect::<Vec<_>>()).unwrap_or_default()
         };
-        let book = BookView::from_levels(instrument, &side("bids"), &side("asks"), now_ms(), false);
+        // The venue's own book timestamp (same epoch-ms scale as the engine clock).
+        let ts = ob["timestamp"].as_i64().unwrap_or(0);
+        let book = BookView::from_levels(instrument, &side("bids"), &side("asks"), ts, false);
         PriceInputs { book: Some(book), ticker: None }
     }
 }
 
 impl EmergencyDriver for SimDriver {
     fn cancel_all(&mut self) -> Result<(), DriverError> {
-        self.call("private/cancel_all", &json!({})).map(|_| ()).map_err(map_err)
+        self.call("private/cancel_all", &json!({})).map(|_| ()).map_err(|e| map_err(&e))
     }
     fn positions(&mut self) -> Result<Vec<ExposedPosition>, DriverError> {
-        let list =
-            self.call("private/get_positions", &json!({"currency": "BTC"})).map_err(map_err)?;
+        let list = self
+            .call("private/get_positions", &json!({"currency": "BTC"}))
+            .map_err(|e| map_err(&e))?;
         Ok(list
             .as_array()
             .into_iter()
@@ -114,7 +118,7 @@ impl EmergencyDriver for SimDriver {
                     "label": label.as_str(),
                 }),
             )
-            .map_err(map_err)?;
+            .map_err(|e| map_err(&e))?;
         Ok(Qty::from_f64_checked(num(&r["order"]["filled_amount"])).unwrap())
     }
     fn hedge_for(&mut self, _residual: &ExposedPosition) -> Option<HedgeQuote> {
@@ -122,9 +126,9 @@ impl EmergencyDriver for SimDriver {
     }
 }
 
-fn map_err(e: ClientError) -> DriverError {
+fn map_err(e: &ClientError) -> DriverError {
     match e {
-        ClientError::Venue { code, .. } => DriverError::Refused(code),
+        ClientError::Venue { code, .. } => DriverError::Refused(*code),
         _ => DriverError::Unreachable,
     }
 }
@@ -203,7 +207,7 @@ fn planner_orders_flatten_real_positions_in_kill() {
         true,
         &mut credits,
         &EmergencyConfig::default(),
-        now_ms(),
+        &SystemClock,
         &identity,
     )
     .expect("emergency close runs in Kill");

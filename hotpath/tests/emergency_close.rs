@@ -6,6 +6,7 @@ mod phase1_fixtures;
 
 use std::collections::BTreeMap;
 
+use hotpath::clock::FrozenClock;
 use hotpath::domain::instrument::{Instrument, InstrumentName};
 use hotpath::domain::intent::{GroupId, OrderIntent, Side};
 use hotpath::domain::metadata::{InstrumentCache, InstrumentMeta};
@@ -214,7 +215,7 @@ fn deep_book_closes_in_one_round_even_in_kill() {
         true,
         &mut credits,
         &EmergencyConfig::default(),
-        NOW_MS,
+        &FrozenClock::new(NOW_MS),
         &identity(),
     )
     .unwrap();
@@ -242,7 +243,7 @@ fn thin_book_three_attempts_then_hedge_at_235() {
         false,
         &mut credits,
         &EmergencyConfig::default(),
-        NOW_MS,
+        &FrozenClock::new(NOW_MS),
         &identity(),
     )
     .unwrap();
@@ -280,7 +281,7 @@ fn flat_book_reports_flat_and_sends_nothing() {
         false,
         &mut CreditReserve::new(false),
         &EmergencyConfig::default(),
-        NOW_MS,
+        &FrozenClock::new(NOW_MS),
         &identity(),
     )
     .unwrap();

@@ -20,6 +20,7 @@ pub use price::{
     CLOSE_ATTEMPTS_MAX, CLOSE_BUFFER_TICKS, CLOSE_SLIPPAGE_BPS_MAX, L2_BOOK_SNAPSHOT_MAX_AGE_MS,
 };
 
+use crate::clock::Clock;
 use crate::domain::instrument::{Instrument, InstrumentName};
 use crate::domain::intent::{
     GroupId, IntentFields, OrderIntent, OrderType, Side, StrategyId, TimeInForce,
@@ -355,7 +356,8 @@ pub struct NakedReport {
 
 /// Runs the deterministic emergency close against `driver`: cancel-all, up to
 /// `cfg.close_attempts_max` rounds of reduce-only IOC closes on what remains, then a hedge for
-/// each residual position.
+/// each residual position. The clock is read once per round, so prices fetched for a round are
+/// judged against that round's time.
 ///
 /// # Errors
 /// [`EmergencyError`] when planning is refused or the driver fails to list positions.
@@ -367,7 +369,7 @@ pub fn run_emergency_close(
     latched: bool,
     credits: &mut CreditReserve,
     cfg: &EmergencyConfig,
-    now_ms: i64,
+    clock: &dyn Clock,
     identity: &CloseIdentity,
 ) -> Result<NakedReport, EmergencyError> {
     let permissions = ModePermissions::with_latch(mode, latched);
@@ -395,7 +397,7 @@ pub fn run_emergency_close(
             credits,
             attempt,
             cfg,
-            now_ms,
+            clock.now_ms(),
             identity,
         )?;
         report.close_attempts = attempt + 1;
@@ -433,7 +435,7 @@ pub fn run_emergency_close(
             &market.prices(name),
             cfg.close_attempts_max.saturating_sub(1),
             cfg,
-            now_ms,
+            clock.now_ms(),
             identity,
             u8::MAX,
         )

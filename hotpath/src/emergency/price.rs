@@ -77,9 +77,12 @@ pub struct PriceInputs {
     pub ticker: Option<L1Ticker>,
 }
 
+/// Fresh when `|now - ts| <= max_age`: a venue timestamp a few ms ahead of our clock (skew, or
+/// a book fetched after the caller read the clock) must not make a close impossible; clock
+/// drift itself is watched by its own monitor.
 fn fresh(ts_ms: i64, now_ms: i64, max_age_ms: i64) -> bool {
     let age = now_ms.saturating_sub(ts_ms);
-    (0..=max_age_ms).contains(&age)
+    (-max_age_ms..=max_age_ms).contains(&age)
 }
 
 fn valid(bid: Price, ask: Price) -> bool {
