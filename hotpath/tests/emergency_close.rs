@@ -83,6 +83,24 @@ fn price_source_priority_at_937_938() {
         max
     )
     .is_err());
+    // Freshness is symmetric: a timestamp slightly ahead of our clock is fine, far ahead is not.
+    let mut ahead = option_book();
+    ahead.last_update_ms = NOW_MS + 500;
+    assert!(select_touch(
+        name(CALL),
+        &PriceInputs { book: Some(ahead), ticker: None },
+        NOW_MS,
+        max
+    )
+    .is_ok());
+    ahead.last_update_ms = NOW_MS + 1_001;
+    assert!(select_touch(
+        name(CALL),
+        &PriceInputs { book: Some(ahead), ticker: None },
+        NOW_MS,
+        max
+    )
+    .is_err());
     let mut gapped = option_book();
     gapped.gapped = true;
     assert!(select_touch(
