@@ -556,3 +556,32 @@ fn ioc_pricer_clamps_to_min_edge_at_223() {
     let realised = (p("100").raw() - limit.raw()) * 2 - p("2").raw();
     assert!(realised >= p("6").raw());
 }
+
+/// Reconciliation is terminal even when it reports less than the fills already seen (fills
+/// never un-happen: the larger is kept and the disagreement recorded), so an in-doubt order
+/// can never stay in doubt.
+#[test]
+fn reconciled_below_reported_keeps_the_larger_fill() {
+    let mut h = Harness::start(&option_pair(b"recon-below"));
+    let (a, _, _) = h.next();
+    let (b, _, _) = h.next();
+    h.feed(GroupInput::Fill { order: a.hash(), cumulative: qty("0.5") });
+    h.fill_all(&b);
+    h.feed(GroupInput::Disconnected);
+    h.market.rescue_verdict = Err(RejectReasonCode::NetEdgeTooLow);
+    h.feed(GroupInput::Reconciled { order: a.hash(), filled: qty("0.3") });
+    assert!(h.records.contains(&GroupRecord::Order {
+        order: a.hash(),
+        event: OrderEvent::Anomaly("reconciled_below_reported"),
+    }));
+    assert_eq!(h.group.leg_exposure(), [qty("0.5"), qty("-1")]);
+    // Containment closes what really filled: sell 0.5 of A, buy back 1 of B.
+    let (c0, _, _) = h.next();
+    let (c1, _, _) = h.next();
+    assert_eq!((c0.fields().side, c0.fields().qty), (Side::Sell, qty("0.5")));
+    assert_eq!((c1.fields().side, c1.fields().qty), (Side::Buy, qty("1")));
+    h.fill_all(&c0);
+    h.fill_all(&c1);
+    assert_eq!(h.group.state(), GroupState::Flattened);
+    assert_eq!(naked_count(&h), 1);
+}

@@ -722,7 +722,8 @@ impl AtomicGroup {
                 self.holding = false;
                 step.actions.push(GroupAction::ReleaseReduceOnly(GROUP_HOLD_REASON));
             }
-            if self.first_failure.is_some() && to == GroupState::Flattened {
+            // Escalation already emitted the group's one naked event.
+            if self.first_failure.is_some() && to == GroupState::Flattened && !self.escalated {
                 step.records.push(self.naked());
             }
         }
@@ -776,10 +777,13 @@ impl AtomicGroup {
                 self.on_ack(order, venue_order_id, &mut step);
             }
             GroupInput::Fill { order, cumulative } => {
-                self.on_fill(order, cumulative, false, &mut step);
+                self.on_fill(order, cumulative, false, false, &mut step);
             }
-            GroupInput::Done { order, filled } | GroupInput::Reconciled { order, filled } => {
-                self.on_fill(order, filled, true, &mut step);
+            GroupInput::Done { order, filled } => {
+                self.on_fill(order, filled, true, false, &mut step);
+            }
+            GroupInput::Reconciled { order, filled } => {
+                self.on_fill(order, filled, true, true, &mut step);
             }
             GroupInput::Rejected { order, code } => self.on_reject(order, code, &mut step),
             GroupInput::Tick => self.on_tick(now_ms, &mut step),
@@ -812,13 +816,34 @@ impl AtomicGroup {
         }
     }
 
-    fn on_fill(&mut self, order: IntentHash, filled: Qty, done: bool, step: &mut Step) {
+    /// `reconciled`: the venue's answer by label is authoritative and always terminal; a value
+    /// below what reports already showed keeps the larger (fills never un-happen), so an
+    /// in-doubt order can never stay in doubt.
+    fn on_fill(
+        &mut self,
+        order: IntentHash,
+        filled: Qty,
+        done: bool,
+        reconciled: bool,
+        step: &mut Step,
+    ) {
         let Some(i) = self.find(order) else { return Self::anomaly(order, "unknown", step) };
         let o = &mut self.orders[i];
         let requested = o.intent.fields().qty;
         if o.status.is_terminal() {
             return Self::anomaly(order, "report_after_terminal", step);
         }
+        let filled = if reconciled {
+            if filled < o.filled {
+                step.records.push(GroupRecord::Order {
+                    order,
+                    event: OrderEvent::Anomaly("reconciled_below_reported"),
+                });
+            }
+            Qty::from_raw(filled.raw().clamp(o.filled.raw(), requested.raw()))
+        } else {
+            filled
+        };
         if filled.raw() < 0 || filled > requested || filled < o.filled {
             return Self::anomaly(order, "fill_out_of_range", step);
         }
