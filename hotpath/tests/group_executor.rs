@@ -585,3 +585,34 @@ fn reconciled_below_reported_keeps_the_larger_fill() {
     assert_eq!(h.group.state(), GroupState::Flattened);
     assert_eq!(naked_count(&h), 1);
 }
+
+/// Legs built through the pricer are IOC limits at the clamped price, quantized, and accepted.
+#[test]
+fn legs_priced_by_the_ioc_pricer_are_accepted() {
+    let cache = group_common::cache();
+    let g = GroupId::derive(&strategy(), b"priced");
+    let template = leg(g, 0, CALL, Side::Buy, "1", "0.0455").intent;
+    let mut fields = *template.fields();
+    fields.time_in_force = hotpath::domain::intent::TimeInForce::GoodTilCancelled;
+    fields.limit_price = None;
+    let pricer = PricerInput {
+        fair_price: p("0.05"),
+        gross_edge: p("0.004"),
+        min_edge: p("0.001"),
+        fee_estimate: p("0.0003"),
+        qty: qty("1"),
+        side: Side::Buy,
+    };
+    let leg0 =
+        hotpath::group::LegPlan::ioc_priced(fields, &pricer, cache.get(CALL), usd("100")).unwrap();
+    let f = leg0.intent.fields();
+    assert_eq!(f.time_in_force, hotpath::domain::intent::TimeInForce::ImmediateOrCancel);
+    // net 0.0037 ⇒ proposed 0.05 − 0.00185 = 0.04815; cap 0.05 − 0.0013 = 0.0487 ⇒ 0.04815,
+    // rounded down to the 0.0005 tick ⇒ 0.048.
+    assert_eq!(f.limit_price, Some(p("0.048")));
+    let mismatched = PricerInput { side: Side::Sell, ..pricer };
+    assert!(hotpath::group::LegPlan::ioc_priced(fields, &mismatched, cache.get(CALL), usd("1"))
+        .is_err());
+    let budget = Arc::new(PendingExposureBudget::new(usd("1000")));
+    assert!(AtomicGroup::accept(&[leg0], budget, EmergencyConfig::default(), NOW_MS).is_ok());
+}

@@ -218,6 +218,40 @@ pub struct LegPlan {
     pub exposure_usd: Usd,
 }
 
+impl LegPlan {
+    /// Builds a leg as the executor requires it: an IOC limit (never market, never post-only or
+    /// reduce-only) priced by the §5.10 pricer, then quantized (BUY rounds down, SELL up).
+    /// `fields` supplies identity, instrument, side and quantity; `pricer.side`/`pricer.qty`
+    /// must match them.
+    ///
+    /// # Errors
+    /// `NetEdgeTooLow`, `QtyNotPositive`, `LimitPriceInvalid` from the pricer, or a quantization
+    /// code.
+    pub fn ioc_priced(
+        fields: IntentFields,
+        pricer: &PricerInput,
+        meta: Option<&InstrumentMeta>,
+        exposure_usd: Usd,
+    ) -> Result<Self, RejectReasonCode> {
+        if pricer.side != fields.side || pricer.qty != fields.qty {
+            return Err(RejectReasonCode::LimitPriceInvalid);
+        }
+        let limit = ioc_limit_price(pricer)?;
+        let fields = IntentFields {
+            order_type: crate::domain::intent::OrderType::Limit,
+            time_in_force: crate::domain::intent::TimeInForce::ImmediateOrCancel,
+            post_only: false,
+            reduce_only: false,
+            emergency_close: false,
+            linked_order_type: None,
+            trigger_price: None,
+            limit_price: Some(limit),
+            ..fields
+        };
+        Ok(Self { intent: OrderIntent::new_quantized(fields, meta)?, exposure_usd })
+    }
+}
+
 /// Why a group was refused at acceptance (nothing reserved, nothing recorded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum GroupError {
