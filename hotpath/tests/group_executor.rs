@@ -616,3 +616,48 @@ fn legs_priced_by_the_ioc_pricer_are_accepted() {
     let budget = Arc::new(PendingExposureBudget::new(usd("1000")));
     assert!(AtomicGroup::accept(&[leg0], budget, EmergencyConfig::default(), NOW_MS).is_ok());
 }
+
+/// B §3.1: no fresh price ⇒ no close is dispatched (`CloseBlocked` with
+/// `EmergencyCloseNoPrice`) and no attempt is burnt while waiting; a fresh book on a later tick
+/// sends Close(1). Persistently no price ⇒ after the bounded waits the attempts run out and the
+/// perp hedge (which has a price) takes over.
+#[test]
+fn no_price_waits_then_closes_or_hedges() {
+    for recovers in [true, false] {
+        let mut market = Market::new();
+        market.rescue_verdict = Err(RejectReasonCode::NetEdgeTooLow);
+        let budget = Arc::new(PendingExposureBudget::new(usd("100000")));
+        let mut h = Harness::start_with(&option_pair(b"no-price"), budget, market);
+        let (a, _, _) = h.next();
+        let (b, _, _) = h.next();
+        // The call's book goes stale just before containment needs it.
+        h.market.books[0].last_update_ms = NOW_MS - 5_000;
+        h.fill_all(&a);
+        h.reject(&b);
+        assert_eq!(h.group.state(), GroupState::Flattening);
+        assert!(h.outbox.is_empty(), "no dispatch without a price");
+        assert!(h.records.contains(&GroupRecord::CloseBlocked {
+            leg: 0,
+            code: RejectReasonCode::EmergencyCloseNoPrice
+        }));
+        assert_eq!(h.group.close_attempts(), 0);
+        if recovers {
+            h.advance(100); // refresh() makes every book fresh again
+            let (c, _, role) = h.next();
+            assert_eq!(role, OrderRole::Close(1));
+            h.fill_all(&c);
+            assert_eq!(h.group.state(), GroupState::Flattened);
+        } else {
+            for _ in 0..10 {
+                h.now_ms += 100;
+                h.feed(GroupInput::Tick);
+                if !h.outbox.is_empty() {
+                    break;
+                }
+            }
+            assert_eq!(h.group.close_attempts(), 3);
+            let (hedge, _, role) = h.next();
+            assert_eq!((role, hedge.fields().instrument.as_str()), (OrderRole::Hedge(1), PERP));
+        }
+    }
+}

@@ -61,6 +61,9 @@ pub const GROUP_ORDERS_MAX: usize = GROUP_LEGS_MAX
 /// How long an IOC order may stay without a terminal report before it is in doubt. The contract
 /// gives no number; an IOC is terminal within one venue round trip, so one second is generous.
 pub const ORDER_REPORT_TIMEOUT_MS: i64 = 1_000;
+/// Inputs (usually ticks) a close round may wait for a fresh price before it counts as an
+/// attempt anyway (B §3.1: no price ⇒ no dispatch; the hedge and escalation still follow).
+pub const CLOSE_BLOCKED_WAITS_MAX: u8 = 5;
 /// Rescue orders cross by ticks only; this bps bound is wide enough never to bind them.
 const RESCUE_SLIPPAGE_BPS_MAX: i64 = 10_000;
 /// The mode reason the executor holds while a group is contained or exposed (ruling 6: the
@@ -436,6 +439,13 @@ pub enum GroupRecord {
         /// Event.
         event: OrderEvent,
     },
+    /// A close could not be planned for a leg (`EmergencyCloseNoPrice`, metadata, quantization).
+    CloseBlocked {
+        /// Leg.
+        leg: u8,
+        /// Why.
+        code: RejectReasonCode,
+    },
     /// A group state transition.
     Transition {
         /// Group.
@@ -499,7 +509,10 @@ impl GroupRecord {
                     OrderEvent::InDoubt | OrderEvent::Anomaly(_) => None,
                 }
             }
-            Self::GroupIntent { .. } | Self::Transition { .. } | Self::Naked { .. } => None,
+            Self::GroupIntent { .. }
+            | Self::CloseBlocked { .. }
+            | Self::Transition { .. }
+            | Self::Naked { .. } => None,
         }
     }
 }
@@ -543,6 +556,7 @@ pub struct AtomicGroup {
     hedges: u8,
     hedge_used: bool,
     escalated: bool,
+    close_blocked_waits: u8,
     holding: bool,
     budget: Arc<PendingExposureBudget>,
     reservation: Option<Reservation>,
@@ -635,6 +649,7 @@ impl AtomicGroup {
             hedges: 0,
             hedge_used: false,
             escalated: false,
+            close_blocked_waits: 0,
             holding: false,
             budget,
             reservation: Some(reservation),
@@ -1125,16 +1140,16 @@ impl AtomicGroup {
         }
         if self.closes < self.cfg.close_attempts_max {
             let attempt = self.closes;
-            self.closes += 1;
-            let mut sent = false;
-            for (i, leg) in self.legs.clone().iter().enumerate() {
+            let mut planned: Vec<(u8, OrderIntent)> = Vec::with_capacity(GROUP_LEGS_MAX);
+            let mut blocked: Vec<(u8, RejectReasonCode)> = Vec::new();
+            for (i, leg) in self.legs.iter().enumerate() {
                 if net[i].raw() == 0 {
                     continue;
                 }
                 let leg_u8 = u8::try_from(i).unwrap_or(u8::MAX);
                 let instrument = leg.intent.fields().instrument;
                 let side = if net[i].raw() > 0 { Side::Sell } else { Side::Buy };
-                if let Some(intent) = self.close_intent(
+                match self.close_intent(
                     instrument,
                     side,
                     net[i].abs(),
@@ -1144,14 +1159,23 @@ impl AtomicGroup {
                     now_ms,
                     market,
                 ) {
-                    sent |= self.push_order(
-                        intent,
-                        leg_u8,
-                        OrderRole::Close(attempt + 1),
-                        now_ms,
-                        step,
-                    );
+                    Ok(intent) => planned.push((leg_u8, intent)),
+                    Err(code) => blocked.push((leg_u8, code)),
                 }
+            }
+            for (leg, code) in &blocked {
+                step.records.push(GroupRecord::CloseBlocked { leg: *leg, code: *code });
+            }
+            // Nothing could be priced (no fresh book or ticker): wait for the next input rather
+            // than burn an attempt, at most CLOSE_BLOCKED_WAITS_MAX times.
+            if planned.is_empty() && self.close_blocked_waits < CLOSE_BLOCKED_WAITS_MAX {
+                self.close_blocked_waits += 1;
+                return true;
+            }
+            self.closes += 1;
+            let mut sent = false;
+            for (leg, intent) in planned {
+                sent |= self.push_order(intent, leg, OrderRole::Close(attempt + 1), now_ms, step);
             }
             return sent;
         }
@@ -1174,7 +1198,7 @@ impl AtomicGroup {
                     continue;
                 }
                 let hedge_side = quote.side;
-                if let Some(intent) = self.close_intent(
+                if let Ok(intent) = self.close_intent(
                     quote.instrument,
                     hedge_side,
                     Qty::from_raw(remaining.abs()),
@@ -1227,19 +1251,18 @@ impl AtomicGroup {
         reduce_only: bool,
         now_ms: i64,
         market: &dyn GroupMarket,
-    ) -> Option<OrderIntent> {
+    ) -> Result<OrderIntent, RejectReasonCode> {
         let name = instrument.name();
-        let meta = market.meta(name.as_str())?;
-        let touch =
-            select_touch(name, &market.prices(name), now_ms, self.cfg.price_age_ms_max).ok()?;
+        let meta = market.meta(name.as_str()).ok_or(RejectReasonCode::InstrumentMetadataMissing)?;
+        let touch = select_touch(name, &market.prices(name), now_ms, self.cfg.price_age_ms_max)?;
         let ticks = buffer_ticks(self.cfg.close_buffer_ticks, attempt);
-        let limit = cross_price(meta, side, &touch, ticks, self.cfg.slippage_bps_max).ok()?;
+        let limit = cross_price(meta, side, &touch, ticks, self.cfg.slippage_bps_max)?;
         let fields = IntentFields {
             leg_index: self.next_leg_index(leg),
             limit_price: Some(limit),
             ..ioc_fields(&self.identity(), leg, instrument, side, qty, reduce_only)
         };
-        OrderIntent::new_quantized(fields, Some(meta)).ok()
+        OrderIntent::new_quantized(fields, Some(meta))
     }
 }
 
