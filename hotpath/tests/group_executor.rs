@@ -227,9 +227,17 @@ fn leg_timeout_reconciles_then_contains() {
     h.feed(GroupInput::Reconciled { order: b.hash(), filled: qty("0") });
     let (c, _, role) = h.next();
     assert_eq!(role, OrderRole::Close(1));
+    h.now_ms += 250;
     h.fill_all(&c);
     assert_eq!(h.group.state(), GroupState::Flattened);
     assert_released(&h);
+    let ttdn = h.records.iter().find_map(|r| match r {
+        GroupRecord::Naked { incident_ts_ms, time_to_delta_neutral_ms, .. } => {
+            Some((*incident_ts_ms, *time_to_delta_neutral_ms))
+        }
+        _ => None,
+    });
+    assert_eq!(ttdn, Some((NOW_MS + ORDER_REPORT_TIMEOUT_MS, 250)), "incident at the timeout tick");
 }
 
 /// Disconnect mid-group: every live order in doubt, reconciled; a late fill found on
@@ -304,13 +312,28 @@ fn closes_exhausted_then_perp_hedge_at_118() {
     assert_eq!(h.group.state(), GroupState::Flattened);
     assert!(h.group.hedge_used());
     assert_eq!(h.group.hedge_exposure()[0], qty("-3000"));
-    assert!(h.records.contains(&GroupRecord::Naked {
-        group_id: h.group.group_id(),
-        strategy_id: strategy(),
-        close_attempts: 3,
-        hedge_used: true,
-        cause: "hedge_fallback",
-    }));
+    let naked: Vec<_> =
+        h.records.iter().filter(|r| matches!(r, GroupRecord::Naked { .. })).collect();
+    assert_eq!(naked.len(), 1);
+    match naked[0] {
+        GroupRecord::Naked {
+            group_id,
+            strategy_id,
+            close_attempts,
+            hedge_used,
+            cause,
+            incident_ts_ms,
+            time_to_delta_neutral_ms,
+            residual,
+        } => {
+            assert_eq!((*group_id, *strategy_id), (h.group.group_id(), strategy()));
+            assert_eq!((*close_attempts, *hedge_used, *cause), (3, true, "hedge_fallback"));
+            assert_eq!(*incident_ts_ms, NOW_MS);
+            assert_eq!(*time_to_delta_neutral_ms, 0, "the frozen test clock never moved");
+            assert_eq!(residual[0], qty("1"), "the option stays, delta-hedged in the perp");
+        }
+        _ => unreachable!(),
+    }
     assert_released(&h);
 }
 

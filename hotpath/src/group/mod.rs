@@ -469,6 +469,12 @@ pub enum GroupRecord {
         hedge_used: bool,
         /// Why.
         cause: &'static str,
+        /// When the first failure was observed (ms, the caller's clock).
+        incident_ts_ms: i64,
+        /// From the incident to this event (delta neutral, or escalation).
+        time_to_delta_neutral_ms: i64,
+        /// Signed per-leg exposure left in the leg instruments (zero unless hedged/escalated).
+        residual: [Qty; GROUP_LEGS_MAX],
     },
 }
 
@@ -557,6 +563,8 @@ pub struct AtomicGroup {
     hedge_used: bool,
     escalated: bool,
     close_blocked_waits: u8,
+    now_ms: i64,
+    incident_ts_ms: i64,
     holding: bool,
     budget: Arc<PendingExposureBudget>,
     reservation: Option<Reservation>,
@@ -650,6 +658,8 @@ impl AtomicGroup {
             hedge_used: false,
             escalated: false,
             close_blocked_waits: 0,
+            now_ms,
+            incident_ts_ms: now_ms,
             holding: false,
             budget,
             reservation: Some(reservation),
@@ -741,6 +751,7 @@ impl AtomicGroup {
     fn seed(&mut self, cause: FailureCause, step: &mut Step) {
         if self.first_failure.is_none() {
             self.first_failure = Some(cause);
+            self.incident_ts_ms = self.now_ms;
         }
         if !self.holding {
             self.holding = true;
@@ -792,12 +803,16 @@ impl AtomicGroup {
             close_attempts: self.closes,
             hedge_used: self.hedge_used,
             cause,
+            incident_ts_ms: self.incident_ts_ms,
+            time_to_delta_neutral_ms: self.now_ms.saturating_sub(self.incident_ts_ms),
+            residual: self.leg_exposure(),
         }
     }
 
     /// Feeds one input at `now_ms`.
     pub fn on_input(&mut self, input: GroupInput, now_ms: i64, market: &dyn GroupMarket) -> Step {
         let mut step = Step::default();
+        self.now_ms = self.now_ms.max(now_ms);
         match input {
             GroupInput::Persisted => {
                 if self.state == GroupState::New {
@@ -815,6 +830,7 @@ impl AtomicGroup {
             GroupInput::PersistFailed => {
                 if self.state == GroupState::New {
                     self.first_failure = Some(FailureCause::PersistFailed);
+                    self.incident_ts_ms = self.now_ms;
                     // Nothing was sent: the orders are closed locally, never resent.
                     for order in &mut self.orders {
                         order.status = OrderStatus::Rejected;
