@@ -17,8 +17,10 @@
 pub mod clock;
 pub mod dispatch;
 pub mod domain;
+pub mod emergency;
 pub mod feed;
 pub mod gates;
+pub mod group;
 pub mod limits;
 pub mod mode;
 pub mod ring;
