@@ -84,6 +84,8 @@ pub struct PositionsSnapshot<'a> {
 
 /// One thing a strategy asks for. Every placement becomes an intent that passes the gates.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Inline on purpose: boxing the intent would allocate per action on the hot path.
+#[allow(clippy::large_enum_variant)]
 pub enum StrategyAction {
     /// Place a new order.
     Place(OrderIntent),
@@ -113,6 +115,8 @@ impl ActionBuffer {
     ///
     /// # Errors
     /// [`ActionBufferFull`] with the action when the tick's budget is used up.
+    // The action is handed back by value (no heap); its size is that of an inline intent.
+    #[allow(clippy::result_large_err)]
     pub fn push(&mut self, action: StrategyAction) -> Result<(), ActionBufferFull> {
         if self.actions.len() >= self.capacity {
             return Err(ActionBufferFull(action));
@@ -172,3 +176,8 @@ pub trait Strategy: Send {
         out: &mut ActionBuffer,
     );
 }
+
+pub mod pipeline;
+pub mod quoter;
+pub mod registry;
+pub mod vertical;
