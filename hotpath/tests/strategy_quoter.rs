@@ -83,9 +83,10 @@ fn the_side_that_would_pass_the_inventory_limit_is_not_quoted() {
     // Reaching the limit later pulls the live bid and keeps the ask.
     world.exposure.set_position(name(K2), qty("0.5"));
     let later = world.tick(&mut q, &cache, &[book(K2, "0.016", "0.0165")], NOW_MS + 10);
-    let bid_label = places(&first).iter().find(|i| i.fields().side == Side::Buy).map(|i| {
-        hotpath::domain::label::Label::for_intent(i).unwrap()
-    });
+    let bid_label = places(&first)
+        .iter()
+        .find(|i| i.fields().side == Side::Buy)
+        .map(|i| hotpath::domain::label::Label::for_intent(i).unwrap());
     assert!(cancels(&later).contains(&bid_label.unwrap()), "{later:?}");
     assert!(quotes(&later).0.is_none());
 }
@@ -153,13 +154,8 @@ fn pulled_by(bad: &[BookView], now_ms: i64) {
 #[test]
 fn quotes_are_pulled_when_the_book_is_gapped_missing_stale_or_crossed() {
     let good = book(K2, "0.016", "0.0165");
-    let gapped = BookView::from_levels(
-        good.instrument,
-        good.bids(),
-        good.asks(),
-        good.last_update_ms,
-        true,
-    );
+    let gapped =
+        BookView::from_levels(good.instrument, good.bids(), good.asks(), good.last_update_ms, true);
     pulled_by(&[gapped], NOW_MS + 1);
     pulled_by(&[], NOW_MS + 1);
     pulled_by(&[good], NOW_MS + 2_000); // 2 s old > book_age_ms_max 1 s
@@ -193,12 +189,21 @@ fn post_only_quotes_never_cross_any_book_and_pass_the_gates_when_the_book_is_tra
         for spread_ticks in 1..=4 {
             let ask_raw = bid.raw() + spread_ticks * meta.tick_at(bid).raw();
             let tick_up = meta.tick_at(Price::from_raw(ask_raw)).raw();
-            let ask = Price::from_raw(ask_raw.div_euclid(tick_up) * tick_up + if ask_raw % tick_up == 0 { 0 } else { tick_up });
+            let ask = Price::from_raw(
+                ask_raw.div_euclid(tick_up) * tick_up
+                    + if ask_raw % tick_up == 0 { 0 } else { tick_up },
+            );
             for lots in -4..=4 {
                 for half_spread_ticks in [1, 3] {
-                    let params = QuoterParams { half_spread_ticks, skew_ticks_per_lot: 2, ..QuoterParams::default() };
+                    let params = QuoterParams {
+                        half_spread_ticks,
+                        skew_ticks_per_lot: 2,
+                        ..QuoterParams::default()
+                    };
                     let mut world = Loopback::default();
-                    world.exposure.set_position(name(K2), Qty::from_raw(lots * meta.min_trade_amount.raw()));
+                    world
+                        .exposure
+                        .set_position(name(K2), Qty::from_raw(lots * meta.min_trade_amount.raw()));
                     let books = [levels_at(K2, bid, ask, NOW_MS - 10)];
                     let mut q = quoter(params);
                     let actions = world.tick(&mut q, &cache, &books, NOW_MS);
@@ -216,7 +221,10 @@ fn post_only_quotes_never_cross_any_book_and_pass_the_gates_when_the_book_is_tra
                             Ok(_) => {}
                             Err(r) => {
                                 assert_ne!(r.code, hotpath::domain::reason_codes::RejectReasonCode::PostOnlyWouldCross);
-                                assert!(spread_bps > policy.data_limits.max_spread_bps_open, "{r:?} on a tradable book {bid}/{ask}");
+                                assert!(
+                                    spread_bps > policy.data_limits.max_spread_bps_open,
+                                    "{r:?} on a tradable book {bid}/{ask}"
+                                );
                             }
                         }
                         checked += 1;
@@ -255,19 +263,33 @@ fn same_inputs_and_state_give_the_same_intents() {
     assert!(a.len() >= 10, "the script exercises requotes: {}", a.len());
     assert_eq!(a, b, "a rebuilt quoter fed the same inputs differs");
     // And the seed is an input: another seed, other group ids, so other bytes.
-    let mut other =
-        Quoter::new(StrategyId::new_checked("quoter").unwrap(), 8, &[name(K2)], QuoterParams::default())
-            .unwrap();
+    let mut other = Quoter::new(
+        StrategyId::new_checked("quoter").unwrap(),
+        8,
+        &[name(K2)],
+        QuoterParams::default(),
+    )
+    .unwrap();
     assert_ne!(a, script(&mut other));
     // Pinned across runs and builds (xxh64 with fixed seeds): the first quote's intent hash.
     let cache = cache();
     let mut world = Loopback::default();
-    let first = places(&world.tick(&mut quoter(QuoterParams::default()), &cache, &[book(K2, "0.016", "0.0165")], NOW_MS));
+    let first = places(&world.tick(
+        &mut quoter(QuoterParams::default()),
+        &cache,
+        &[book(K2, "0.016", "0.0165")],
+        NOW_MS,
+    ));
     let hashes: Vec<String> = first.iter().map(|i| i.hash().to_string()).collect();
-    let again: Vec<String> = places(&Loopback::default().tick(&mut quoter(QuoterParams::default()), &cache, &[book(K2, "0.016", "0.0165")], NOW_MS))
-        .iter()
-        .map(|i| i.hash().to_string())
-        .collect();
+    let again: Vec<String> = places(&Loopback::default().tick(
+        &mut quoter(QuoterParams::default()),
+        &cache,
+        &[book(K2, "0.016", "0.0165")],
+        NOW_MS,
+    ))
+    .iter()
+    .map(|i| i.hash().to_string())
+    .collect();
     assert_eq!(hashes, again);
     // Golden values: a change here means the decision key, the quantization or the intent
     // layout changed, which changes every label after a restart. Do it on purpose or not at all.
@@ -277,14 +299,23 @@ fn same_inputs_and_state_give_the_same_intents() {
 #[test]
 fn configuration_is_checked() {
     let id = StrategyId::new_checked("quoter").unwrap();
-    assert_eq!(Quoter::new(id, 0, &[], QuoterParams::default()).err(), Some(QuoterConfigError::InstrumentCount));
+    assert_eq!(
+        Quoter::new(id, 0, &[], QuoterParams::default()).err(),
+        Some(QuoterConfigError::InstrumentCount)
+    );
     assert_eq!(
         Quoter::new(id, 0, &[name("BTC-PERPETUAL")], QuoterParams::default()).err(),
         Some(QuoterConfigError::NotAnOption)
     );
-    assert_eq!(Quoter::new(id, 0, &[name(K2), name(K2)], QuoterParams::default()).err(), Some(QuoterConfigError::Duplicate));
+    assert_eq!(
+        Quoter::new(id, 0, &[name(K2), name(K2)], QuoterParams::default()).err(),
+        Some(QuoterConfigError::Duplicate)
+    );
     let bad = QuoterParams { half_spread_ticks: 0, ..QuoterParams::default() };
-    assert_eq!(Quoter::new(id, 0, &[name(K2)], bad).err(), Some(QuoterConfigError::Param("half_spread_ticks")));
+    assert_eq!(
+        Quoter::new(id, 0, &[name(K2)], bad).err(),
+        Some(QuoterConfigError::Param("half_spread_ticks"))
+    );
     let q = Quoter::new(id, 0, &[name(K2), name(K1)], QuoterParams::default()).unwrap();
     assert_eq!(q.instruments(), &[name(K1), name(K2)], "sorted");
     assert_eq!(q.actions_per_tick_max(), 12);

@@ -25,11 +25,19 @@ fn known_names_build_on_a_fitting_universe() {
     // Options only, in name order.
     assert_eq!(
         quoter.instruments(),
-        names(&["BTC-25JUL25-100000-C", "BTC-25JUL25-110000-C", "BTC-25JUL25-95000-P", "BTC-26SEP25-90000-C"])
-            .as_slice()
+        names(&[
+            "BTC-25JUL25-100000-C",
+            "BTC-25JUL25-110000-C",
+            "BTC-25JUL25-95000-P",
+            "BTC-26SEP25-90000-C"
+        ])
+        .as_slice()
     );
     let vertical = by_name("vertical", 1, &universe).unwrap();
-    assert_eq!(vertical.instruments(), names(&["BTC-25JUL25-100000-C", "BTC-25JUL25-110000-C"]).as_slice());
+    assert_eq!(
+        vertical.instruments(),
+        names(&["BTC-25JUL25-100000-C", "BTC-25JUL25-110000-C"]).as_slice()
+    );
     assert_eq!(
         vertical_pair(&universe),
         Some((names(&["BTC-25JUL25-100000-C"])[0], names(&["BTC-25JUL25-110000-C"])[0]))
@@ -44,7 +52,10 @@ fn unknown_names_and_unusable_universes_are_refused() {
         other => panic!("{:?}", other.map(|s| s.id().as_str().to_owned())),
     }
     // No two calls share an expiry.
-    assert!(matches!(by_name("vertical", 0, &universe), Err(UnknownStrategy::Unusable { name: "vertical", .. })));
+    assert!(matches!(
+        by_name("vertical", 0, &universe),
+        Err(UnknownStrategy::Unusable { name: "vertical", .. })
+    ));
     // No options at all.
     assert!(matches!(
         by_name("quoter", 0, &names(&["BTC-PERPETUAL"])),

@@ -79,7 +79,8 @@ fn no_entry_without_edge_depth_or_usable_books() {
     assert!(nothing(&cheap(), VerticalParams { lots: 101, ..defaults }));
     assert!(!nothing(&cheap(), VerticalParams { lots: 100, ..defaults }));
     let [k1, k2] = cheap();
-    let gapped = BookView::from_levels(k2.instrument, k2.bids(), k2.asks(), k2.last_update_ms, true);
+    let gapped =
+        BookView::from_levels(k2.instrument, k2.bids(), k2.asks(), k2.last_update_ms, true);
     assert!(nothing(&[k1, gapped], defaults));
     assert!(nothing(&[k1], defaults), "K2 book missing");
     let stale = book_at(K2, "0.016", "0.0165", NOW_MS - 5_000);
@@ -95,7 +96,10 @@ fn retries_wait_and_pending_legs_block_new_attempts() {
     let first = places(&world.tick(&mut v, &cache, &books, NOW_MS));
     // Legs rejected or unfilled (IOC, nothing pending, still flat): wait for retry_ms.
     assert!(world.tick(&mut v, &cache, &books, NOW_MS + 4_999).is_empty());
-    let fresh = [book_at(K1, "0.04", "0.0405", NOW_MS + 4_990), book_at(K2, "0.016", "0.0165", NOW_MS + 4_990)];
+    let fresh = [
+        book_at(K1, "0.04", "0.0405", NOW_MS + 4_990),
+        book_at(K2, "0.016", "0.0165", NOW_MS + 4_990),
+    ];
     let second = places(&world.tick(&mut v, &cache, &fresh, NOW_MS + 5_000));
     assert_eq!(second.len(), 2);
     assert_ne!(group(&first), group(&second), "a new attempt is a new group");
@@ -104,7 +108,10 @@ fn retries_wait_and_pending_legs_block_new_attempts() {
         let accepted = gate(&policy, &cache, &world.exposure, &books, leg).unwrap();
         world.exposure.reserve(&accepted);
     }
-    let later = [book_at(K1, "0.04", "0.0405", NOW_MS + 20_000), book_at(K2, "0.016", "0.0165", NOW_MS + 20_000)];
+    let later = [
+        book_at(K1, "0.04", "0.0405", NOW_MS + 20_000),
+        book_at(K2, "0.016", "0.0165", NOW_MS + 20_000),
+    ];
     assert!(world.tick(&mut v, &cache, &later, NOW_MS + 20_000).is_empty());
 }
 
@@ -165,7 +172,10 @@ fn a_lone_leg_is_repaired_with_one_reduce_only_leg() {
         let legs = places(&world.tick(&mut v, &cache, &books, NOW_MS));
         assert_eq!(legs.len(), 1, "{k1_pos}/{k2_pos}: {legs:?}");
         let f = legs[0].fields();
-        assert_eq!((f.instrument.as_str(), f.side, f.qty, f.leg_index), (instrument, side, qty(amount), 0));
+        assert_eq!(
+            (f.instrument.as_str(), f.side, f.qty, f.leg_index),
+            (instrument, side, qty(amount), 0)
+        );
         assert!(f.reduce_only);
         let accepted = gate(&policy, &cache, &world.exposure, &books, &legs[0]).unwrap();
         assert!(accepted.class.is_risk_reducing(), "{k1_pos}/{k2_pos}");
@@ -196,9 +206,14 @@ fn same_inputs_and_state_give_the_same_intents() {
     let b = script(&mut vertical(VerticalParams::default()));
     assert_eq!(a.len(), 5, "open (2) + close (2) + repair (1)");
     assert_eq!(a, b);
-    let mut other =
-        Vertical::new(StrategyId::new_checked("vertical").unwrap(), 4, name(K1), name(K2), VerticalParams::default())
-            .unwrap();
+    let mut other = Vertical::new(
+        StrategyId::new_checked("vertical").unwrap(),
+        4,
+        name(K1),
+        name(K2),
+        VerticalParams::default(),
+    )
+    .unwrap();
     assert_ne!(a, script(&mut other), "the seed is part of the decision key");
 }
 
@@ -207,13 +222,19 @@ fn configuration_is_checked() {
     let id = StrategyId::new_checked("vertical").unwrap();
     let p = VerticalParams::default();
     assert_eq!(Vertical::new(id, 0, name(K2), name(K1), p).err(), Some(VerticalConfigError::Shape));
-    assert_eq!(Vertical::new(id, 0, name(PUT), name(K2), p).err(), Some(VerticalConfigError::NotACall));
+    assert_eq!(
+        Vertical::new(id, 0, name(PUT), name(K2), p).err(),
+        Some(VerticalConfigError::NotACall)
+    );
     assert_eq!(
         Vertical::new(id, 0, name(K1), name("BTC-26SEP25-110000-C"), p).err(),
         Some(VerticalConfigError::Shape)
     );
     let bad = VerticalParams { lots: 0, ..p };
-    assert_eq!(Vertical::new(id, 0, name(K1), name(K2), bad).err(), Some(VerticalConfigError::Param("lots")));
+    assert_eq!(
+        Vertical::new(id, 0, name(K1), name(K2), bad).err(),
+        Some(VerticalConfigError::Param("lots"))
+    );
     let v = Vertical::new(id, 0, name(K1), name(K2), p).unwrap();
     assert_eq!(v.instruments(), &[name(K1), name(K2)]);
 }

@@ -87,8 +87,14 @@ pub fn levels_at(instrument: &str, b: Price, a: Price, updated_ms: i64) -> BookV
     let tick = px("0.0005").raw();
     BookView::from_levels(
         name(instrument),
-        &[BookLevel { price: b, qty: qty("10") }, BookLevel { price: Price::from_raw(b.raw() - tick), qty: qty("20") }],
-        &[BookLevel { price: a, qty: qty("10") }, BookLevel { price: Price::from_raw(a.raw() + tick), qty: qty("20") }],
+        &[
+            BookLevel { price: b, qty: qty("10") },
+            BookLevel { price: Price::from_raw(b.raw() - tick), qty: qty("20") },
+        ],
+        &[
+            BookLevel { price: a, qty: qty("10") },
+            BookLevel { price: Price::from_raw(a.raw() + tick), qty: qty("20") },
+        ],
         updated_ms,
         false,
     )
