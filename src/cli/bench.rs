@@ -15,8 +15,9 @@ const EMBEDDED_POLICY: &str = include_str!("../../config/policy.json");
 /// Arguments of `stoic bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Market events through the single-thread pipeline (the WAL and pinned runs use a
-    /// fiftieth of it, within bounds).
+    /// Market events through the single-thread pipeline and each component row (the WAL
+    /// runs use a hundredth, 50..=1000; the pinned runs a fiftieth, 50..=2000, each capped
+    /// at 10 s of wall clock).
     #[arg(long, default_value_t = 100_000)]
     pub events: usize,
     /// Print JSON instead of the table.

@@ -814,9 +814,9 @@ impl BenchSizes {
         let events = events.max(100);
         Self {
             events,
-            wal_events: (events / 50).clamp(50, 5_000),
+            wal_events: (events / 100).clamp(50, 1_000),
             pinned_events: (events / 50).clamp(50, 2_000),
-            pinned_wall_max: Duration::from_secs(15),
+            pinned_wall_max: Duration::from_secs(10),
             ring_round_trips: (events / 5).clamp(1_000, 50_000),
         }
     }
@@ -1386,6 +1386,13 @@ pub fn run_bench(
         &h,
         format!("{sent_wal} events"),
     ));
+    if sent_wal + 1 < wal_frames.len() {
+        notes.push(format!(
+            "pinned (WAL) stopped at the {:?} wall-clock cap after {sent_wal} of {} events",
+            sizes.pinned_wall_max,
+            wal_frames.len()
+        ));
+    }
 
     let mut components = run_components(policy, &frames)?;
     components.push(run_ring_hop(sizes.ring_round_trips));

@@ -122,7 +122,7 @@ impl Loopback {
         now_ms: i64,
     ) -> Vec<StrategyAction> {
         let mut sorted = books.to_vec();
-        sorted.sort_by(|a, b| a.instrument.cmp(&b.instrument));
+        sorted.sort_by_key(|b| b.instrument);
         let mut out = ActionBuffer::with_capacity(64);
         let market = MarketSnapshot { now_ms, instruments: cache, books: &sorted, index: index() };
         let positions =
