@@ -320,3 +320,28 @@ fn configuration_is_checked() {
     assert_eq!(q.instruments(), &[name(K1), name(K2)], "sorted");
     assert_eq!(q.actions_per_tick_max(), 12);
 }
+
+#[test]
+fn output_is_bounded_by_the_buffer_and_resumes_next_tick() {
+    let cache = cache();
+    let books = [book(K2, "0.016", "0.0165")];
+    let mut world = Loopback::default();
+    let mut q = quoter(QuoterParams::default());
+    let first = world.tick_bounded(&mut q, &cache, &books, NOW_MS, 1);
+    assert_eq!(places(&first).len(), 1, "one slot, one action");
+    assert_eq!(q.quote_seq(), 1, "only what went out advances the state");
+    let second = world.tick_bounded(&mut q, &cache, &books, NOW_MS + 1, 1);
+    assert_eq!(places(&second).len(), 1);
+    assert_ne!(places(&first)[0].fields().side, places(&second)[0].fields().side);
+    assert!(world.tick_bounded(&mut q, &cache, &books, NOW_MS + 2, 1).is_empty());
+    // A move with room for one action: one cancel goes out, the rest waits for the next tick.
+    let moved = [book(K2, "0.017", "0.0175")];
+    let step = world.tick_bounded(&mut q, &cache, &moved, NOW_MS + 3, 1);
+    assert_eq!(cancels(&step).len(), 1);
+    let mut rest = Vec::new();
+    for t in 4..10 {
+        rest.extend(world.tick_bounded(&mut q, &cache, &moved, NOW_MS + t, 1));
+    }
+    assert_eq!((cancels(&rest).len(), places(&rest).len()), (1, 2), "{rest:?}");
+    assert_eq!(world.open_orders.len(), 2);
+}

@@ -478,13 +478,12 @@ impl Strategy for Quoter {
                     }
                     kept = None;
                 }
-                if place {
-                    if let Some(price) = want {
-                        if let Some(intent) = self.quote_intent(meta, side, price, self.quote_seq) {
-                            let Ok(label) = Label::for_intent(&intent) else { continue };
-                            if out.push(StrategyAction::Place(intent)).is_err() {
-                                return;
-                            }
+                let mut full = false;
+                if let (true, Some(price)) = (place, want) {
+                    let intent = self.quote_intent(meta, side, price, self.quote_seq);
+                    let labelled = intent.and_then(|i| Label::for_intent(&i).ok().map(|l| (i, l)));
+                    if let Some((intent, label)) = labelled {
+                        if out.push(StrategyAction::Place(intent)).is_ok() {
                             self.quote_seq += 1;
                             kept = Some(LiveQuote {
                                 label,
@@ -492,12 +491,18 @@ impl Strategy for Quoter {
                                 placed_ms: market.now_ms,
                                 anchor_mid: mid,
                             });
+                        } else {
+                            full = true;
                         }
                     }
                 }
                 match side {
                     Side::Buy => self.slots[index].bid = kept,
                     Side::Sell => self.slots[index].ask = kept,
+                }
+                if full {
+                    // The buffer is spent: the slot already says what went out.
+                    return;
                 }
             }
         }

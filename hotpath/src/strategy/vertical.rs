@@ -131,7 +131,7 @@ pub struct Vertical {
     id: StrategyId,
     seed: u64,
     params: VerticalParams,
-    /// `[K1, K2]` (already in name order is not guaranteed; kept as given: low strike first).
+    /// `[K1, K2]`: the low strike (bought on entry) first, as given.
     legs: [InstrumentName; 2],
     /// Sorted copy for [`Strategy::instruments`].
     sorted: [InstrumentName; 2],
@@ -266,7 +266,7 @@ fn through(meta: &InstrumentMeta, side: Side, price: Price, ticks: i64) -> Price
     Price::from_raw(raw.max(meta.tick_size.raw()))
 }
 
-fn flat_and_idle(v: &PositionView) -> bool {
+fn nothing_pending(v: &PositionView) -> bool {
     v.pending_buy.raw() == 0 && v.pending_sell.raw() == 0
 }
 
@@ -297,7 +297,7 @@ impl Strategy for Vertical {
         };
         let p1 = positions.exposure.view(low.as_str());
         let p2 = positions.exposure.view(high.as_str());
-        if !flat_and_idle(&p1) || !flat_and_idle(&p2) {
+        if !nothing_pending(&p1) || !nothing_pending(&p2) {
             // Something is in flight: decide again once the engine has settled it.
             return;
         }

@@ -121,9 +121,21 @@ impl Loopback {
         books: &[BookView],
         now_ms: i64,
     ) -> Vec<StrategyAction> {
+        self.tick_bounded(strategy, cache, books, now_ms, 64)
+    }
+
+    /// [`Self::tick`] with an output buffer of `capacity` actions.
+    pub fn tick_bounded(
+        &mut self,
+        strategy: &mut dyn Strategy,
+        cache: &InstrumentCache,
+        books: &[BookView],
+        now_ms: i64,
+        capacity: usize,
+    ) -> Vec<StrategyAction> {
         let mut sorted = books.to_vec();
         sorted.sort_by_key(|b| b.instrument);
-        let mut out = ActionBuffer::with_capacity(64);
+        let mut out = ActionBuffer::with_capacity(capacity);
         let market = MarketSnapshot { now_ms, instruments: cache, books: &sorted, index: index() };
         let positions =
             PositionsSnapshot { exposure: &self.exposure, open_orders: &self.open_orders };
