@@ -521,6 +521,12 @@ impl GateStage {
         self.counts
     }
 
+    /// The WAL, when the stage journals.
+    #[must_use]
+    pub const fn wal(&self) -> Option<&Wal> {
+        self.wal.as_ref()
+    }
+
     /// The last gate refusal, if any.
     #[must_use]
     pub const fn last_reject(&self) -> Option<crate::domain::reason_codes::RejectReasonCode> {
