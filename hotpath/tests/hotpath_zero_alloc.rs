@@ -207,20 +207,22 @@ fn vertical_on_tick_allocates_nothing_after_warm_up() {
     let mut exposure = ExposureBook::new();
     let mut out = ActionBuffer::with_capacity(v.actions_per_tick_max());
     let start = hotpath::strategy::pipeline::SCENARIO_START_MS;
-    let mut emitted = 0_u64;
+    let (mut opens, mut closes, mut repairs) = (0_u64, 0_u64, 0_u64);
     let mut total = 0_u64;
     for k in 0..EVENTS as i64 {
         let now = start + k;
-        // Alternate flat / long spread / lone leg so open, close and repair all run.
-        let (p1, p2) = match k % 3 {
-            0 => ("0", "0"),
-            1 => ("0.1", "-0.1"),
-            _ => ("0.1", "0"),
+        // Rotate flat / long spread / lone leg so open, close and repair all run. Index
+        // 30 000: width 10 000 / 30 000 = 0.333 BTC. Flat: debit 0.0755 - 0.016 = 18 % of
+        // the width (enter). Long spread: K1 bid 0.25, credit 0.2335 = 70 % (close).
+        let (p1, p2, k1_bid, k1_ask) = match k % 3 {
+            0 => ("0", "0", "0.075", "0.0755"),
+            1 => ("0.1", "-0.1", "0.25", "0.2505"),
+            _ => ("0.1", "0", "0.075", "0.0755"),
         };
         exposure.set_position(k1, hotpath::domain::units::Qty::from_decimal_str(p1).unwrap());
         exposure.set_position(k2, hotpath::domain::units::Qty::from_decimal_str(p2).unwrap());
         let books = [
-            BookView::from_levels(k1, &[lvl("0.075")], &[lvl("0.0755")], now, false),
+            BookView::from_levels(k1, &[lvl(k1_bid)], &[lvl(k1_ask)], now, false),
             BookView::from_levels(k2, &[lvl("0.016")], &[lvl("0.0165")], now, false),
         ];
         let index = IndexPrices { btc: Some(px("30000")), eth: None };
@@ -228,13 +230,21 @@ fn vertical_on_tick_allocates_nothing_after_warm_up() {
         let positions = PositionsSnapshot { exposure: &exposure, open_orders: &[] };
         out.clear();
         let ((), allocs) = counted(|| v.on_tick(&market, &positions, &mut out));
-        emitted += out.len() as u64;
+        let reduce = out.as_slice().iter().any(
+            |a| matches!(a, hotpath::strategy::StrategyAction::Place(i) if i.fields().reduce_only),
+        );
+        match (out.len(), reduce) {
+            (2, false) => opens += 1,
+            (2, true) => closes += 1,
+            (1, true) => repairs += 1,
+            (0, _) => {}
+            other => panic!("unexpected output {other:?}"),
+        }
         if k >= WARM_UP as i64 {
             total += allocs;
         }
     }
-    // Index 30 000: width 10 000 / 30 000 = 0.333 BTC; debit 0.0595 = 18 % (enter), credit
-    // 0.0585 = 17.5 % (hold): open and repair ticks emit, close ticks hold.
-    assert!(emitted > EVENTS as u64 / 2, "the vertical acted on {emitted} legs only");
+    let third = EVENTS as u64 / 3;
+    assert_eq!((opens, closes, repairs), (third + 1, third, third), "every tick acted");
     assert_eq!(total, 0, "allocations in Vertical::on_tick");
 }

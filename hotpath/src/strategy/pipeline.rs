@@ -9,7 +9,7 @@
 //!               ◀──────────────── reports (placed / cancel sent) ──────────────┘
 //! ```
 //! The three stages are plain structs so that the same code runs on one thread (`compact`),
-//! on three threads joined by `rtrb` rings (`pinned`, see [`run_pinned`]) and inside the
+//! on three threads joined by `rtrb` rings (`pinned`, see `run_pinned`) and inside the
 //! zero-allocation test. What stands in for the rest of the engine, and why:
 //! - **the venue** is a loopback: an accepted order rests until we cancel it (no fills), and
 //!   "bytes ready at the socket" is the end of the measurement;
