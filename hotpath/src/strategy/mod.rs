@@ -178,3 +178,8 @@ pub trait Strategy: Send {
         out: &mut ActionBuffer,
     );
 }
+
+pub mod pipeline;
+pub mod quoter;
+pub mod registry;
+pub mod vertical;
