@@ -1,5 +1,5 @@
 //! Conformance: the simulator's replies and notifications have the shapes of the venue
-//! samples in ../shared/venue/samples (every key the sample has, recursively, is present).
+//! samples in tests/fixtures/venue_samples (a copy of ../shared/venue/samples) (every key the sample has, recursively, is present).
 
 mod common;
 
@@ -14,7 +14,7 @@ fn samples_dir() -> PathBuf {
     if let Ok(p) = std::env::var("STOIC_SAMPLES") {
         return PathBuf::from(p);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/venue/samples")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/venue_samples")
 }
 
 fn sample(name: &str) -> Value {
