@@ -6,6 +6,7 @@
 
 pub(crate) mod client;
 pub mod dispatcher;
+pub mod pipeline;
 
 pub use client::{
     DispatchError, EditParams, OrderParams, OrderType, Side, TimeInForce, LABEL_BYTES_MAX,
@@ -14,4 +15,7 @@ pub use dispatcher::{
     currency_of_instrument, instrument_of_canonical, DispatchStats, Dispatcher, DispatcherConfig,
     DispatcherError, ExecReport, FillReport, OrderReport, OutboundIntent, Resolution, SendOutcome,
     VenuePosition,
+};
+pub use pipeline::{
+    check_event_order, BatchInputs, BatchOutcome, IntentPipeline, PipelineEvent, Refusal, Staged,
 };
