@@ -172,3 +172,4 @@ pub trait Strategy: Send {
         out: &mut ActionBuffer,
     );
 }
+pub mod churn;
