@@ -602,6 +602,54 @@ impl Dispatcher {
         answer.unwrap_or(Err(DispatcherError::UnexpectedReply(what)))
     }
 
+    /// `public/get_instruments` for a currency (`"any"` for all) and kind, as the reply's
+    /// JSON (for `InstrumentCache::load_get_instruments`). Asked on this authenticated session
+    /// so the venue counts it against the account, not the source address.
+    ///
+    /// # Errors
+    /// Query failure or an unparsable reply.
+    pub fn instruments_json(
+        &mut self,
+        currency: &str,
+        kind: Option<&str>,
+        other: &mut Vec<ExecReport>,
+    ) -> Result<serde_json::Value, DispatcherError> {
+        let id = self.client.connection().send_request(methods::GET_INSTRUMENTS, |b| {
+            b.str("currency", currency);
+            if let Some(k) = kind {
+                b.str("kind", k);
+            }
+        })?;
+        let deadline = Instant::now() + self.timeout;
+        let mut answer: Option<Result<serde_json::Value, DispatcherError>> = None;
+        while answer.is_none() {
+            if Instant::now() >= deadline {
+                return Err(DispatcherError::Conn(ConnError::Timeout));
+            }
+            let pending = &mut self.pending;
+            let stats = &mut self.stats;
+            self.client.poll(Duration::from_millis(50), &mut |inc: Incoming<'_>| {
+                match inc.msg {
+                    Message::Response(r) if r.id == Some(RequestId::Num(id)) => {
+                        answer = Some(
+                            serde_json::from_str(inc.raw).map_err(|_| {
+                                DispatcherError::UnexpectedReply(methods::GET_INSTRUMENTS)
+                            }),
+                        );
+                    }
+                    Message::Error(e) if e.id == Some(RequestId::Num(id)) => {
+                        answer = Some(Err(DispatcherError::Conn(ConnError::Venue(e.code))));
+                    }
+                    _ => {
+                        let mut unused = false;
+                        handle_incoming(&inc, pending, stats, other, None, &mut unused);
+                    }
+                }
+            })?;
+        }
+        answer.unwrap_or(Err(DispatcherError::UnexpectedReply(methods::GET_INSTRUMENTS)))
+    }
+
     /// Open orders of a currency.
     ///
     /// # Errors
