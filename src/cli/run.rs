@@ -120,7 +120,7 @@ fn operator_token(args: &Args, wal_dir: &Path) -> anyhow::Result<(String, PathBu
 fn progress_line(s: &EngineSnapshot) {
     let pos: Vec<String> = s.positions.iter().map(|(n, q)| format!("{n}:{}", *q as f64 / 1e8)).collect();
     println!(
-        "progress: mode={:?} risk={:?} latched={} intents={} sent={} acked={} fills={} filled={} cancelled={} venue_rejects={} gate_rejects={} abandoned={} in_doubt={} live={} positions=[{}] cash_flow={:.2}",
+        "progress: mode={:?} risk={:?} latched={} intents={} sent={} acked={} fills={} filled={} cancelled={} venue_rejects={} gate_rejects={} abandoned={} in_doubt={} live={} positions=[{}] cash_flow={:.2} last_gate_reject={}",
         s.mode,
         s.risk_state,
         s.latched,
@@ -137,6 +137,7 @@ fn progress_line(s: &EngineSnapshot) {
         s.live_orders,
         pos.join(","),
         s.cash_flow as f64 / 1e8,
+        s.last_gate_reject.as_deref().unwrap_or("-"),
     );
     let _ = std::io::stdout().flush();
 }
@@ -201,6 +202,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         tick: Duration::from_millis(args.tick_ms.max(1)),
         startup_operator_token: Some(token),
         taker_fee_bps: 5.0,
+        maker_fee_bps: 0.0,
         run_id,
     };
     let mut engine = Engine::new(opts)?;

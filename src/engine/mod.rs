@@ -69,8 +69,10 @@ pub struct EngineOptions {
     /// Operator token for the start-up relax to Active after a clean reconciliation (paper /
     /// simulator runs). `None`: the engine stays ReduceOnly until an operator relaxes it.
     pub startup_operator_token: Option<String>,
-    /// Taker fee in basis points (the edge model's fee).
+    /// Taker fee in basis points (the edge model's fee for orders that may take).
     pub taker_fee_bps: f64,
+    /// Maker fee in basis points (post-only orders).
+    pub maker_fee_bps: f64,
     /// Per process start; on every log line about an intent.
     pub run_id: String,
 }
@@ -174,6 +176,8 @@ pub struct EngineSnapshot {
     pub live_orders: usize,
     /// In-doubt intents in the ledger.
     pub in_doubt: usize,
+    /// The latest gate refusal (code, gate).
+    pub last_gate_reject: Option<String>,
     /// Realised cash flow of fills in quote terms (price × amount, sells positive), 1e-8.
     pub cash_flow: i128,
 }
@@ -220,10 +224,12 @@ pub struct Engine {
     tick: Duration,
     operator_token: Option<String>,
     taker_fee_bps: f64,
+    maker_fee_bps: f64,
     reports: Vec<ExecReport>,
     last_reconcile: ReconcileSummary,
     cash_flow: i128,
     events: Vec<PipelineEvent>,
+    last_gate_reject: Option<(hotpath::domain::reason_codes::RejectReasonCode, hotpath::gates::chain::GateName)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -256,6 +262,7 @@ impl Engine {
         let policy = Policy::load_from_path(&opts.policy_path);
         if let Err(e) = &policy {
             tracing::error!(error = %e, "policy failed to load: every intent will be refused");
+            println!("policy: FAILED to load ({e}); every intent will be refused (fail closed)");
         }
         let (per_min, burst) = policy
             .as_ref()
@@ -289,10 +296,12 @@ impl Engine {
             tick: opts.tick,
             operator_token: opts.startup_operator_token,
             taker_fee_bps: opts.taker_fee_bps,
+            maker_fee_bps: opts.maker_fee_bps,
             reports: Vec::new(),
             last_reconcile: ReconcileSummary::default(),
             cash_flow: 0,
             events: Vec::new(),
+            last_gate_reject: None,
         })
     }
 
@@ -309,6 +318,7 @@ impl Engine {
             live_orders: self.live.len(),
             in_doubt: self.wal.ledger().in_doubt_len(),
             cash_flow: self.cash_flow,
+            last_gate_reject: self.last_gate_reject.map(|(c, g)| format!("{}:{c:?}", g.as_str())),
         }
     }
 
@@ -790,8 +800,9 @@ impl Engine {
         if intents.is_empty() {
             return Ok(());
         }
-        let fee_bps = self.taker_fee_bps;
+        let (taker, maker) = (self.taker_fee_bps, self.maker_fee_bps);
         let edge = move |i: &hotpath::domain::intent::OrderIntent, b: Option<&BookView>, idx: Option<Price>| {
+            let fee_bps = if i.fields().post_only { maker } else { taker };
             edge::estimate(i, b, idx, fee_bps)
         };
         let inputs = BatchInputs {
@@ -823,6 +834,7 @@ impl Engine {
             match why {
                 Refusal::Gate(r) => {
                     self.stats.gate_rejects += 1;
+                    self.last_gate_reject = Some((r.code, r.gate));
                     tracing::debug!(
                         run_id = %self.run_id,
                         intent_id = %format!("{:016x}", i.hash().value()),
@@ -962,6 +974,9 @@ impl Engine {
             }
             let step = self.poll_md().and_then(|()| self.poll_exec(Duration::from_millis(3)));
             if let Err(e) = step {
+                if is_interrupted(&e) {
+                    continue; // a signal (SIGTERM/SIGINT) woke the poll; the loop checks `stop`
+                }
                 self.recover_connection(&e)?;
                 continue;
             }
@@ -1024,6 +1039,18 @@ impl Engine {
     pub fn last_events(&self) -> &[PipelineEvent] {
         &self.events
     }
+}
+
+fn is_interrupted(e: &EngineError) -> bool {
+    let io = match e {
+        EngineError::Conn(ConnError::Io(io))
+        | EngineError::Dispatch(
+            DispatcherError::Conn(ConnError::Io(io))
+            | DispatcherError::Dispatch(hotpath::dispatch::DispatchError::Conn(ConnError::Io(io))),
+        ) => io,
+        _ => return false,
+    };
+    io.kind() == std::io::ErrorKind::Interrupted
 }
 
 fn label_of(text: &str) -> Option<hotpath::domain::label::Label> {

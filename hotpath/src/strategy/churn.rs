@@ -1,11 +1,13 @@
 //! `churn`: a load generator, not a trading idea. It keeps opening and closing small
-//! positions on a few liquid instruments with immediate-or-cancel limit orders priced at the
-//! touch (so they fill against the book at once), which is the order flow the crash and
-//! restart tests need.
+//! positions on a few liquid instruments, which is the order flow the crash and restart tests
+//! need: opens rest post-only at the touch (maker: they fill when the market walks through
+//! them, and their edge against the mid is honestly non-negative), are cancelled after
+//! [`REST_MS`] if unfilled, and a position is closed at once with a reduce-only
+//! immediate-or-cancel limit at the opposite touch.
 //!
 //! Per instrument and tick: nothing while an order of ours is live or exposure is pending;
 //! flat ⇒ open the minimum size (1–3 lots) on a side drawn from the seed; not flat ⇒ close the
-//! whole position with a reduce-only IOC. Deterministic in (seed, inputs, own counter): the
+//! whole position. Deterministic in (seed, inputs, own counter): the
 //! decision key hashes the seed, the tick time, the decision counter and the instrument, so
 //! every decision gets a fresh group id (and label) even across restarts (time moves on).
 
@@ -14,11 +16,15 @@ use crate::domain::intent::{
     GroupId, IntentFields, OrderIntent, OrderType, Side, StrategyId, TimeInForce,
 };
 use crate::domain::units::Qty;
+use std::collections::BTreeMap;
 
 use super::{ActionBuffer, MarketSnapshot, PositionsSnapshot, Strategy, StrategyAction};
 
 /// Default instruments of the churn load.
 pub const CHURN_INSTRUMENTS: [&str; 2] = ["BTC-PERPETUAL", "ETH-PERPETUAL"];
+
+/// How long an unfilled open rests before churn cancels it.
+pub const REST_MS: i64 = 400;
 
 /// The churn strategy.
 #[derive(Debug)]
@@ -28,6 +34,8 @@ pub struct Churn {
     instruments: Vec<InstrumentName>,
     parsed: Vec<Instrument>,
     decisions: u64,
+    /// Our live orders: label → first tick they were seen live.
+    seen: BTreeMap<String, (i64, bool)>,
 }
 
 /// Why a churn strategy could not be built.
@@ -76,6 +84,7 @@ impl Churn {
             instruments: parsed.iter().map(Instrument::name).collect(),
             parsed,
             decisions: 0,
+            seen: BTreeMap::new(),
         })
     }
 
@@ -123,12 +132,16 @@ impl Churn {
         } else {
             (Side::Buy, view.position.abs(), true)
         };
-        // Fill at once: buy at the best ask, sell at the best bid, up to what rests there.
-        let (price, avail) = match side {
-            Side::Buy => (ask.price, ask.qty),
-            Side::Sell => (bid.price, bid.qty),
+        // Opens rest at our side's touch (post-only); closes cross to the other side's touch.
+        let price = match (side, reduce_only) {
+            (Side::Buy, false) | (Side::Sell, true) => bid.price,
+            (Side::Sell, false) | (Side::Buy, true) => ask.price,
         };
-        let qty = if qty.raw() > avail.raw() && !reduce_only { avail } else { qty };
+        let (time_in_force, post_only) = if reduce_only {
+            (TimeInForce::ImmediateOrCancel, false)
+        } else {
+            (TimeInForce::GoodTilCancelled, true)
+        };
         let fields = IntentFields {
             strategy_id: self.id,
             group_id,
@@ -136,8 +149,8 @@ impl Churn {
             instrument: inst,
             side,
             order_type: OrderType::Limit,
-            time_in_force: TimeInForce::ImmediateOrCancel,
-            post_only: false,
+            time_in_force,
+            post_only,
             reduce_only,
             linked_order_type: None,
             trigger_price: None,
@@ -165,6 +178,21 @@ impl Strategy for Churn {
         positions: &PositionsSnapshot<'_>,
         out: &mut ActionBuffer,
     ) {
+        // Forget orders that are gone; cancel opens that rested too long (once each).
+        self.seen.retain(|l, _| positions.open_orders.iter().any(|o| o.label.as_str() == l));
+        for o in positions.open_orders {
+            // (since, _): when it was first seen, then when a cancel was last asked; a cancel
+            // is asked again every REST_MS while the order is still reported live.
+            let (since, asked) =
+                self.seen.entry(o.label.as_str().to_owned()).or_insert((market.now_ms, false));
+            if market.now_ms - *since >= REST_MS {
+                if out.push(StrategyAction::Cancel(o.label)).is_err() {
+                    return;
+                }
+                *since = market.now_ms;
+                *asked = true;
+            }
+        }
         for i in 0..self.parsed.len() {
             let inst = self.parsed[i];
             if let Some(intent) = self.decide(inst, market, positions) {
@@ -240,7 +268,12 @@ mod tests {
         assert_eq!(i.fields().side, Side::Sell);
         assert!(i.fields().reduce_only);
         assert_eq!(i.fields().qty.raw(), 20 * 100_000_000);
-        assert_eq!(i.fields().limit_price.unwrap().raw(), Price::from_f64_checked(99_999.5).unwrap().raw());
+        assert_eq!(
+            i.fields().limit_price.unwrap().raw(),
+            Price::from_f64_checked(99_999.5).unwrap().raw()
+        );
+        let StrategyAction::Place(o) = &a[0] else { panic!() };
+        assert!(o.fields().post_only && !o.fields().reduce_only);
         assert_ne!(run(8, 0), a, "the seed changes decisions");
     }
 }
