@@ -76,7 +76,10 @@ fn test_crash_mid_intent_no_duplicate_dispatch() {
         let s = sim.summary();
         assert_eq!(s.duplicate_dispatch_count, 0, "{point}: {:?}", s.duplicate_labels);
         assert_eq!(s.illegal_order_attempts, 0, "{point}: {:?}", s.illegal_seqs);
-        assert!(s.new_order_requests > before.new_order_requests, "{point}: no order after restart");
+        assert!(
+            s.new_order_requests > before.new_order_requests,
+            "{point}: no order after restart"
+        );
         let (abandoned_in_wal, seen) = check_no_ghost_state(&wal, &sim.label_counts());
         assert!(abandoned_in_wal as u64 >= abandoned, "{point}");
         assert!(seen > 0, "{point}: the venue saw nothing of this WAL");

@@ -28,10 +28,14 @@ fn test_restart_loop_100_cycles_no_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(dir.path());
     let wal = dir.path().join("wal");
-    let mut rng = Rng(0x5EED_0F_C7C1E5);
+    let mut rng = Rng(0x5EED_0FC7_C1E5);
     let mut log = String::new();
     writeln!(log, "# restart loop: {CYCLES} cycles of start -> orders flow -> SIGKILL at a seeded instant -> restart").unwrap();
-    writeln!(log, "# one simulator, one WAL dir; oracle = simulator journal (duplicate_dispatch_count)").unwrap();
+    writeln!(
+        log,
+        "# one simulator, one WAL dir; oracle = simulator journal (duplicate_dispatch_count)"
+    )
+    .unwrap();
     let started = Instant::now();
     let mut total_in_doubt = 0;
     let mut total_abandoned = 0;

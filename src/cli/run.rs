@@ -118,9 +118,11 @@ fn operator_token(args: &Args, wal_dir: &Path) -> anyhow::Result<(String, PathBu
 }
 
 fn progress_line(s: &EngineSnapshot) {
-    let pos: Vec<String> = s.positions.iter().map(|(n, q)| format!("{n}:{}", *q as f64 / 1e8)).collect();
+    let pos: Vec<String> =
+        s.positions.iter().map(|(n, q)| format!("{n}:{}", *q as f64 / 1e8)).collect();
     println!(
-        "progress: mode={:?} risk={:?} latched={} intents={} sent={} acked={} fills={} filled={} cancelled={} venue_rejects={} gate_rejects={} abandoned={} in_doubt={} live={} positions=[{}] cash_flow={:.2} last_gate_reject={}",
+        "progress: run_id={} mode={:?} risk={:?} latched={} intents={} sent={} acked={} fills={} filled={} cancelled={} venue_rejects={} gate_rejects={} abandoned={} in_doubt={} live={} positions=[{}] cash_flow={:.2} last_gate_reject={}",
+        s.run_id,
         s.mode,
         s.risk_state,
         s.latched,
@@ -156,9 +158,10 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis())
     );
-    let wal_dir = args.wal_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("stoic-run-{run_id}")).join("wal")
-    });
+    let wal_dir = args
+        .wal_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("stoic-run-{run_id}")).join("wal"));
     let name = args.strategy.clone().unwrap_or_else(|| strategies::default_name().to_owned());
     let strategy = strategies::build(&name, args.seed)?;
     let policy_path = args.policy.clone().unwrap_or_else(|| {

@@ -32,9 +32,9 @@ use hotpath::gates::chain::{Accepted, GateContext, PolicySlot};
 use hotpath::gates::market::{BookLevel, BookView};
 use hotpath::gates::positions::{ExposureBook, PortfolioView, PositionView};
 use hotpath::gates::rate::OrderRateBucket;
+use hotpath::mode::PolicyGuard;
 use hotpath::mode::ReconcileReport;
 use hotpath::mode::{OperatorAction, OperatorAuthenticated, OperatorSecret};
-use hotpath::mode::PolicyGuard;
 use hotpath::strategy::{
     ActionBuffer, IndexPrices, MarketSnapshot, OpenOrderView, PositionsSnapshot, Strategy,
     StrategyAction,
@@ -229,7 +229,8 @@ pub struct Engine {
     last_reconcile: ReconcileSummary,
     cash_flow: i128,
     events: Vec<PipelineEvent>,
-    last_gate_reject: Option<(hotpath::domain::reason_codes::RejectReasonCode, hotpath::gates::chain::GateName)>,
+    last_gate_reject:
+        Option<(hotpath::domain::reason_codes::RejectReasonCode, hotpath::gates::chain::GateName)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -314,23 +315,16 @@ impl Engine {
             risk_state: self.pipeline.risk_state,
             latched: self.guard.latch().is_latched(),
             stats: self.stats,
-            positions: self.positions.iter().map(|(n, q)| (n.as_str().to_owned(), q.raw())).collect(),
+            positions: self
+                .positions
+                .iter()
+                .map(|(n, q)| (n.as_str().to_owned(), q.raw()))
+                .collect(),
             live_orders: self.live.len(),
             in_doubt: self.wal.ledger().in_doubt_len(),
             cash_flow: self.cash_flow,
             last_gate_reject: self.last_gate_reject.map(|(c, g)| format!("{}:{c:?}", g.as_str())),
         }
-    }
-
-    /// What the last reconciliation found.
-    #[must_use]
-    pub fn last_reconcile(&self) -> ReconcileSummary {
-        self.last_reconcile
-    }
-
-    /// The PolicyGuard (the control plane's emergency reduce-only goes through it).
-    pub fn guard_mut(&mut self) -> &mut PolicyGuard {
-        &mut self.guard
     }
 
     /// Journals an operator action (durable on return).
@@ -397,14 +391,19 @@ impl Engine {
             self.instruments_ms = now;
         }
         self.disp = Some(disp);
-        let mut md = Connection::connect(&ConnConfig::new(&self.opts_url), Arc::clone(&self.clock))?;
+        let mut md =
+            Connection::connect(&ConnConfig::new(&self.opts_url), Arc::clone(&self.clock))?;
         self.books.clear();
         let mut channels: Vec<String> = Vec::new();
         for n in self.strategy.instruments() {
             let ch = format!("book.{}.100ms", n.as_str());
             self.books.insert(
                 n.as_str().to_owned(),
-                BookSlot { book: L2Book::new(n.as_str(), BOOK_DEPTH), channel: ch.clone(), last_ms: 0 },
+                BookSlot {
+                    book: L2Book::new(n.as_str(), BOOK_DEPTH),
+                    channel: ch.clone(),
+                    last_ms: 0,
+                },
             );
             channels.push(ch);
         }
@@ -418,7 +417,10 @@ impl Engine {
             apply_md(&inc, books, index, clock.now_ms());
         })?;
         if n != refs.len() {
-            return Err(EngineError::Reconcile(format!("subscribed {n} of {} channels", refs.len())));
+            return Err(EngineError::Reconcile(format!(
+                "subscribed {n} of {} channels",
+                refs.len()
+            )));
         }
         self.md = Some(md);
         Ok(())
@@ -445,7 +447,11 @@ impl Engine {
                     }
                     self.append_checked(
                         now,
-                        &Record::Filled { intent_hash: *intent_hash, filled_qty: filled.raw, trade_id },
+                        &Record::Filled {
+                            intent_hash: *intent_hash,
+                            filled_qty: filled.raw,
+                            trade_id,
+                        },
                     )?;
                 }
                 Resolution::Cancelled { intent_hash, order } => {
@@ -453,7 +459,10 @@ impl Engine {
                     self.ack_if_needed(*intent_hash, &order.order_id, now)?;
                     self.append_checked(
                         now,
-                        &Record::Cancelled { intent_hash: *intent_hash, filled_qty: order.filled.raw },
+                        &Record::Cancelled {
+                            intent_hash: *intent_hash,
+                            filled_qty: order.filled.raw,
+                        },
                     )?;
                 }
                 Resolution::Rejected { intent_hash, .. } => {
@@ -495,9 +504,11 @@ impl Engine {
         // Reports that arrived during reconciliation describe intents now resolved; the
         // ledger refuses any stale transition, so applying them is safe.
         self.drain_reports();
-        let still = self.wal.ledger().in_doubt().filter(|e| {
-            matches!(e.state, IntentState::Recorded | IntentState::Sent)
-        });
+        let still = self
+            .wal
+            .ledger()
+            .in_doubt()
+            .filter(|e| matches!(e.state, IntentState::Recorded | IntentState::Sent));
         let unresolved = still.count();
         let report = ReconcileReport {
             intents_match_open_orders: unresolved == 0,
@@ -534,7 +545,11 @@ impl Engine {
         inputs.wal_append_healthy = self.wal.poisoned().is_none();
         match self.guard.operator_relax(action, &inputs) {
             Ok(rec) => {
-                self.journal_operator_action(OperatorActionKind::ModeRelax, &rec.operator_id, reason)?;
+                self.journal_operator_action(
+                    OperatorActionKind::ModeRelax,
+                    &rec.operator_id,
+                    reason,
+                )?;
                 println!("mode: {:?} -> {:?} (run_id={})", rec.from, rec.to, self.run_id);
                 Ok(())
             }
@@ -565,10 +580,13 @@ impl Engine {
 
     fn ack_if_needed(&mut self, h: u64, order_id: &str, now: i64) -> Result<(), EngineError> {
         if let Some((st, _, has_id)) = self.entry_state(h) {
-            if st.rank() < IntentState::Acknowledged.rank() || !has_id {
-                if self.append_checked(now, &Record::Acknowledged { intent_hash: h, venue_order_id: order_id })? {
-                    self.stats.acked += 1;
-                }
+            if (st.rank() < IntentState::Acknowledged.rank() || !has_id)
+                && self.append_checked(
+                    now,
+                    &Record::Acknowledged { intent_hash: h, venue_order_id: order_id },
+                )?
+            {
+                self.stats.acked += 1;
             }
         }
         Ok(())
@@ -611,11 +629,14 @@ impl Engine {
             ExecReport::Fill(f) => {
                 self.stats.fills += 1;
                 let sign: i128 = if f.buy { -1 } else { 1 };
-                self.cash_flow += sign * i128::from(f.price.raw) * i128::from(f.amount.raw)
-                    / 100_000_000;
+                self.cash_flow +=
+                    sign * i128::from(f.price.raw) * i128::from(f.amount.raw) / 100_000_000;
             }
             ExecReport::Rejected { code, reason, .. } => {
-                if self.append_checked(now, &Record::Rejected { intent_hash: h, code: *code, reason })? {
+                if self.append_checked(
+                    now,
+                    &Record::Rejected { intent_hash: h, code: *code, reason },
+                )? {
                     self.stats.venue_rejects += 1;
                     tracing::info!(run_id = %self.run_id, intent_hash = %format!("{h:016x}"), code, "venue rejected");
                 }
@@ -632,7 +653,11 @@ impl Engine {
                         if filled > before_filled {
                             self.append_checked(
                                 now,
-                                &Record::PartiallyFilled { intent_hash: h, filled_qty: filled, trade_id: "" },
+                                &Record::PartiallyFilled {
+                                    intent_hash: h,
+                                    filled_qty: filled,
+                                    trade_id: "",
+                                },
                             )?
                         } else {
                             false
@@ -651,7 +676,10 @@ impl Engine {
                     OrderState::Cancelled | OrderState::Archive => {
                         let ok = self.append_checked(
                             now,
-                            &Record::Cancelled { intent_hash: h, filled_qty: filled.max(before_filled) },
+                            &Record::Cancelled {
+                                intent_hash: h,
+                                filled_qty: filled.max(before_filled),
+                            },
                         )?;
                         if ok {
                             self.stats.cancelled += 1;
@@ -677,8 +705,7 @@ impl Engine {
                         *p = Qty::from_raw(p.raw().saturating_add(signed));
                     }
                 }
-                let terminal =
-                    self.wal.ledger().get(h).is_none_or(|e| e.state.is_terminal());
+                let terminal = self.wal.ledger().get(h).is_none_or(|e| e.state.is_terminal());
                 if terminal {
                     self.live.remove(r.label());
                 }
@@ -708,11 +735,15 @@ impl Engine {
             if !slot.book.is_live() && !slot.book.is_gapped() {
                 continue;
             }
-            let lv = |v: &[(hotpath::venue::Decimal8, hotpath::venue::Decimal8)]| -> Vec<BookLevel> {
-                v.iter()
-                    .map(|(p, q)| BookLevel { price: Price::from_raw(p.raw), qty: Qty::from_raw(q.raw) })
-                    .collect()
-            };
+            let lv =
+                |v: &[(hotpath::venue::Decimal8, hotpath::venue::Decimal8)]| -> Vec<BookLevel> {
+                    v.iter()
+                        .map(|(p, q)| BookLevel {
+                            price: Price::from_raw(p.raw),
+                            qty: Qty::from_raw(q.raw),
+                        })
+                        .collect()
+                };
             out.push(BookView::from_levels(
                 n,
                 &lv(slot.book.bids()),
@@ -775,9 +806,18 @@ impl Engine {
                 })
             })
             .collect();
-        let market = MarketSnapshot { now_ms: now, instruments: &self.instruments, books: &books, index: self.index };
+        let market = MarketSnapshot {
+            now_ms: now,
+            instruments: &self.instruments,
+            books: &books,
+            index: self.index,
+        };
         self.actions.clear();
-        self.strategy.on_tick(&market, &PositionsSnapshot { exposure: &ex, open_orders: &open }, &mut self.actions);
+        self.strategy.on_tick(
+            &market,
+            &PositionsSnapshot { exposure: &ex, open_orders: &open },
+            &mut self.actions,
+        );
         let mut intents = Vec::new();
         let mut cancels = Vec::new();
         for a in self.actions.drain() {
@@ -801,7 +841,9 @@ impl Engine {
             return Ok(());
         }
         let (taker, maker) = (self.taker_fee_bps, self.maker_fee_bps);
-        let edge = move |i: &hotpath::domain::intent::OrderIntent, b: Option<&BookView>, idx: Option<Price>| {
+        let edge = move |i: &hotpath::domain::intent::OrderIntent,
+                         b: Option<&BookView>,
+                         idx: Option<Price>| {
             let fee_bps = if i.fields().post_only { maker } else { taker };
             edge::estimate(i, b, idx, fee_bps)
         };
@@ -827,9 +869,10 @@ impl Engine {
         };
         let events = &mut self.events;
         events.clear();
-        let outcome = self.pipeline.record_batch(&mut self.wal, &mut ex, &intents, &inputs, &mut |ev| {
-            events.push(ev);
-        });
+        let outcome =
+            self.pipeline.record_batch(&mut self.wal, &mut ex, &intents, &inputs, &mut |ev| {
+                events.push(ev);
+            });
         for (i, why) in &outcome.refused {
             match why {
                 Refusal::Gate(r) => {
@@ -874,7 +917,11 @@ impl Engine {
         let batch: Vec<OutboundIntent<'_>> = outcome
             .staged
             .iter()
-            .map(|s| OutboundIntent { intent: &s.intent, label: s.accepted.label.as_str(), record_seq: s.record_seq })
+            .map(|s| OutboundIntent {
+                intent: &s.intent,
+                label: s.accepted.label.as_str(),
+                record_seq: s.record_seq,
+            })
             .collect();
         let Some(disp) = self.disp.as_mut() else { return Ok(()) };
         let results = disp.send_batch(&batch, durable);
@@ -887,7 +934,13 @@ impl Engine {
                 }
                 SendOutcome::Failed(e) if e.certainly_not_sent() => {
                     tracing::warn!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "not sent; abandoned");
-                    self.append_checked(now, &Record::Abandoned { intent_hash: h, reason: "not sent: refused before the socket" })?;
+                    self.append_checked(
+                        now,
+                        &Record::Abandoned {
+                            intent_hash: h,
+                            reason: "not sent: refused before the socket",
+                        },
+                    )?;
                     self.stats.abandoned += 1;
                     self.live.remove(s.accepted.label.as_str());
                 }
@@ -962,7 +1015,11 @@ impl Engine {
     ///
     /// # Errors
     /// A fatal failure (WAL poisoned at start-up, reconnect impossible).
-    pub fn run_until(&mut self, stop: &AtomicBool, progress: &mut dyn FnMut(&EngineSnapshot)) -> Result<(), EngineError> {
+    pub fn run_until(
+        &mut self,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(&EngineSnapshot),
+    ) -> Result<(), EngineError> {
         let mut next_tick = Instant::now();
         let mut next_progress = Instant::now() + Duration::from_secs(1);
         loop {
@@ -1033,22 +1090,16 @@ impl Engine {
             m.close();
         }
     }
-
-    /// The pipeline events of the last batch (ordering checks, traceability).
-    #[must_use]
-    pub fn last_events(&self) -> &[PipelineEvent] {
-        &self.events
-    }
 }
 
 fn is_interrupted(e: &EngineError) -> bool {
-    let io = match e {
-        EngineError::Conn(ConnError::Io(io))
-        | EngineError::Dispatch(
-            DispatcherError::Conn(ConnError::Io(io))
-            | DispatcherError::Dispatch(hotpath::dispatch::DispatchError::Conn(ConnError::Io(io))),
-        ) => io,
-        _ => return false,
+    let (EngineError::Conn(ConnError::Io(io))
+    | EngineError::Dispatch(
+        DispatcherError::Conn(ConnError::Io(io))
+        | DispatcherError::Dispatch(hotpath::dispatch::DispatchError::Conn(ConnError::Io(io))),
+    )) = e
+    else {
+        return false;
     };
     io.kind() == std::io::ErrorKind::Interrupted
 }
@@ -1066,7 +1117,12 @@ fn label_of(text: &str) -> Option<hotpath::domain::label::Label> {
     (l.as_str() == text).then_some(l)
 }
 
-fn apply_md(inc: &Incoming<'_>, books: &mut BTreeMap<String, BookSlot>, index: &mut IndexPrices, now: i64) {
+fn apply_md(
+    inc: &Incoming<'_>,
+    books: &mut BTreeMap<String, BookSlot>,
+    index: &mut IndexPrices,
+    now: i64,
+) {
     let Message::Notification(n) = inc.msg else { return };
     match &n.data {
         NotificationData::Book(u) => {

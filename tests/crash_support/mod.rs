@@ -14,6 +14,7 @@ use hotpath::wal::{IntentState, WalReader};
 pub const BIN: &str = env!("CARGO_BIN_EXE_stoic");
 
 /// Fails (never skips) when the binary under test has no crash points.
+#[allow(clippy::assertions_on_constants)] // constant per build, by design: fail, never skip
 pub fn require_failpoints() {
     assert!(
         cfg!(feature = "failpoints"),

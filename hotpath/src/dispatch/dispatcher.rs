@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
-use crate::domain::intent::{OrderIntent, OrderType as IntentOrderType, Side as IntentSide};
 use crate::domain::intent::TimeInForce as IntentTif;
+use crate::domain::intent::{OrderIntent, OrderType as IntentOrderType, Side as IntentSide};
 use crate::venue::auth::{AuthGrant, Credentials};
 use crate::venue::conn::{ConnConfig, ConnError, Incoming};
 use crate::venue::messages::{
@@ -511,7 +511,11 @@ impl Dispatcher {
     ///
     /// # Errors
     /// The client's refusal or a connection failure.
-    pub fn cancel_by_label(&mut self, label: &str, instrument: &str) -> Result<u64, DispatcherError> {
+    pub fn cancel_by_label(
+        &mut self,
+        label: &str,
+        instrument: &str,
+    ) -> Result<u64, DispatcherError> {
         let id = self.client.cancel_by_label(label, currency_of_instrument(instrument))?;
         self.stats.cancels_sent += 1;
         self.pending.insert(id, Pending::Cancel { label: label.to_owned() });
@@ -628,14 +632,13 @@ impl Dispatcher {
             }
             let pending = &mut self.pending;
             let stats = &mut self.stats;
-            self.client.poll(Duration::from_millis(50), &mut |inc: Incoming<'_>| {
-                match inc.msg {
+            self.client.poll(
+                Duration::from_millis(50),
+                &mut |inc: Incoming<'_>| match inc.msg {
                     Message::Response(r) if r.id == Some(RequestId::Num(id)) => {
-                        answer = Some(
-                            serde_json::from_str(inc.raw).map_err(|_| {
-                                DispatcherError::UnexpectedReply(methods::GET_INSTRUMENTS)
-                            }),
-                        );
+                        answer = Some(serde_json::from_str(inc.raw).map_err(|_| {
+                            DispatcherError::UnexpectedReply(methods::GET_INSTRUMENTS)
+                        }));
                     }
                     Message::Error(e) if e.id == Some(RequestId::Num(id)) => {
                         answer = Some(Err(DispatcherError::Conn(ConnError::Venue(e.code))));
@@ -644,8 +647,8 @@ impl Dispatcher {
                         let mut unused = false;
                         handle_incoming(&inc, pending, stats, other, None, &mut unused);
                     }
-                }
-            })?;
+                },
+            )?;
         }
         answer.unwrap_or(Err(DispatcherError::UnexpectedReply(methods::GET_INSTRUMENTS)))
     }
@@ -796,7 +799,11 @@ impl Dispatcher {
     }
 }
 
-fn classify(intent_hash: u64, order: Option<OrderReport>, fills: Option<&Vec<FillReport>>) -> Resolution {
+fn classify(
+    intent_hash: u64,
+    order: Option<OrderReport>,
+    fills: Option<&Vec<FillReport>>,
+) -> Resolution {
     let trade_id = fills.and_then(|f| f.last()).map(|t| t.trade_id.clone()).unwrap_or_default();
     match order {
         Some(o) => match o.state {

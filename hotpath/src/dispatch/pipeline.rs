@@ -66,7 +66,8 @@ pub enum PipelineEvent {
 }
 
 /// The edge model: estimated gross edge, fee and slippage of an intent.
-pub type EdgeModel<'a> = &'a dyn Fn(&OrderIntent, Option<&BookView>, Option<Price>) -> Option<EdgeInputs>;
+pub type EdgeModel<'a> =
+    &'a dyn Fn(&OrderIntent, Option<&BookView>, Option<Price>) -> Option<EdgeInputs>;
 
 /// Per-batch context: everything the gates read that does not depend on the intent.
 #[derive(Clone, Copy)]
@@ -84,7 +85,10 @@ pub struct BatchInputs<'a> {
 
 impl std::fmt::Debug for BatchInputs<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchInputs").field("base", &self.base).field("books", &self.books.len()).finish_non_exhaustive()
+        f.debug_struct("BatchInputs")
+            .field("base", &self.base)
+            .field("books", &self.books.len())
+            .finish_non_exhaustive()
     }
 }
 

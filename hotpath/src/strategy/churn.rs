@@ -109,14 +109,14 @@ impl Churn {
         }
         let (bid, ask) = (book.best_bid()?, book.best_ask()?);
         self.decisions += 1;
-        let key_word = mix(
-            self.seed
-                ^ mix(market.now_ms as u64)
-                ^ mix(self.decisions.wrapping_mul(0x100_0000_01B3))
-                ^ mix(u64::from(name.as_bytes().iter().fold(0u32, |h, b| {
-                    h.wrapping_mul(31).wrapping_add(u32::from(*b))
-                }))),
-        );
+        let key_word = mix(self.seed
+            ^ mix(market.now_ms as u64)
+            ^ mix(self.decisions.wrapping_mul(0x100_0000_01B3))
+            ^ mix(u64::from(
+                name.as_bytes()
+                    .iter()
+                    .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(*b))),
+            )));
         let mut key = [0u8; 24];
         key[..8].copy_from_slice(&key_word.to_le_bytes());
         key[8..16].copy_from_slice(&self.decisions.to_le_bytes());
@@ -247,10 +247,19 @@ mod tests {
 
     fn run(seed: u64, position: i64) -> Vec<StrategyAction> {
         let c = cache();
-        let books = [book("BTC-PERPETUAL", 99_999.5, 100_000.0), book("ETH-PERPETUAL", 3499.95, 3500.0)];
+        let books =
+            [book("BTC-PERPETUAL", 99_999.5, 100_000.0), book("ETH-PERPETUAL", 3499.95, 3500.0)];
         let mut ex = ExposureBook::new();
-        ex.set_position(Instrument::parse("BTC-PERPETUAL").unwrap().name(), Qty::from_raw(position));
-        let m = MarketSnapshot { now_ms: 1_000, instruments: &c, books: &books, index: IndexPrices::default() };
+        ex.set_position(
+            Instrument::parse("BTC-PERPETUAL").unwrap().name(),
+            Qty::from_raw(position),
+        );
+        let m = MarketSnapshot {
+            now_ms: 1_000,
+            instruments: &c,
+            books: &books,
+            index: IndexPrices::default(),
+        };
         let p = PositionsSnapshot { exposure: &ex, open_orders: &[] };
         let mut s = Churn::new(seed).unwrap();
         let mut out = ActionBuffer::with_capacity(4);

@@ -84,6 +84,7 @@ pub struct PositionsSnapshot<'a> {
 
 /// One thing a strategy asks for. Every placement becomes an intent that passes the gates.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // intents are inline on purpose: no allocation per action
 pub enum StrategyAction {
     /// Place a new order.
     Place(OrderIntent),
@@ -113,6 +114,7 @@ impl ActionBuffer {
     ///
     /// # Errors
     /// [`ActionBufferFull`] with the action when the tick's budget is used up.
+    #[allow(clippy::result_large_err)] // hands the action back by value, no allocation
     pub fn push(&mut self, action: StrategyAction) -> Result<(), ActionBufferFull> {
         if self.actions.len() >= self.capacity {
             return Err(ActionBufferFull(action));
