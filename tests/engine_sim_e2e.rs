@@ -111,10 +111,17 @@ fn test_engine_sim_place_fill_cancel_reconnect_resubscribe() {
     // Reconnect: the venue drops every session; the engine reconciles before trading again.
     let orders_before = journal(&jpath).len();
     sim.faults().disconnect_all();
-    wait_for("reconnect + reconcile", Duration::from_secs(30), || {
-        let l = engine.lines.lock().unwrap();
-        count(&l, "reconnect:") >= 1 && count(&l, "reconciled:") >= 2
-    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        {
+            let l = engine.lines.lock().unwrap();
+            if count(&l, "reconnect:") >= 1 && count(&l, "reconciled:") >= 2 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no reconnect + reconcile:\n{}", engine.output());
+        std::thread::sleep(Duration::from_millis(25));
+    }
     wait_for("orders after the reconnect", Duration::from_secs(15), || {
         journal(&jpath).len() > orders_before + 2
     });

@@ -212,7 +212,10 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     engine.start()?;
     println!("trading: strategy={name} (Ctrl-C or SIGTERM stops cleanly)");
     let result = engine.run_until(&STOP, &mut progress_line);
-    println!("stopped: clean shutdown (open orders cancelled, WAL synced)");
+    match &result {
+        Ok(()) => println!("stopped: clean shutdown (open orders cancelled, WAL synced)"),
+        Err(e) => println!("stopped: error: {e} (open orders cancelled, WAL synced)"),
+    }
     if let Some(h) = sim {
         h.shutdown();
     }

@@ -349,8 +349,24 @@ impl Engine {
     /// # Errors
     /// Connection, query or WAL failure: the latch stays set.
     pub fn start(&mut self) -> Result<ReconcileSummary, EngineError> {
-        self.connect_all()?;
-        self.reconcile()
+        self.connect_and_reconcile()
+    }
+
+    /// Connect + reconcile, retried as a whole (bounded): a failed reconciliation leaves the
+    /// latch set and is simply tried again on fresh sessions.
+    fn connect_and_reconcile(&mut self) -> Result<ReconcileSummary, EngineError> {
+        let mut last = None;
+        for attempt in 0..5u64 {
+            match self.connect_all().and_then(|()| self.reconcile()) {
+                Ok(s) => return Ok(s),
+                Err(e) => {
+                    println!("reconcile attempt {attempt} failed: {e} (run_id={})", self.run_id);
+                    last = Some(e);
+                    std::thread::sleep(Duration::from_millis(200 * (attempt + 1)));
+                }
+            }
+        }
+        Err(last.unwrap_or(EngineError::Reconcile("reconcile failed".into())))
     }
 
     fn connect_all(&mut self) -> Result<(), EngineError> {
@@ -1005,8 +1021,7 @@ impl Engine {
         println!("reconnect: {why} (run_id={})", self.run_id);
         self.guard.latch().set(hotpath::domain::reason_codes::OpenPermissionReasonCode::SessionTerminationReconcileRequired);
         self.stats.reconnects += 1;
-        self.connect_all()?;
-        self.reconcile()?;
+        self.connect_and_reconcile()?;
         Ok(())
     }
 

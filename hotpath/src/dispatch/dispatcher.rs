@@ -87,6 +87,9 @@ pub enum DispatcherError {
     /// A connection-level failure.
     #[error(transparent)]
     Conn(#[from] ConnError),
+    /// A query got no answer in time.
+    #[error("no answer to {0} in time")]
+    Timeout(&'static str),
     /// A reconciliation query was answered with something that is not its answer.
     #[error("unexpected reply to {0}")]
     UnexpectedReply(&'static str),
@@ -108,7 +111,7 @@ impl DispatcherError {
                     | ConnError::NotAuthenticated
             ),
             Self::Dispatch(_) => true,
-            Self::UnexpectedReply(_) => false,
+            Self::UnexpectedReply(_) | Self::Timeout(_) => false,
         }
     }
 }
@@ -576,10 +579,18 @@ impl Dispatcher {
     ) -> Result<T, DispatcherError> {
         let id = send(&mut self.client)?;
         let deadline = Instant::now() + self.timeout;
+        let decode_errors = self.client.connection_ref().stats().decode_errors;
         let mut answer: Option<Result<T, DispatcherError>> = None;
         while answer.is_none() {
             if Instant::now() >= deadline {
-                return Err(DispatcherError::Conn(ConnError::Timeout));
+                return Err(DispatcherError::Timeout(what));
+            }
+            // A reply that does not decode is dropped by the connection: do not wait the whole
+            // timeout for it (only our query is outstanding on this path).
+            if self.client.connection_ref().stats().decode_errors > decode_errors
+                && self.client.connection_ref().in_flight() == 0
+            {
+                return Err(DispatcherError::UnexpectedReply(what));
             }
             let pending = &mut self.pending;
             let stats = &mut self.stats;
@@ -628,7 +639,7 @@ impl Dispatcher {
         let mut answer: Option<Result<serde_json::Value, DispatcherError>> = None;
         while answer.is_none() {
             if Instant::now() >= deadline {
-                return Err(DispatcherError::Conn(ConnError::Timeout));
+                return Err(DispatcherError::Timeout(methods::GET_INSTRUMENTS));
             }
             let pending = &mut self.pending;
             let stats = &mut self.stats;
@@ -742,7 +753,9 @@ impl Dispatcher {
             for o in self.open_orders(c, other)? {
                 open.insert(o.label.clone(), o);
             }
-            let ts = self.query(
+            // Trades only decide intents the venue no longer reports by label; when the trade
+            // history cannot be read, the order states by label still classify everything.
+            let ts = match self.query(
                 |cl| cl.user_trades_by_currency(c, 1000),
                 methods::GET_USER_TRADES_BY_CURRENCY,
                 |r| match r {
@@ -753,7 +766,14 @@ impl Dispatcher {
                     _ => None,
                 },
                 other,
-            )?;
+            ) {
+                Ok(ts) => ts,
+                Err(e @ (DispatcherError::UnexpectedReply(_) | DispatcherError::Timeout(_))) => {
+                    tracing::warn!(currency = %c, error = %e, "user trades unreadable; classifying by order state");
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            };
             for t in ts {
                 trades.entry(t.label.clone()).or_default().push(t);
             }
