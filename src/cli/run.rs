@@ -185,6 +185,10 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         })?;
         let url = h.ws_url();
         println!("simulator: {url} journal={}", h.journal_path().display());
+        println!(
+            "status: the status page is not served by `stoic run` yet ({} unused); progress lines follow",
+            args.status_addr
+        );
         sim = Some(h);
         url
     };

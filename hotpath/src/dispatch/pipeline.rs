@@ -316,3 +316,153 @@ pub fn check_event_order(events: &[PipelineEvent]) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::instrument::Instrument;
+    use crate::domain::intent::{GroupId, IntentFields, OrderType, Side, StrategyId, TimeInForce};
+    use crate::domain::metadata::InstrumentCache;
+    use crate::domain::policy::Policy;
+    use crate::domain::reason_codes::TradingMode;
+    use crate::domain::units::{Qty, Usd};
+    use crate::gates::chain::PolicySlot;
+    use crate::gates::market::BookLevel;
+    use crate::gates::positions::{PortfolioView, PositionView};
+    use crate::wal::WalConfig;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn intent(tag: &[u8], order_type: OrderType) -> OrderIntent {
+        let sid = StrategyId::new_checked("ordering").unwrap();
+        OrderIntent::new(IntentFields {
+            strategy_id: sid,
+            group_id: GroupId::derive(&sid, tag),
+            leg_index: 0,
+            instrument: Instrument::parse("BTC-PERPETUAL").unwrap(),
+            side: Side::Buy,
+            order_type,
+            time_in_force: TimeInForce::GoodTilCancelled,
+            post_only: false,
+            reduce_only: false,
+            linked_order_type: None,
+            trigger_price: None,
+            qty: Qty::from_f64_checked(10.0).unwrap(),
+            limit_price: Some(Price::from_f64_checked(99_000.0).unwrap()),
+            contracts: None,
+            emergency_close: false,
+        })
+    }
+
+    /// Runs one real batch (one refused, two accepted) through the pipeline with a real WAL
+    /// and returns its events plus the `Sent` events a dispatcher would add.
+    fn real_events() -> Vec<PipelineEvent> {
+        let policy = Policy::load_from_path(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/policy.json"),
+        );
+        let policy = policy.unwrap();
+        let mut cache = InstrumentCache::new();
+        let listing = serde_json::json!([{"instrument_name":"BTC-PERPETUAL","kind":"future",
+            "tick_size":0.5,"min_trade_amount":10,"contract_size":10,
+            "expiration_timestamp":32503680000000_i64,"creation_timestamp":1,"is_active":true,
+            "settlement_period":"perpetual","base_currency":"BTC","quote_currency":"USD",
+            "settlement_currency":"BTC","counter_currency":"USD","instrument_type":"reversed",
+            "option_type":null,"strike":null}]);
+        cache.load_get_instruments(&listing, NOW).unwrap();
+        let lvl = |p: f64| BookLevel {
+            price: Price::from_f64_checked(p).unwrap(),
+            qty: Qty::from_f64_checked(10_000.0).unwrap(),
+        };
+        let books = [BookView::from_levels(
+            Instrument::parse("BTC-PERPETUAL").unwrap().name(),
+            &[lvl(99_990.0)],
+            &[lvl(100_010.0)],
+            NOW,
+            false,
+        )];
+        let edge = |_: &OrderIntent, _: Option<&BookView>, _: Option<Price>| {
+            Some(EdgeInputs {
+                gross_edge_usd: Usd::from_f64_checked(1.0).ok(),
+                fee_usd: Usd::from_f64_checked(0.1).ok(),
+                expected_slippage_usd: Some(Usd::from_raw(0)),
+            })
+        };
+        let base = GateContext {
+            now_ms: NOW,
+            policy: PolicySlot::Loaded(&policy),
+            instruments: &cache,
+            book: None,
+            index_price: None,
+            position: PositionView::default(),
+            portfolio: PortfolioView::default(),
+            fee_model_updated_ms: Some(NOW),
+            edge: None,
+            risk_state: RiskState::Healthy,
+            trading_mode: TradingMode::Active,
+            open_permission_latched: false,
+            order_rate: OrderRateBucket::full(20, NOW),
+        };
+        let inputs = BatchInputs {
+            base,
+            books: &books,
+            index: IndexPrices { btc: Price::from_f64_checked(100_000.0).ok(), eth: None },
+            edge: &edge,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), WalConfig::default(), NOW).unwrap();
+        let mut pipeline = IntentPipeline::new(base.order_rate);
+        let mut exposure = ExposureBook::new();
+        let mut events = Vec::new();
+        let batch = [
+            intent(b"a", OrderType::Limit),
+            intent(b"m", OrderType::Market),
+            intent(b"b", OrderType::Limit),
+        ];
+        let out = pipeline.record_batch(&mut wal, &mut exposure, &batch, &inputs, &mut |e| {
+            events.push(e);
+        });
+        assert_eq!(out.staged.len(), 2, "{:?}", out.refused);
+        assert_eq!(out.refused.len(), 1);
+        let durable = out.durable.unwrap();
+        for s in &out.staged {
+            assert!(durable.covers(s.record_seq));
+            events.push(PipelineEvent::Sent { intent_hash: s.intent.hash().value() });
+        }
+        events
+    }
+
+    #[test]
+    fn test_gate_ordering_constraints() {
+        let events = real_events();
+        check_event_order(&events).unwrap();
+        assert_eq!(
+            events.iter().filter(|e| matches!(e, PipelineEvent::WalSynced { .. })).count(),
+            1,
+            "one sync per batch"
+        );
+        // Refactor-style violations, injected into the real stream, must each be caught.
+        let pos = |f: &dyn Fn(&PipelineEvent) -> bool| events.iter().position(f).unwrap();
+        // (a) dispatch moved before the sync (durable-before-send broken).
+        let mut v = events.clone();
+        let sent = v.remove(pos(&|e| matches!(e, PipelineEvent::Sent { .. })));
+        let sync = pos(&|e| matches!(e, PipelineEvent::WalSynced { .. }));
+        v.insert(sync, sent);
+        assert!(check_event_order(&v).unwrap_err().contains("synced"));
+        // (b) reservation moved before the gate (reject-before-side-effects broken).
+        let mut v = events.clone();
+        let acc = pos(&|e| matches!(e, PipelineEvent::GateAccepted { .. }));
+        v.swap(acc, acc + 1);
+        assert!(check_event_order(&v).is_err());
+        // (c) a rejected intent that still reserves.
+        let mut v = events.clone();
+        let rej = pos(&|e| matches!(e, PipelineEvent::GateRejected { .. }));
+        let PipelineEvent::GateRejected { intent_hash, .. } = v[rej] else { unreachable!() };
+        v.insert(rej + 1, PipelineEvent::Reserved { intent_hash });
+        assert!(check_event_order(&v).unwrap_err().contains("GateAccepted"));
+        // (d) append without reservation.
+        let mut v = events.clone();
+        let res = pos(&|e| matches!(e, PipelineEvent::Reserved { .. }));
+        v.remove(res);
+        assert!(check_event_order(&v).is_err());
+    }
+}
