@@ -41,9 +41,9 @@ pub struct Args {
     /// Policy file (default: config/policy_churn.json for churn, else config/policy.json).
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// Status server address (embedded mode).
-    #[arg(long, default_value = "127.0.0.1:8787")]
-    pub status_addr: String,
+    /// Status server address (always in embedded mode; with --headless only when given).
+    #[arg(long)]
+    pub status_addr: Option<String>,
     /// Operator token file (default: a generated token in <wal-dir>/control_token, mode 0600).
     #[arg(long)]
     pub control_token_file: Option<PathBuf>,
@@ -185,10 +185,6 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         })?;
         let url = h.ws_url();
         println!("simulator: {url} journal={}", h.journal_path().display());
-        println!(
-            "status: the status page is not served by `stoic run` yet ({} unused); progress lines follow",
-            args.status_addr
-        );
         sim = Some(h);
         url
     };
@@ -213,12 +209,45 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         run_id,
     };
     let mut engine = Engine::new(opts)?;
+    let mut server = None;
+    if !args.headless || args.status_addr.is_some() {
+        let published: crate::engine::status::Published = std::sync::Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cfg = coldpath::server::ServerConfig {
+            addr: args
+                .status_addr
+                .as_deref()
+                .unwrap_or("127.0.0.1:8787")
+                .parse()
+                .context("--status-addr")?,
+            token_file: Some(token_path.clone()),
+            ..coldpath::server::ServerConfig::default()
+        };
+        let h = coldpath::server::start(
+            cfg,
+            std::sync::Arc::new(crate::engine::status::EngineStatus {
+                published: published.clone(),
+            }),
+            std::sync::Arc::new(crate::engine::status::EngineControl {
+                tx: std::sync::Mutex::new(tx),
+                published: published.clone(),
+            }),
+            std::sync::Arc::new(coldpath::metrics::MetricsRegistry::new("stoic-run")),
+        )
+        .context("start the status server")?;
+        println!("status: http://{}/ (control token: {})", h.local_addr(), token_path.display());
+        engine.set_control(crate::engine::status::ControlPort { rx, published });
+        server = Some(h);
+    }
     engine.start()?;
     println!("trading: strategy={name} (Ctrl-C or SIGTERM stops cleanly)");
     let result = engine.run_until(&STOP, &mut progress_line);
     match &result {
         Ok(()) => println!("stopped: clean shutdown (open orders cancelled, WAL synced)"),
         Err(e) => println!("stopped: error: {e} (open orders cancelled, WAL synced)"),
+    }
+    if let Some(h) = server {
+        h.shutdown();
     }
     if let Some(h) = sim {
         h.shutdown();

@@ -7,6 +7,7 @@
 //! ever resent; an intent the venue never saw is journaled `Abandoned`.
 
 pub mod edge;
+pub mod status;
 pub mod strategies;
 
 use std::collections::BTreeMap;
@@ -176,6 +177,12 @@ pub struct EngineSnapshot {
     pub live_orders: usize,
     /// In-doubt intents in the ledger.
     pub in_doubt: usize,
+    /// Sticky mode reasons.
+    pub mode_reasons: Vec<hotpath::domain::reason_codes::ModeReasonCode>,
+    /// Latch codes.
+    pub latch_codes: Vec<hotpath::domain::reason_codes::OpenPermissionReasonCode>,
+    /// When the snapshot was taken (loop tick).
+    pub at_ms: i64,
     /// The latest gate refusal (code, gate).
     pub last_gate_reject: Option<String>,
     /// Realised cash flow of fills in quote terms (price × amount, sells positive), 1e-8.
@@ -231,6 +238,7 @@ pub struct Engine {
     events: Vec<PipelineEvent>,
     last_gate_reject:
         Option<(hotpath::domain::reason_codes::RejectReasonCode, hotpath::gates::chain::GateName)>,
+    control: Option<status::ControlPort>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -303,6 +311,7 @@ impl Engine {
             cash_flow: 0,
             events: Vec::new(),
             last_gate_reject: None,
+            control: None,
         })
     }
 
@@ -324,7 +333,51 @@ impl Engine {
             in_doubt: self.wal.ledger().in_doubt_len(),
             cash_flow: self.cash_flow,
             last_gate_reject: self.last_gate_reject.map(|(c, g)| format!("{}:{c:?}", g.as_str())),
+            mode_reasons: self.guard.cell().load().mode_reasons().to_vec(),
+            latch_codes: self.guard.latch().open_permission_reason_codes(),
+            at_ms: self.clock.now_ms(),
         }
+    }
+
+    /// Attaches the status server's control channel and snapshot slot.
+    pub fn set_control(&mut self, port: status::ControlPort) {
+        self.control = Some(port);
+    }
+
+    fn serve_control(&mut self) {
+        let Some(port) = self.control.as_ref() else { return };
+        if let Ok(mut g) = port.published.lock() {
+            *g = Some(self.snapshot());
+        }
+        let msgs: Vec<status::ControlMsg> = port.rx.try_iter().collect();
+        for m in msgs {
+            let r = self.emergency_reduce_only(&m.req);
+            let _ = m.reply.send(r);
+        }
+        if let Some(port) = self.control.as_ref() {
+            if let Ok(mut g) = port.published.lock() {
+                *g = Some(self.snapshot());
+            }
+        }
+    }
+
+    fn emergency_reduce_only(
+        &mut self,
+        req: &coldpath::server::EmergencyRequest,
+    ) -> Result<(), String> {
+        let token = self.operator_token.clone().ok_or("no operator secret configured")?;
+        let secret = OperatorSecret::from_token(token.as_bytes()).map_err(|e| e.to_string())?;
+        let who = req.requested_by.clone().unwrap_or_else(|| "operator".into());
+        // The server authenticated the bearer token against this same secret.
+        let auth = OperatorAuthenticated::verify(&secret, token.as_bytes(), &who)
+            .map_err(|e| e.to_string())?;
+        let reason = req.reason.clone().unwrap_or_default();
+        let now = self.clock.now_ms();
+        self.guard.emergency_reduce_only(&auth, &reason, now).map_err(|e| e.to_string())?;
+        self.journal_operator_action(OperatorActionKind::EmergencyReduceOnly, &who, &reason)
+            .map_err(|e| e.to_string())?;
+        println!("mode: emergency reduce-only by {who} (run_id={})", self.run_id);
+        Ok(())
     }
 
     /// Journals an operator action (durable on return).
@@ -1069,6 +1122,7 @@ impl Engine {
                     }
                 }
             }
+            self.serve_control();
             if Instant::now() >= next_progress {
                 next_progress = Instant::now() + Duration::from_secs(1);
                 progress(&self.snapshot());
