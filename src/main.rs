@@ -1,7 +1,8 @@
 //! `stoic`: the command-line front of the engine. Each subcommand lives in `cli/<name>.rs`.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod cli;
+mod engine;
 
 use std::process::ExitCode;
 

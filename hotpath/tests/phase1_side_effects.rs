@@ -177,6 +177,96 @@ fn test_rejected_intent_has_no_side_effects() {
         });
     }
 
+    // 6. Through the engine's real intent-processing function with a real WAL in a tempdir:
+    //    a rejected intent leaves the WAL (files, sequence numbers, ledger), the exposure and
+    //    the order-rate bucket exactly as they were; the control intent changes all of them.
+    {
+        use hotpath::dispatch::{BatchInputs, IntentPipeline, PipelineEvent};
+        use hotpath::wal::{Wal, WalConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), WalConfig::default(), 1).unwrap();
+        let base = context(&policy, &cache, Some(&book));
+        let edge_value = base.edge;
+        let edge = move |_: &OrderIntent,
+                         _: Option<&hotpath::gates::market::BookView>,
+                         _: Option<hotpath::domain::units::Price>| edge_value;
+        let books = [book];
+        let inputs = BatchInputs {
+            base,
+            books: &books,
+            index: hotpath::strategy::IndexPrices { btc: base.index_price, eth: None },
+            edge: &edge,
+        };
+        let mut pipeline = IntentPipeline::new(base.order_rate);
+        let mut exposure = seeded_ledger(&policy, &cache).exposure;
+        // History in the WAL first, so "unchanged" is checked against non-trivial state.
+        let seed = OrderIntent::new(fields(OPTION, Side::Buy, "0.2", "0.045", b"wal-seed"));
+        let out = pipeline.record_batch(&mut wal, &mut exposure, &[seed], &inputs, &mut |_| {});
+        assert_eq!(out.staged.len(), 1, "seed intent journaled");
+        // The next segment is preallocated in the background at open; wait for it so the
+        // directory listing below is stable.
+        wal.prepare_spare().unwrap();
+        let wal_files = |d: &std::path::Path| {
+            let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_file())
+                .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+                .collect();
+            v.sort();
+            v
+        };
+        let rejected = [
+            {
+                let mut f = fields(OPTION, Side::Buy, "0.3", "0.045", b"wal-mkt");
+                f.order_type = OrderType::Market;
+                ("market order via the pipeline", OrderIntent::new(f))
+            },
+            {
+                let mut f = fields(OPTION, Side::Buy, "0.3", "0.045", b"wal-ro");
+                f.reduce_only = true;
+                ("reduce-only increasing via the pipeline", OrderIntent::new(f))
+            },
+        ];
+        for (name, intent) in rejected {
+            let files_before = wal_files(dir.path());
+            let (appended, durable) = (wal.appended_through(), wal.durable_through());
+            let ledger_before = wal.ledger().clone();
+            let exposure_before = exposure.clone();
+            let rate_before = pipeline.order_rate;
+            let mut events = Vec::new();
+            let out =
+                pipeline.record_batch(&mut wal, &mut exposure, &[intent], &inputs, &mut |e| {
+                    events.push(e);
+                });
+            assert!(out.staged.is_empty() && out.durable.is_none(), "{name}");
+            let code = match &out.refused[..] {
+                [(_, hotpath::dispatch::Refusal::Gate(r))] => r.code,
+                other => panic!("{name}: {other:?}"),
+            };
+            assert!(
+                matches!(events[..], [PipelineEvent::GateRejected { .. }]),
+                "{name}: only the gate ran: {events:?}"
+            );
+            let untouched = wal.appended_through() == appended
+                && wal.durable_through() == durable
+                && *wal.ledger() == ledger_before
+                && wal_files(dir.path()) == files_before
+                && exposure == exposure_before
+                && pipeline.order_rate == rate_before;
+            cases.push(Case { name, stage: "engine pipeline + real WAL", code, untouched });
+        }
+        // Control: an accepted intent does append, sync and reserve.
+        let files_before = wal_files(dir.path());
+        let appended = wal.appended_through();
+        let ok = OrderIntent::new(fields(OPTION, Side::Buy, "0.3", "0.045", b"wal-ok"));
+        let out = pipeline.record_batch(&mut wal, &mut exposure, &[ok], &inputs, &mut |_| {});
+        assert_eq!(out.staged.len(), 1);
+        assert!(out.durable.is_some_and(|d| d.covers(out.staged[0].record_seq)));
+        assert_eq!(wal.appended_through(), appended + 1);
+        assert_ne!(wal_files(dir.path()), files_before, "the control changes the WAL files");
+    }
+
     // Control: an accepted intent does change every part of the ledger, so equality above is a
     // real check and not a tautology.
     let mut ledger = seeded_ledger(&policy, &cache);
@@ -198,7 +288,8 @@ fn test_rejected_intent_has_no_side_effects() {
          pending buy, submits a bad intent, and compares the whole ledger (position, pending\n\
          exposure, pending notional, order-rate bucket, open orders, WAL stand-in) before and after.\n\
          A control case shows an accepted intent changes every one of them.\n\n\
-         WAL and dispatch are owned by other work; the test's `Ledger` marks the extension point.\n\n\
+         The last cases run through the engine's intent pipeline (`hotpath::dispatch::IntentPipeline`)\n\
+         with a real WAL in a temporary directory: WAL files, sequence numbers and ledger unchanged.\n\n\
          | case | stage | reject reason code | ledger unchanged |\n|---|---|---|---|\n",
     );
     for case in &cases {

@@ -1,13 +1,258 @@
-//! `stoic run`.
+//! `stoic run`: the engine against a venue (`--headless --venue-url ...`), or, with no
+//! venue, an embedded simulator plus the engine in paper mode. The engine is `crate::engine`;
+//! this file only turns arguments into `EngineOptions`.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use hotpath::venue::auth::{Credentials, Secret};
+
+use crate::engine::{strategies, Engine, EngineOptions, EngineSnapshot};
 
 /// Arguments of `stoic run`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// No embedded simulator: trade against `--venue-url` (an already running `stoic sim`).
+    #[arg(long, requires = "venue_url")]
+    pub headless: bool,
+    /// Venue WebSocket URL, e.g. ws://127.0.0.1:PORT/ws/api/v2.
+    #[arg(long)]
+    pub venue_url: Option<String>,
+    /// WAL directory (default: a fresh directory under the system temp dir).
+    #[arg(long)]
+    pub wal_dir: Option<PathBuf>,
+    /// Strategy (default: `quoter` when this build has it, else `churn`).
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Strategy seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// API key file `{"client_id","client_secret"}` (default: the simulator's dev trade key
+    /// from config/sim_accounts.json).
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
+    /// Stop after this many intents were journaled (and answered).
+    #[arg(long)]
+    pub max_intents: Option<u64>,
+    /// Policy file (default: config/policy_churn.json for churn, else config/policy.json).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Status server address (always in embedded mode; with --headless only when given).
+    #[arg(long)]
+    pub status_addr: Option<String>,
+    /// Operator token file (default: a generated token in <wal-dir>/control_token, mode 0600).
+    #[arg(long)]
+    pub control_token_file: Option<PathBuf>,
+    /// Strategy tick in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub tick_ms: u64,
+}
 
-/// Not built yet: says so and fails, so nothing mistakes it for working.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+#[allow(unsafe_code)]
+mod signals {
+    extern "C" fn on_signal(_sig: libc::c_int) {
+        super::STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// SIGTERM and SIGINT set the stop flag (the handler only stores to an atomic, which is
+    /// async-signal-safe).
+    pub fn install() {
+        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: installing a handler that only performs an atomic store.
+        unsafe {
+            libc::signal(libc::SIGTERM, handler);
+            libc::signal(libc::SIGINT, handler);
+        }
+    }
+}
+
+fn repo_file(rel: &str) -> PathBuf {
+    let here = PathBuf::from(rel);
+    if here.exists() {
+        return here;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn dev_credentials() -> Credentials {
+    Credentials {
+        client_id: "sim-dev-trade".into(),
+        client_secret: Secret::new("sim-dev-trade-secret-0001".into()),
+    }
+}
+
+fn operator_token(args: &Args, wal_dir: &Path) -> anyhow::Result<(String, PathBuf)> {
+    if let Some(p) = &args.control_token_file {
+        let t = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
+        return Ok((t.trim().to_owned(), p.clone()));
+    }
+    std::fs::create_dir_all(wal_dir)?;
+    let path = wal_dir.join("control_token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        if t.trim().len() >= 16 {
+            return Ok((t.trim().to_owned(), path));
+        }
+    }
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .context("read /dev/urandom")?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        writeln!(f, "{token}")?;
+    }
+    Ok((token, path))
+}
+
+fn progress_line(s: &EngineSnapshot) {
+    let pos: Vec<String> =
+        s.positions.iter().map(|(n, q)| format!("{n}:{}", *q as f64 / 1e8)).collect();
+    println!(
+        "progress: run_id={} mode={:?} risk={:?} latched={} intents={} sent={} acked={} fills={} filled={} cancelled={} venue_rejects={} gate_rejects={} abandoned={} in_doubt={} live={} positions=[{}] cash_flow={:.2} last_gate_reject={}",
+        s.run_id,
+        s.mode,
+        s.risk_state,
+        s.latched,
+        s.stats.intents,
+        s.stats.sent,
+        s.stats.acked,
+        s.stats.fills,
+        s.stats.filled,
+        s.stats.cancelled,
+        s.stats.venue_rejects,
+        s.stats.gate_rejects,
+        s.stats.abandoned,
+        s.in_doubt,
+        s.live_orders,
+        pos.join(","),
+        s.cash_flow as f64 / 1e8,
+        s.last_gate_reject.as_deref().unwrap_or("-"),
+    );
+    let _ = std::io::stdout().flush();
+}
+
+/// Runs the engine until SIGTERM/Ctrl-C (or `--max-intents`).
+///
+/// # Errors
+/// Start-up failures (WAL, venue, reconciliation).
 #[allow(clippy::needless_pass_by_value)]
-pub fn main(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`stoic run` is not built yet")
+pub fn main(args: Args) -> anyhow::Result<ExitCode> {
+    signals::install();
+    let run_id = format!(
+        "{:x}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    );
+    let wal_dir = args
+        .wal_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("stoic-run-{run_id}")).join("wal"));
+    let name = args.strategy.clone().unwrap_or_else(|| strategies::default_name().to_owned());
+    let strategy = strategies::build(&name, args.seed)?;
+    let policy_path = args.policy.clone().unwrap_or_else(|| {
+        repo_file(if name == "churn" { "config/policy_churn.json" } else { "config/policy.json" })
+    });
+    let credentials = match &args.credentials {
+        Some(p) => Credentials::from_file(p)?,
+        None => dev_credentials(),
+    };
+    let (token, token_path) = operator_token(&args, &wal_dir)?;
+    let mut sim = None;
+    let venue_url = if args.headless {
+        args.venue_url.clone().context("--headless needs --venue-url")?
+    } else if let Some(u) = &args.venue_url {
+        u.clone()
+    } else {
+        let journal = wal_dir.parent().unwrap_or(&wal_dir).join("sim_journal.jsonl");
+        let h = simulator::Simulator::start(simulator::SimConfig {
+            journal,
+            ..simulator::SimConfig::default()
+        })?;
+        let url = h.ws_url();
+        println!("simulator: {url} journal={}", h.journal_path().display());
+        sim = Some(h);
+        url
+    };
+    println!(
+        "stoic run: run_id={run_id} strategy={name} seed={} venue={venue_url} wal={} policy={} control_token={}",
+        args.seed,
+        wal_dir.display(),
+        policy_path.display(),
+        token_path.display()
+    );
+    let opts = EngineOptions {
+        venue_url,
+        credentials,
+        wal_dir,
+        policy_path,
+        strategy,
+        max_intents: args.max_intents,
+        tick: Duration::from_millis(args.tick_ms.max(1)),
+        startup_operator_token: Some(token),
+        taker_fee_bps: 5.0,
+        maker_fee_bps: 0.0,
+        run_id,
+    };
+    let mut engine = Engine::new(opts)?;
+    let mut server = None;
+    if !args.headless || args.status_addr.is_some() {
+        let published: crate::engine::status::Published = std::sync::Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cfg = coldpath::server::ServerConfig {
+            addr: args
+                .status_addr
+                .as_deref()
+                .unwrap_or("127.0.0.1:8787")
+                .parse()
+                .context("--status-addr")?,
+            token_file: Some(token_path.clone()),
+            ..coldpath::server::ServerConfig::default()
+        };
+        let h = coldpath::server::start(
+            cfg,
+            std::sync::Arc::new(crate::engine::status::EngineStatus {
+                published: published.clone(),
+            }),
+            std::sync::Arc::new(crate::engine::status::EngineControl {
+                tx: std::sync::Mutex::new(tx),
+                published: published.clone(),
+            }),
+            std::sync::Arc::new(coldpath::metrics::MetricsRegistry::new("stoic-run")),
+        )
+        .context("start the status server")?;
+        println!("status: http://{}/ (control token: {})", h.local_addr(), token_path.display());
+        engine.set_control(crate::engine::status::ControlPort { rx, published });
+        server = Some(h);
+    }
+    engine.start()?;
+    println!("trading: strategy={name} (Ctrl-C or SIGTERM stops cleanly)");
+    let result = engine.run_until(&STOP, &mut progress_line);
+    match &result {
+        Ok(()) => println!("stopped: clean shutdown (open orders cancelled, WAL synced)"),
+        Err(e) => println!("stopped: error: {e} (open orders cancelled, WAL synced)"),
+    }
+    if let Some(h) = server {
+        h.shutdown();
+    }
+    if let Some(h) = sim {
+        h.shutdown();
+    }
+    let _ = STOP.load(Ordering::Relaxed);
+    result?;
+    Ok(ExitCode::SUCCESS)
 }

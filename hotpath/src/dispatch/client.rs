@@ -205,13 +205,11 @@ const TOKEN: TradingToken = TradingToken { _private: () };
 
 /// The trading connection: authenticated, heartbeating, cancel-on-disconnect enabled.
 #[derive(Debug)]
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct TradingClient {
     conn: Connection,
 }
 
-// The dispatch stage that owns this client is wired by the runtime work; until then only
-// this module's tests construct it.
+// Not every query is used by the dispatcher yet (edit, account summary, ...).
 #[cfg_attr(not(test), allow(dead_code))]
 impl TradingClient {
     /// Connects, authenticates (needs `trade:read_write`), sets the heartbeat and enables
@@ -234,6 +232,11 @@ impl TradingClient {
     /// The underlying connection (reads, polling, breaker state).
     pub(crate) fn connection(&mut self) -> &mut Connection {
         &mut self.conn
+    }
+
+    /// The underlying connection, read-only.
+    pub(crate) fn connection_ref(&self) -> &Connection {
+        &self.conn
     }
 
     /// Receives replies and notifications (see [`Connection::poll`]).

@@ -5,7 +5,17 @@
 //! methods, so code outside `dispatch` has no way to send an order.
 
 pub(crate) mod client;
+pub mod dispatcher;
+pub mod pipeline;
 
 pub use client::{
     DispatchError, EditParams, OrderParams, OrderType, Side, TimeInForce, LABEL_BYTES_MAX,
+};
+pub use dispatcher::{
+    currency_of_instrument, instrument_of_canonical, DispatchStats, Dispatcher, DispatcherConfig,
+    DispatcherError, ExecReport, FillReport, OrderReport, OutboundIntent, Resolution, SendOutcome,
+    VenuePosition,
+};
+pub use pipeline::{
+    check_event_order, BatchInputs, BatchOutcome, IntentPipeline, PipelineEvent, Refusal, Staged,
 };

@@ -179,6 +179,7 @@ pub trait Strategy: Send {
     );
 }
 
+pub mod churn;
 pub mod pipeline;
 pub mod quoter;
 pub mod registry;

@@ -23,7 +23,7 @@ use super::Strategy;
 pub const STRATEGY_NAMES: &[&str] = &[
     "quoter",
     "vertical",
-    // CHURN: the engine helper adds "churn" here (hotpath/src/strategy/churn.rs).
+    "churn",
 ];
 
 /// [`by_name`] could not build the strategy.
@@ -92,9 +92,11 @@ pub fn by_name(
                 .map_err(|e| unusable("vertical", &e))?;
             Ok(Box::new(vertical))
         }
-        // CHURN: the engine helper adds
-        //     "churn" => Ok(Box::new(super::churn::Churn::new(seed, instruments)?)),
-        // here, and "churn" to STRATEGY_NAMES above.
+        // Churn picks its own perpetuals; it is the crash and restart tests' load.
+        "churn" => {
+            let churn = super::churn::Churn::new(seed).map_err(|e| unusable("churn", &e))?;
+            Ok(Box::new(churn))
+        }
         other => Err(UnknownStrategy::Name(other.to_owned())),
     }
 }
