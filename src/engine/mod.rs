@@ -352,12 +352,14 @@ impl Engine {
         let msgs: Vec<status::ControlMsg> = port.rx.try_iter().collect();
         for m in msgs {
             let r = self.emergency_reduce_only(&m.req);
-            let _ = m.reply.send(r);
-        }
-        if let Some(port) = self.control.as_ref() {
-            if let Ok(mut g) = port.published.lock() {
-                *g = Some(self.snapshot());
+            // Publish before replying: the endpoint answers with the status *after* the change
+            // (ruling 8), and it reads that status from the published slot.
+            if let Some(port) = self.control.as_ref() {
+                if let Ok(mut g) = port.published.lock() {
+                    *g = Some(self.snapshot());
+                }
             }
+            let _ = m.reply.send(r);
         }
     }
 

@@ -31,7 +31,7 @@ fn now_ms() -> i64 {
 
 fn to_status(p: &Published) -> StatusSnapshot {
     let now = now_ms();
-    let mut st = StatusSnapshot::startup(env!("CARGO_PKG_VERSION"), "n/a", "PAPER", now);
+    let mut st = StatusSnapshot::startup(env!("STOIC_BUILD_ID"), "n/a", "PAPER", now);
     if let Some(s) = p.lock().ok().and_then(|g| g.clone()) {
         st.trading_mode = s.mode;
         st.risk_state = s.risk_state;

@@ -20,11 +20,7 @@ use super::vertical::{Vertical, VerticalParams};
 use super::Strategy;
 
 /// Every name [`by_name`] knows.
-pub const STRATEGY_NAMES: &[&str] = &[
-    "quoter",
-    "vertical",
-    "churn",
-];
+pub const STRATEGY_NAMES: &[&str] = &["quoter", "vertical", "churn"];
 
 /// [`by_name`] could not build the strategy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
