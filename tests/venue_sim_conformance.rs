@@ -230,3 +230,69 @@ fn client_decodes_every_simulator_query_reply() {
     assert!(snapshot.is_some() && change, "book snapshot {snapshot:?}, change {change}");
     c.close();
 }
+
+/// The engine's in-doubt resolution against the simulator: an intent the engine journaled
+/// as sent, whose order filled at the venue, resolves as `Filled` with the venue's fill
+/// (the user-trades reply now decodes, so the trade history is read, not skipped).
+#[test]
+fn in_doubt_intent_that_filled_resolves_filled() {
+    use hotpath::dispatch::{Dispatcher, DispatcherConfig, Resolution};
+    use hotpath::wal::{IntentLedger, Record};
+
+    let sim = Simulator::start(SimConfig { tick_ms: 50, ..SimConfig::default() }).unwrap();
+    let mut canonical = vec![1u8, 1, 13];
+    canonical.extend_from_slice(b"BTC-PERPETUAL");
+    canonical.push(1);
+    let mut ledger = IntentLedger::new();
+    for (seq, rec) in [
+        Record::IntentRecorded { intent_hash: 41, label: "conf-doubt-fill", canonical: &canonical },
+        Record::Sent { intent_hash: 41 },
+        Record::IntentRecorded { intent_hash: 42, label: "conf-doubt-none", canonical: &canonical },
+    ]
+    .iter()
+    .enumerate()
+    {
+        ledger.apply(seq as u64 + 1, 1, rec).unwrap();
+    }
+    // The "lost" send: the order reached the venue and filled.
+    let mut tc = simulator::client::WsClient::connect(sim.addr()).unwrap();
+    tc.auth("sim-dev-trade", "sim-dev-trade-secret-0001").unwrap();
+    let r = tc
+        .call(
+            "private/buy",
+            &json!({"instrument_name": "BTC-PERPETUAL", "amount": 200, "type": "market", "label": "conf-doubt-fill"}),
+        )
+        .unwrap();
+    let trade_ids: Vec<String> = r["trades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["trade_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!trade_ids.is_empty(), "{r}");
+
+    let mut d = Dispatcher::connect(
+        &DispatcherConfig::new(&sim.ws_url()),
+        Arc::new(hotpath::clock::SystemClock),
+        &creds("sim-dev-trade", "sim-dev-trade-secret-0001"),
+    )
+    .unwrap();
+    let mut other = Vec::new();
+    let res = d.resolve_in_doubt(&ledger, &mut other).unwrap();
+    assert_eq!(res.len(), 2, "{res:?}");
+    let mut seen = 0;
+    for r in &res {
+        match r {
+            Resolution::Filled { intent_hash: 41, filled, trade_id, .. } => {
+                assert_eq!(filled.to_string(), "200", "{r:?}");
+                // The trade id only comes from the trade history: "" if it went unread.
+                assert!(trade_ids.contains(trade_id), "{r:?} vs {trade_ids:?}");
+                seen += 1;
+            }
+            Resolution::NeverSeen { intent_hash: 42 } => seen += 1,
+            other => panic!("unexpected resolution {other:?}"),
+        }
+    }
+    assert_eq!(seen, 2);
+    d.close();
+}
