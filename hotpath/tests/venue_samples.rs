@@ -197,3 +197,37 @@ fn user_orders_object_and_array() {
     assert_eq!(o[0].cancel_reason, Some("cancel_on_disconnect"));
     assert_eq!(o[0].order_state, OrderState::Cancelled);
 }
+
+/// `get_user_trades_by_order` answers a plain array of trades (§8.4); trades carry
+/// `order_id` too, so they must not be read as orders. Built from the real sample's trades.
+#[test]
+fn user_trades_by_order_plain_array() {
+    let v: serde_json::Value =
+        serde_json::from_slice(&sample("get_user_trades_by_currency_response.json")).unwrap();
+    let mut text = serde_json::to_vec(
+        &serde_json::json!({"jsonrpc": "2.0", "id": 5, "result": v["result"]["trades"]}),
+    )
+    .unwrap();
+    let mut dec = Decoder::new();
+    let Message::Response(r) = dec.decode(&mut text).unwrap() else { panic!("not a response") };
+    match &r.result {
+        ResultPayload::UserTrades(t, has_more) => {
+            assert_eq!(t.len(), 2);
+            assert!(!has_more);
+            assert_eq!(t[0].trade_id, "ETH-34066");
+            assert_eq!(t[1].order_id, "ETH-334607");
+            assert_eq!(t[1].fee, Some(d("0.000055")));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The wrapped form keeps `has_more`.
+    let mut text = sample("get_user_trades_by_currency_response.json");
+    let Message::Response(r) = dec.decode(&mut text).unwrap() else { panic!("not a response") };
+    assert!(matches!(&r.result, ResultPayload::UserTrades(t, true) if t.len() == 2));
+    // Fees in exponent form at the venue's 8 decimals decode exactly (§0: `2.5e-7`).
+    let mut text = br#"{"jsonrpc":"2.0","id":6,"result":{"trades":[{"trade_id":"1","order_id":"2","instrument_name":"BTC-PERPETUAL","timestamp":1,"direction":"buy","price":100020.0,"amount":100.0,"fee":5.0e-7,"label":"x"}],"has_more":false}}"#.to_vec();
+    let Message::Response(r) = dec.decode(&mut text).unwrap() else { panic!("not a response") };
+    assert!(
+        matches!(&r.result, ResultPayload::UserTrades(t, false) if t[0].fee == Some(d("0.0000005")))
+    );
+}

@@ -1570,13 +1570,19 @@ impl Engine {
         let ins = &self.instruments[i];
         let a = amt(qty);
         let p = px(price);
-        let fee = match ins.kind {
-            Kind::Option => {
-                (ins.taker_fee * a).min(0.125 * p * a)
-                    * if maker { ins.maker_fee / ins.taker_fee.max(1e-12) } else { 1.0 }
-            }
-            Kind::Future => (if maker { ins.maker_fee } else { ins.taker_fee }) * a / p,
-        };
+        // The venue charges and reports fees in whole satoshi-sized units (8 decimals,
+        // e.g. `2.5e-7`, `0.00000127` in the real samples); an unrounded inverse-future
+        // fee such as `4.999e-7` is a shape the real venue never sends.
+        let fee = round_to(
+            match ins.kind {
+                Kind::Option => {
+                    (ins.taker_fee * a).min(0.125 * p * a)
+                        * if maker { ins.maker_fee / ins.taker_fee.max(1e-12) } else { 1.0 }
+                }
+                Kind::Future => (if maker { ins.maker_fee } else { ins.taker_fee }) * a / p,
+            },
+            8,
+        );
         if let Some(o) = self.orders.get_mut(&id) {
             o.commission += fee;
         }
@@ -1604,7 +1610,7 @@ impl Engine {
         let mut t = json!({
             "trade_id": trade_id, "trade_seq": trade_seq, "order_id": order_id_str(ins.currency, id),
             "instrument_name": ins.name, "timestamp": now, "direction": side.as_str(), "price": p, "amount": a,
-            "contracts": a / amt(ins.contract_size), "fee": round_to(fee, 10), "fee_currency": ins.currency.code(),
+            "contracts": a / amt(ins.contract_size), "fee": round_to(fee, 8), "fee_currency": ins.currency.code(),
             "liquidity": if maker { "M" } else { "T" }, "order_type": if oty.contains("market") { "market" } else { "limit" },
             "state": state_after, "label": label, "index_price": round_to(idx, 2), "mark_price": round_to(mark, 8),
             "tick_direction": 0, "matching_id": Value::Null, "post_only": post_only, "reduce_only": reduce_only,
@@ -1931,7 +1937,7 @@ impl Engine {
             "time_in_force": o.tif.as_str(), "post_only": o.post_only, "reduce_only": o.reduce_only, "label": o.label,
             "creation_timestamp": o.created_ms, "last_update_timestamp": o.updated_ms, "api": true, "web": false,
             "replaced": o.replaced, "max_show": amt(o.amount), "is_liquidation": false, "risk_reducing": false, "mmp": false,
-            "profit_loss": 0.0, "commission": round_to(o.commission, 10), "is_rebalance": false,
+            "profit_loss": 0.0, "commission": round_to(o.commission, 8), "is_rebalance": false,
         });
         if let Some(m) = v.as_object_mut() {
             if o.post_only {

@@ -725,7 +725,9 @@ impl Dispatcher {
     /// `Abandoned` for [`Resolution::NeverSeen`]) before it may send anything.
     ///
     /// # Errors
-    /// A failed query: nothing is classified, the latch stays set, try again.
+    /// A failed query: nothing is classified, the latch stays set, try again. An unreadable
+    /// trade history fails the call only when some intent has no order by label and no
+    /// open order, since only the trades could then tell a fill from "never seen".
     pub fn resolve_in_doubt(
         &mut self,
         ledger: &IntentLedger,
@@ -749,6 +751,9 @@ impl Dispatcher {
         }
         let mut open: BTreeMap<String, OrderReport> = BTreeMap::new();
         let mut trades: BTreeMap<String, Vec<FillReport>> = BTreeMap::new();
+        // Why the trade history could not be read (if so): it then cannot vouch for "never
+        // seen", and an intent nothing else reports stays unresolved (error, retry later).
+        let mut trades_unreadable: Option<DispatcherError> = None;
         for c in &currencies {
             for o in self.open_orders(c, other)? {
                 open.insert(o.label.clone(), o);
@@ -770,6 +775,7 @@ impl Dispatcher {
                 Ok(ts) => ts,
                 Err(e @ (DispatcherError::UnexpectedReply(_) | DispatcherError::Timeout(_))) => {
                     tracing::warn!(currency = %c, error = %e, "user trades unreadable; classifying by order state");
+                    trades_unreadable.get_or_insert(e);
                     Vec::new()
                 }
                 Err(e) => return Err(e),
@@ -808,6 +814,13 @@ impl Dispatcher {
                 .find(|o| o.label == e.label)
                 .or_else(|| open.get(&e.label).cloned());
             let fills = trades.get(&e.label);
+            if order.is_none() && fills.is_none() {
+                if let Some(err) = trades_unreadable.take() {
+                    // Without the trade history a filled-and-archived order looks never
+                    // seen; abandoning it would lose a fill.
+                    return Err(err);
+                }
+            }
             out.push(classify(e.intent_hash, order, fills));
         }
         Ok(out)

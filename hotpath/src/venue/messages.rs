@@ -904,6 +904,11 @@ fn decode_result<'a>(v: &Value<'a>, levels: LevelSink<'a>) -> R<ResultPayload<'a
                     }
                     Ok(ResultPayload::Channels(out))
                 }
+                // `get_user_trades_by_order` answers a plain array of trades (§8.4); trades
+                // carry `order_id` too, so `trade_id` must be checked first.
+                Value::Object(o) if o.contains_key("trade_id") => {
+                    Ok(ResultPayload::UserTrades(list(items, user_trade)?, false))
+                }
                 Value::Object(o) if o.contains_key("order_id") => {
                     Ok(ResultPayload::Orders(list(items, order)?))
                 }

@@ -48,6 +48,10 @@ pub const GET_OPEN_ORDERS_BY_CURRENCY: &str = "private/get_open_orders_by_curren
 pub const GET_OPEN_ORDERS_BY_INSTRUMENT: &str = "private/get_open_orders_by_instrument";
 /// `private/get_user_trades_by_currency`.
 pub const GET_USER_TRADES_BY_CURRENCY: &str = "private/get_user_trades_by_currency";
+/// `private/get_user_trades_by_instrument`.
+pub const GET_USER_TRADES_BY_INSTRUMENT: &str = "private/get_user_trades_by_instrument";
+/// `private/get_user_trades_by_order`.
+pub const GET_USER_TRADES_BY_ORDER: &str = "private/get_user_trades_by_order";
 /// `private/get_positions`.
 pub const GET_POSITIONS: &str = "private/get_positions";
 /// `private/get_account_summary`.
