@@ -702,6 +702,11 @@ impl Engine {
                     self.stats.intents += 1;
                     self.stats.sent += 1;
                     self.stats.unjournaled_sent += 1;
+                    println!(
+                        "wal: UNJOURNALED {} sent intent_id={h:016x} label={} (WAL cannot append)",
+                        u.accepted.class.as_str(),
+                        u.accepted.label.as_str()
+                    );
                     self.events.push(PipelineEvent::SentUnjournaled { intent_hash: h });
                     self.append_checked(now, &Record::Sent { intent_hash: h })?;
                 }
@@ -1014,6 +1019,7 @@ impl Engine {
             index: self.index,
             edge: &edge,
         };
+        arm_wal_fault_on_reduce(&mut self.wal, &intents);
         let events = &mut self.events;
         events.clear();
         let mut outcome =
@@ -1292,3 +1298,25 @@ fn apply_md(
         _ => {}
     }
 }
+
+/// Test hook (feature `failpoints` only): with `STOIC_WAL_FAULT_ON_REDUCE` set, the first batch
+/// holding a reduce-only intent finds the WAL failing its next append (I/O error, poisoned
+/// from then on), so the engine-level test can watch the unjournaled-reduce path.
+#[cfg(feature = "failpoints")]
+fn arm_wal_fault_on_reduce(
+    wal: &mut hotpath::wal::Wal,
+    intents: &[hotpath::domain::intent::OrderIntent],
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    if std::env::var_os("STOIC_WAL_FAULT_ON_REDUCE").is_some()
+        && intents.iter().any(|i| i.fields().reduce_only)
+        && !ARMED.swap(true, Ordering::Relaxed)
+    {
+        println!("wal: test fault armed: the next append fails");
+        wal.set_faults(hotpath::wal::WalFaults { fail_next_append: true, ..Default::default() });
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn arm_wal_fault_on_reduce(_: &mut hotpath::wal::Wal, _: &[hotpath::domain::intent::OrderIntent]) {}
