@@ -131,6 +131,8 @@ pub struct EngineStats {
     pub gate_rejects: u64,
     /// Intents the WAL could not record.
     pub wal_failures: u64,
+    /// Risk-reducing intents dispatched unjournaled because the WAL could not record them.
+    pub unjournaled_sent: u64,
     /// Intents abandoned (never seen by the venue).
     pub abandoned: u64,
     /// In-doubt intents resolved at start and at reconnects.
@@ -639,6 +641,16 @@ impl Engine {
         if self.wal.ledger().check(rec).is_err() {
             return Ok(false);
         }
+        // An unjournaled intent (dispatched while the WAL could not append) keeps every later
+        // step in memory only: it is never in the WAL, so no record of it may be.
+        let unjournaled =
+            rec.intent_hash().and_then(|h| self.wal.ledger().get(h)).is_some_and(|e| !e.journaled);
+        if unjournaled {
+            return match self.wal.note_unjournaled(now, rec) {
+                Ok(()) => Ok(true),
+                Err(_) => Ok(false),
+            };
+        }
         match self.wal.append(now, rec) {
             Ok(_) => Ok(true),
             Err(e) if e.is_caller_error() => Ok(false),
@@ -647,6 +659,75 @@ impl Engine {
                 Err(e.into())
             }
         }
+    }
+
+    /// Risk-reducing intents the WAL refused (capital supremacy, DESIGN invariant 6): sent
+    /// through the chokepoint's unjournaled entry; every ledger step of theirs is in memory
+    /// only (`Wal::note_unjournaled`), logged at error level with the intent id.
+    fn send_unjournaled(
+        &mut self,
+        now: i64,
+        batch: Vec<hotpath::dispatch::UnjournaledStaged>,
+    ) -> Result<(), EngineError> {
+        for u in batch {
+            let h = u.intent.hash().value();
+            self.stats.wal_failures += 1;
+            tracing::error!(
+                run_id = %self.run_id,
+                intent_id = %format!("{h:016x}"),
+                class = u.accepted.class.as_str(),
+                error = %u.wal_error,
+                "WAL refused a risk-reducing intent: dispatching it UNJOURNALED (in-memory ledger only)"
+            );
+            let f = u.intent.fields();
+            self.live.insert(
+                u.accepted.label.as_str().to_owned(),
+                LiveIntent {
+                    intent_hash: h,
+                    accepted: Some(u.accepted),
+                    instrument: f.instrument.name(),
+                    side: f.side,
+                    price: f.limit_price.unwrap_or(Price::from_raw(0)),
+                    qty: f.qty.raw(),
+                },
+            );
+            let Some(disp) = self.disp.as_mut() else { continue };
+            let o = OutboundIntent {
+                intent: &u.intent,
+                label: u.accepted.label.as_str(),
+                record_seq: 0,
+            };
+            match disp.send_unjournaled_reduce(&o, u.token) {
+                Ok(_) => {
+                    self.stats.intents += 1;
+                    self.stats.sent += 1;
+                    self.stats.unjournaled_sent += 1;
+                    println!(
+                        "wal: UNJOURNALED {} sent intent_id={h:016x} label={} (WAL cannot append)",
+                        u.accepted.class.as_str(),
+                        u.accepted.label.as_str()
+                    );
+                    self.events.push(PipelineEvent::SentUnjournaled { intent_hash: h });
+                    self.append_checked(now, &Record::Sent { intent_hash: h })?;
+                }
+                Err(e) if e.certainly_not_sent() => {
+                    tracing::error!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "unjournaled reduce not sent; abandoned");
+                    self.append_checked(
+                        now,
+                        &Record::Abandoned {
+                            intent_hash: h,
+                            reason: "unjournaled reduce: refused before the socket",
+                        },
+                    )?;
+                    self.stats.abandoned += 1;
+                    self.live.remove(u.accepted.label.as_str());
+                }
+                Err(e) => {
+                    tracing::error!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "unjournaled reduce send failed; in doubt (in memory only)");
+                }
+            }
+        }
+        Ok(())
     }
 
     fn ack_if_needed(&mut self, h: u64, order_id: &str, now: i64) -> Result<(), EngineError> {
@@ -938,9 +1019,10 @@ impl Engine {
             index: self.index,
             edge: &edge,
         };
+        arm_wal_fault_on_reduce(&mut self.wal, &intents);
         let events = &mut self.events;
         events.clear();
-        let outcome =
+        let mut outcome =
             self.pipeline.record_batch(&mut self.wal, &mut ex, &intents, &inputs, &mut |ev| {
                 events.push(ev);
             });
@@ -969,6 +1051,8 @@ impl Engine {
                 }
             }
         }
+        let unjournaled = std::mem::take(&mut outcome.unjournaled);
+        self.send_unjournaled(now, unjournaled)?;
         let Some(durable) = outcome.durable else { return Ok(()) };
         self.stats.intents += outcome.staged.len() as u64;
         for s in &outcome.staged {
@@ -1214,3 +1298,25 @@ fn apply_md(
         _ => {}
     }
 }
+
+/// Test hook (feature `failpoints` only): with `STOIC_WAL_FAULT_ON_REDUCE` set, the first batch
+/// holding a reduce-only intent finds the WAL failing its next append (I/O error, poisoned
+/// from then on), so the engine-level test can watch the unjournaled-reduce path.
+#[cfg(feature = "failpoints")]
+fn arm_wal_fault_on_reduce(
+    wal: &mut hotpath::wal::Wal,
+    intents: &[hotpath::domain::intent::OrderIntent],
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    if std::env::var_os("STOIC_WAL_FAULT_ON_REDUCE").is_some()
+        && intents.iter().any(|i| i.fields().reduce_only)
+        && !ARMED.swap(true, Ordering::Relaxed)
+    {
+        println!("wal: test fault armed: the next append fails");
+        wal.set_faults(hotpath::wal::WalFaults { fail_next_append: true, ..Default::default() });
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn arm_wal_fault_on_reduce(_: &mut hotpath::wal::Wal, _: &[hotpath::domain::intent::OrderIntent]) {}

@@ -6,6 +6,11 @@
 //! - **Durable before send.** [`Dispatcher::send_batch`] takes the WAL's [`DurableSeq`]
 //!   proof and refuses (without touching the socket) any intent whose `IntentRecorded`
 //!   sequence number the proof does not cover.
+//! - **Unjournaled reduce, explicitly.** The one exception to durable-before-send is
+//!   [`Dispatcher::send_unjournaled_reduce`]: a risk-reducing intent whose record the WAL
+//!   refused, carried by an [`UnjournaledReduce`] token that only the pipeline can make (class
+//!   `Reduce`/`Close`, WAL refusal). It goes out with `reduce_only = true` on the wire, so the
+//!   venue itself guarantees it cannot open exposure (DESIGN invariants 2 and 6).
 //! - **No blind resend.** There is no "retry" entry point. An intent that was journaled but
 //!   whose fate is unknown (after a crash or a reconnect) goes through
 //!   [`Dispatcher::resolve_in_doubt`], which asks the venue by label and classifies it; an
@@ -36,6 +41,7 @@ use crate::wal::failpoint;
 use crate::wal::{DurableSeq, IntentEntry, IntentLedger, Seq};
 
 use super::client::{DispatchError, OrderParams, OrderType, TimeInForce, TradingClient};
+use super::pipeline::UnjournaledReduce;
 
 /// Private channels the trading connection subscribes to (order and fill reports).
 pub const EXECUTION_CHANNELS: [&str; 2] = ["user.orders.any.any.raw", "user.trades.any.any.raw"];
@@ -77,6 +83,14 @@ pub enum DispatcherError {
         /// What the proof covers.
         durable_seq: Seq,
     },
+    /// The unjournaled-reduce token was issued for another intent (nothing is sent).
+    #[error("unjournaled-reduce token for {token:016x} presented for intent {intent:016x}")]
+    TokenMismatch {
+        /// The intent the token was issued for.
+        token: u64,
+        /// The intent presented.
+        intent: u64,
+    },
     /// An order type or time in force the wire client does not carry (preflight refuses these
     /// long before; reaching here is a wiring bug).
     #[error("order shape not dispatchable: {0}")]
@@ -101,7 +115,7 @@ impl DispatcherError {
     #[must_use]
     pub fn certainly_not_sent(&self) -> bool {
         match self {
-            Self::NotDurable { .. } | Self::Unsupported(_) => true,
+            Self::NotDurable { .. } | Self::Unsupported(_) | Self::TokenMismatch { .. } => true,
             Self::Dispatch(DispatchError::Conn(c)) | Self::Conn(c) => matches!(
                 c,
                 ConnError::Throttled { .. }
@@ -296,6 +310,8 @@ pub struct DispatchStats {
     pub cancels_sent: u64,
     /// Sends refused before the socket.
     pub refused: u64,
+    /// Of `orders_sent`: risk-reducing orders sent unjournaled (the WAL could not append).
+    pub unjournaled_sent: u64,
     /// Replies/notifications whose shape was not understood (ignored).
     pub ignored_messages: u64,
 }
@@ -462,6 +478,47 @@ impl Dispatcher {
                 durable_seq: durable.seq(),
             });
         }
+        self.send_checked(o, o.intent.fields().reduce_only)
+    }
+
+    /// Sends ONE risk-reducing intent the WAL could not journal (DESIGN invariant 6: capital
+    /// supremacy beats journaling). `token` is the pipeline's proof that the gates classified
+    /// the intent `Reduce`/`Close` and the WAL refused its record; it is consumed. The order
+    /// always goes out with `reduce_only = true`, whatever the intent said, so the venue
+    /// refuses it if it would open exposure. Logged at error level with the intent id.
+    ///
+    /// # Errors
+    /// [`DispatcherError::TokenMismatch`] when the token was issued for another intent
+    /// (nothing is sent), [`DispatcherError::Unsupported`], or the client's refusal/failure.
+    pub fn send_unjournaled_reduce(
+        &mut self,
+        o: &OutboundIntent<'_>,
+        token: UnjournaledReduce,
+    ) -> Result<u64, DispatcherError> {
+        let h = o.intent.hash().value();
+        let (token_hash, class) = token.consume();
+        if token_hash != h {
+            self.stats.refused += 1;
+            return Err(DispatcherError::TokenMismatch { token: token_hash, intent: h });
+        }
+        tracing::error!(
+            intent_id = %format!("{h:016x}"),
+            label = o.label,
+            class = class.as_str(),
+            "UNJOURNALED dispatch of a risk-reducing intent (WAL cannot append); reduce_only forced"
+        );
+        let r = self.send_checked(o, true);
+        if r.is_ok() {
+            self.stats.unjournaled_sent += 1;
+        }
+        r
+    }
+
+    fn send_checked(
+        &mut self,
+        o: &OutboundIntent<'_>,
+        reduce_only: bool,
+    ) -> Result<u64, DispatcherError> {
         let f = o.intent.fields();
         let order_type = match f.order_type {
             IntentOrderType::Limit => OrderType::Limit,
@@ -490,7 +547,7 @@ impl Dispatcher {
             time_in_force,
             post_only: f.post_only,
             reject_post_only: f.post_only,
-            reduce_only: f.reduce_only,
+            reduce_only,
         };
         let sent = match f.side {
             IntentSide::Buy => self.client.buy(&params),

@@ -18,4 +18,5 @@ pub use dispatcher::{
 };
 pub use pipeline::{
     check_event_order, BatchInputs, BatchOutcome, IntentPipeline, PipelineEvent, Refusal, Staged,
+    UnjournaledReduce, UnjournaledStaged,
 };

@@ -9,6 +9,15 @@
 //! - `WalAppended` follows `Reserved`; a failed append rolls the reservation back and rejects
 //!   the intent with `RecordedBeforeDispatchFailed` (RiskState becomes `Degraded`);
 //! - one `WalSynced` per batch, after every append and before anything is sent.
+//! - **Risk-reducing intents while the WAL cannot append or sync** (invariant 6, capital
+//!   supremacy): an intent the gates classified `Reduce`/`Close` whose record the WAL refused
+//!   (I/O error, no space, full segment, poisoned writer, failed batch sync) keeps its
+//!   reservation, gets an in-memory-only ledger entry (`Wal::note_unjournaled`,
+//!   `journaled = false`) and comes out in [`BatchOutcome::unjournaled`] with an
+//!   [`UnjournaledReduce`] token. That token can only be made here, only for a risk-reducing
+//!   class and only after the WAL refused; it is the one thing
+//!   [`super::Dispatcher::send_unjournaled_reduce`] accepts instead of a `DurableSeq`. An
+//!   `Open` never gets one: it is refused with `RecordedBeforeDispatchFailed`.
 
 use crate::domain::intent::OrderIntent;
 use crate::domain::reason_codes::{RejectReasonCode, RiskState};
@@ -16,7 +25,7 @@ use crate::domain::units::Price;
 use crate::gates::chain::{Accepted, GateChain, GateContext, Rejection};
 use crate::gates::checks::EdgeInputs;
 use crate::gates::market::BookView;
-use crate::gates::positions::ExposureBook;
+use crate::gates::positions::{ExposureBook, IntentClass};
 use crate::gates::rate::OrderRateBucket;
 use crate::strategy::IndexPrices;
 use crate::wal::{DurableSeq, Record, Seq, Wal, WalError};
@@ -63,6 +72,17 @@ pub enum PipelineEvent {
         /// Intent hash.
         intent_hash: u64,
     },
+    /// A risk-reducing intent the WAL refused got an in-memory-only ledger entry and an
+    /// [`UnjournaledReduce`] token (follows its `WalFailed`).
+    UnjournaledNoted {
+        /// Intent hash.
+        intent_hash: u64,
+    },
+    /// Handed to the venue socket through `send_unjournaled_reduce` (emitted by the caller).
+    SentUnjournaled {
+        /// Intent hash.
+        intent_hash: u64,
+    },
 }
 
 /// The edge model: estimated gross edge, fee and slippage of an intent.
@@ -103,6 +123,65 @@ pub struct Staged {
     pub record_seq: Seq,
 }
 
+/// Permission to dispatch ONE risk-reducing intent whose record the WAL could not journal.
+///
+/// Unforgeable outside this module: its fields are private, it has no public constructor, and
+/// it is neither `Clone` nor `Copy` (one token, one send). [`IntentPipeline::record_batch`]
+/// makes one only when the gate chain classified the intent `Reduce`/`Close` AND the WAL
+/// refused its `IntentRecorded` record (or the batch sync) with a non-caller error, after the
+/// ledger noted it unjournaled.
+///
+/// ```compile_fail
+/// // Outside the pipeline a token cannot be forged (private fields, no constructor).
+/// let t = hotpath::dispatch::UnjournaledReduce {
+///     intent_hash: 1,
+///     class: hotpath::gates::positions::IntentClass::Open,
+/// };
+/// ```
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnjournaledReduce {
+    intent_hash: u64,
+    class: IntentClass,
+}
+
+impl UnjournaledReduce {
+    /// The only constructor (private to the pipeline): `None` for an `Open`.
+    fn for_refused(intent_hash: u64, class: IntentClass) -> Option<Self> {
+        class.is_risk_reducing().then_some(Self { intent_hash, class })
+    }
+
+    /// The intent this token was issued for.
+    #[must_use]
+    pub fn intent_hash(&self) -> u64 {
+        self.intent_hash
+    }
+
+    /// The gates' class (always `Reduce` or `Close`).
+    #[must_use]
+    pub fn class(&self) -> IntentClass {
+        self.class
+    }
+
+    /// Used up by the dispatcher (one token, one send).
+    pub(super) fn consume(self) -> (u64, IntentClass) {
+        (self.intent_hash, self.class)
+    }
+}
+
+/// A risk-reducing intent that passed the gates and is reserved, but is NOT journaled: the
+/// WAL refused it. Its ledger entry is in memory only (`journaled = false`).
+#[derive(Debug)]
+pub struct UnjournaledStaged {
+    /// The intent.
+    pub intent: OrderIntent,
+    /// The gates' verdict (label, class, notional).
+    pub accepted: Accepted,
+    /// The WAL's error that made it unjournaled.
+    pub wal_error: String,
+    /// The permission `Dispatcher::send_unjournaled_reduce` demands.
+    pub token: UnjournaledReduce,
+}
+
 /// Why an intent of the batch goes nowhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -129,6 +208,9 @@ pub struct BatchOutcome {
     pub durable: Option<DurableSeq>,
     /// Refused intents, with why.
     pub refused: Vec<(OrderIntent, Refusal)>,
+    /// Risk-reducing intents the WAL could not journal, still to be dispatched through
+    /// `Dispatcher::send_unjournaled_reduce` (RiskState is `Degraded` when non-empty).
+    pub unjournaled: Vec<UnjournaledStaged>,
 }
 
 /// The pipeline's own state across batches.
@@ -210,11 +292,33 @@ impl IntentPipeline {
                     out.staged.push(Staged { intent: *intent, accepted, record_seq: seq });
                 }
                 Err(e) => {
-                    *exposure = before;
                     events(PipelineEvent::WalFailed { intent_hash: h });
                     if !e.is_caller_error() {
                         self.risk_state = RiskState::Degraded;
+                        // Capital supremacy: a risk-reducing intent is still attempted, with an
+                        // in-memory-only ledger entry. An Open gets no token and is refused.
+                        if let Some(token) = UnjournaledReduce::for_refused(h, accepted.class) {
+                            match wal.note_unjournaled(ts, &rec) {
+                                Ok(()) => {
+                                    events(PipelineEvent::UnjournaledNoted { intent_hash: h });
+                                    self.order_rate = accepted.order_rate_after;
+                                    out.unjournaled.push(UnjournaledStaged {
+                                        intent: *intent,
+                                        accepted,
+                                        wal_error: e.to_string(),
+                                        token,
+                                    });
+                                    continue;
+                                }
+                                Err(le) => tracing::error!(
+                                    intent_id = %format!("{h:016x}"),
+                                    error = %le,
+                                    "reducing intent could not even be noted unjournaled; refused"
+                                ),
+                            }
+                        }
                     }
+                    *exposure = before;
                     out.refused.push((*intent, wal_refusal(&e)));
                 }
             }
@@ -230,9 +334,25 @@ impl IntentPipeline {
             Err(e) => {
                 // Nothing of this batch may be sent: its records are not known durable. They
                 // stay in the ledger as `Recorded` (in doubt) and are resolved at the next start.
+                // Risk-reducing ones are still attempted (capital supremacy): their ledger
+                // entries are downgraded to unjournaled. If a record did reach the disk, the
+                // restart finds it in doubt and resolves it by label (never a blind resend).
                 self.risk_state = RiskState::Degraded;
                 for s in out.staged.drain(..) {
-                    events(PipelineEvent::WalFailed { intent_hash: s.intent.hash().value() });
+                    let h = s.intent.hash().value();
+                    events(PipelineEvent::WalFailed { intent_hash: h });
+                    if let Some(token) = UnjournaledReduce::for_refused(h, s.accepted.class) {
+                        if wal.mark_unjournaled(h) {
+                            events(PipelineEvent::UnjournaledNoted { intent_hash: h });
+                            out.unjournaled.push(UnjournaledStaged {
+                                intent: s.intent,
+                                accepted: s.accepted,
+                                wal_error: e.to_string(),
+                                token,
+                            });
+                            continue;
+                        }
+                    }
                     out.refused.push((s.intent, wal_refusal(&e)));
                 }
             }
@@ -264,6 +384,8 @@ pub fn check_event_order(events: &[PipelineEvent]) -> Result<(), String> {
         Durable,
         Sent,
         Failed,
+        Unjournaled,
+        SentUnjournaled,
     }
     let mut st: BTreeMap<u64, St> = BTreeMap::new();
     for (i, ev) in events.iter().enumerate() {
@@ -311,6 +433,18 @@ pub fn check_event_order(events: &[PipelineEvent]) -> Result<(), String> {
                     return bad("sent before its record was synced");
                 }
                 st.insert(intent_hash, St::Sent);
+            }
+            PipelineEvent::UnjournaledNoted { intent_hash } => {
+                if st.get(&intent_hash) != Some(&St::Failed) {
+                    return bad("unjournaled entry without a preceding WAL failure");
+                }
+                st.insert(intent_hash, St::Unjournaled);
+            }
+            PipelineEvent::SentUnjournaled { intent_hash } => {
+                if st.get(&intent_hash) != Some(&St::Unjournaled) {
+                    return bad("unjournaled send without an unjournaled ledger entry");
+                }
+                st.insert(intent_hash, St::SentUnjournaled);
             }
         }
     }

@@ -296,6 +296,15 @@ impl IntentLedger {
         }
     }
 
+    /// Marks an existing entry `journaled = false` (its record is not known durable); it is
+    /// then never checkpointed. Returns false when the intent is unknown.
+    pub(crate) fn mark_unjournaled(&mut self, intent_hash: u64) -> bool {
+        self.entries.get_mut(&intent_hash).is_some_and(|e| {
+            e.journaled = false;
+            true
+        })
+    }
+
     /// Applies a journaled record (`seq`, `ts_ms` from its header).
     ///
     /// # Errors

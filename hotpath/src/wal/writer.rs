@@ -368,6 +368,19 @@ impl Wal {
         Ok(())
     }
 
+    /// Downgrades an existing ledger entry to `journaled = false`: its `IntentRecorded` record
+    /// was appended but the batch sync failed, so it is not known durable. Used only for
+    /// risk-reducing intents that are still dispatched (see docs/wal_format.md, "Failure
+    /// semantics"). Logged at error level. Returns false when the intent is unknown.
+    pub fn mark_unjournaled(&mut self, intent_hash: u64) -> bool {
+        tracing::error!(
+            intent_id = %format!("{intent_hash:016x}"),
+            poisoned = self.poisoned.unwrap_or("no"),
+            "UNJOURNALED ledger entry: the batch sync failed; this intent is in memory only"
+        );
+        self.ledger.mark_unjournaled(intent_hash)
+    }
+
     /// Whether an earlier failure poisoned the writer (and which operation).
     #[must_use]
     pub fn poisoned(&self) -> Option<&'static str> {
