@@ -88,12 +88,27 @@ fn test_engine_reduce_reaches_venue_after_wal_fault_opens_do_not() {
     let j = journal(&jpath);
     let close = &j[close_at];
     assert!(close["label"].as_str().is_some_and(|l| !l.is_empty()), "labelled: {close}");
-    assert_eq!(close["result"]["order_state"], "filled", "the close executed: {close}");
+    // The close reached the venue and the venue took it (an order id and a terminal IOC state).
+    // Whether it filled depends on where the simulated market moved meanwhile: an IOC at a
+    // stale price is cancelled, which under CI load happens, and is not what this test is about.
+    assert!(
+        close["result"]["order_id"].as_str().is_some(),
+        "the venue accepted the close: {close}"
+    );
+    let state = close["result"]["order_state"].as_str().unwrap_or_default();
+    assert!(matches!(state, "filled" | "cancelled"), "IOC close ended terminal: {close}");
+    assert_eq!(
+        close["flags"]["reduce_only"], true,
+        "the unjournaled path sends reduce_only: {close}"
+    );
     // The engine kept running, Degraded, and refused the opens churn tried once flat.
     std::thread::sleep(Duration::from_millis(1500));
     let out = engine.output();
     assert!(out.contains("risk=Degraded"), "{out}");
-    assert!(out.contains("last_gate_reject=risk_mode:RiskStateNotHealthy"), "{out}");
+    if state == "filled" {
+        // Flat again, churn tries to open: the gate refuses it while Degraded.
+        assert!(out.contains("last_gate_reject=risk_mode:RiskStateNotHealthy"), "{out}");
+    }
     let j = journal(&jpath);
     let later_opens: Vec<&Value> =
         j[close_at..].iter().filter(|e| is_order(e) && e["flags"]["reduce_only"] != true).collect();

@@ -207,26 +207,30 @@ fn client_decodes_every_simulator_query_reply() {
     ));
     assert!(!seen.iter().any(|k| k == "Other"), "{seen:?}");
 
-    // Book subscription: a snapshot, then a change continuing its change id.
-    let n = c.subscribe(&["book.BTC-PERPETUAL.raw"], T, &mut |_| {}).unwrap();
-    assert_eq!(n, 1);
-    let (mut snapshot, mut change) = (None, false);
-    let deadline = Instant::now() + T;
-    while !change && Instant::now() < deadline {
-        c.poll(Duration::from_millis(100), &mut |inc| {
-            if let Message::Notification(nt) = inc.msg {
-                if let NotificationData::Book(b) = &nt.data {
-                    assert_eq!(nt.channel, "book.BTC-PERPETUAL.raw");
-                    match (snapshot, b.prev_change_id) {
-                        (None, None) => snapshot = Some(b.change_id),
-                        (Some(_), Some(_)) => change = true,
-                        _ => {}
-                    }
+    // Book subscription: a snapshot, then a change continuing its change id. The snapshot can
+    // arrive in the same read as the subscribe reply, so the subscribe call gets the same
+    // handler as the polls (a no-op there would swallow it under load).
+    let snapshot = std::cell::Cell::new(None);
+    let change = std::cell::Cell::new(false);
+    let mut on_book = |inc: hotpath::venue::conn::Incoming<'_>| {
+        if let Message::Notification(nt) = inc.msg {
+            if let NotificationData::Book(b) = &nt.data {
+                assert_eq!(nt.channel, "book.BTC-PERPETUAL.raw");
+                match (snapshot.get(), b.prev_change_id) {
+                    (None, None) => snapshot.set(Some(b.change_id)),
+                    (Some(_), Some(_)) => change.set(true),
+                    _ => {}
                 }
             }
-        })
-        .unwrap();
+        }
+    };
+    let n = c.subscribe(&["book.BTC-PERPETUAL.raw"], T, &mut on_book).unwrap();
+    assert_eq!(n, 1);
+    let deadline = Instant::now() + T;
+    while !change.get() && Instant::now() < deadline {
+        c.poll(Duration::from_millis(100), &mut on_book).unwrap();
     }
+    let (snapshot, change) = (snapshot.get(), change.get());
     assert!(snapshot.is_some() && change, "book snapshot {snapshot:?}, change {change}");
     c.close();
 }
