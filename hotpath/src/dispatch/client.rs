@@ -125,6 +125,15 @@ pub enum DispatchError {
     Conn(#[from] ConnError),
 }
 
+/// An instrument, currency or order id the venue needs: empty is a caller bug, refused
+/// before a byte is written.
+fn check_id(id: &str) -> Result<(), DispatchError> {
+    if id.is_empty() {
+        return Err(DispatchError::MissingId);
+    }
+    Ok(())
+}
+
 fn check_label(label: &str) -> Result<(), DispatchError> {
     if label.is_empty() || label.len() > LABEL_BYTES_MAX {
         return Err(DispatchError::BadLabel);
@@ -134,9 +143,7 @@ fn check_label(label: &str) -> Result<(), DispatchError> {
 
 /// Validates an order's parameters (shape only; policy is the gates' job).
 pub(crate) fn validate_order(p: &OrderParams<'_>) -> Result<(), DispatchError> {
-    if p.instrument.is_empty() {
-        return Err(DispatchError::MissingId);
-    }
+    check_id(p.instrument)?;
     check_label(p.label)?;
     if p.amount.raw <= 0 {
         return Err(DispatchError::BadAmount);
@@ -269,9 +276,7 @@ impl TradingClient {
 
     /// `private/edit`.
     pub(crate) fn edit(&mut self, p: &EditParams<'_>) -> Result<u64, DispatchError> {
-        if p.order_id.is_empty() {
-            return Err(DispatchError::MissingId);
-        }
+        check_id(p.order_id)?;
         if p.amount.raw <= 0 {
             return Err(DispatchError::BadAmount);
         }
@@ -286,9 +291,7 @@ impl TradingClient {
 
     /// `private/cancel`.
     pub(crate) fn cancel(&mut self, order_id: &str) -> Result<u64, DispatchError> {
-        if order_id.is_empty() {
-            return Err(DispatchError::MissingId);
-        }
+        check_id(order_id)?;
         Ok(self.conn.send_any(TOKEN, methods::CANCEL, |b| {
             b.str("order_id", order_id);
         })?)
@@ -316,9 +319,7 @@ impl TradingClient {
 
     /// `private/get_order_state`.
     pub(crate) fn get_order_state(&mut self, order_id: &str) -> Result<u64, DispatchError> {
-        if order_id.is_empty() {
-            return Err(DispatchError::MissingId);
-        }
+        check_id(order_id)?;
         Ok(self.conn.send_request(methods::GET_ORDER_STATE, |b| {
             b.str("order_id", order_id);
         })?)
@@ -331,9 +332,7 @@ impl TradingClient {
         label: &str,
     ) -> Result<u64, DispatchError> {
         check_label(label)?;
-        if currency.is_empty() {
-            return Err(DispatchError::MissingId);
-        }
+        check_id(currency)?;
         Ok(self.conn.send_request(methods::GET_ORDER_STATE_BY_LABEL, |b| {
             b.str("currency", currency).str("label", label);
         })?)
@@ -345,9 +344,7 @@ impl TradingClient {
         currency: &str,
         kind: Option<&str>,
     ) -> Result<u64, DispatchError> {
-        if currency.is_empty() {
-            return Err(DispatchError::MissingId);
-        }
+        check_id(currency)?;
         Ok(self.conn.send_request(methods::GET_OPEN_ORDERS_BY_CURRENCY, |b| {
             b.str("currency", currency);
             if let Some(k) = kind {
@@ -361,9 +358,7 @@ impl TradingClient {
         &mut self,
         instrument: &str,
     ) -> Result<u64, DispatchError> {
-        if instrument.is_empty() {
-            return Err(DispatchError::MissingId);
-        }
+        check_id(instrument)?;
         Ok(self.conn.send_request(methods::GET_OPEN_ORDERS_BY_INSTRUMENT, |b| {
             b.str("instrument_name", instrument);
         })?)
@@ -375,9 +370,7 @@ impl TradingClient {
         currency: &str,
         count: u16,
     ) -> Result<u64, DispatchError> {
-        if currency.is_empty() {
-            return Err(DispatchError::MissingId);
-        }
+        check_id(currency)?;
         Ok(self.conn.send_request(methods::GET_USER_TRADES_BY_CURRENCY, |b| {
             b.str("currency", currency).int("count", i64::from(count.max(1)));
         })?)
@@ -389,9 +382,7 @@ impl TradingClient {
         currency: &str,
         kind: Option<&str>,
     ) -> Result<u64, DispatchError> {
-        if currency.is_empty() {
-            return Err(DispatchError::MissingId);
-        }
+        check_id(currency)?;
         Ok(self.conn.send_request(methods::GET_POSITIONS, |b| {
             b.str("currency", currency);
             if let Some(k) = kind {
@@ -402,9 +393,7 @@ impl TradingClient {
 
     /// `private/get_account_summary`.
     pub(crate) fn account_summary(&mut self, currency: &str) -> Result<u64, DispatchError> {
-        if currency.is_empty() {
-            return Err(DispatchError::MissingId);
-        }
+        check_id(currency)?;
         Ok(self.conn.send_request(methods::GET_ACCOUNT_SUMMARY, |b| {
             b.str("currency", currency);
         })?)
