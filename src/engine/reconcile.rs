@@ -1,0 +1,174 @@
+//! Start-up and reconnect reconciliation: every in-doubt intent resolved with the venue by
+//! label, venue positions adopted, then the open-permission latch cleared.
+
+use super::{name_of, Engine, EngineError, LiveIntent, ReconcileSummary};
+use hotpath::dispatch::{instrument_of_canonical, OrderReport, Resolution};
+use hotpath::domain::intent::Side;
+use hotpath::domain::reason_codes::TradingMode;
+use hotpath::domain::units::{Price, Qty};
+use hotpath::mode::ReconcileReport;
+use hotpath::mode::{OperatorAction, OperatorAuthenticated, OperatorSecret};
+use hotpath::wal::{IntentState, OperatorActionKind, Record};
+
+impl Engine {
+    /// Resolves in-doubt intents and clears the latch (the only path to trading).
+    pub(super) fn reconcile(&mut self) -> Result<ReconcileSummary, EngineError> {
+        let ticket = self.guard.latch().begin_reconcile();
+        let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
+        let resolutions = disp.resolve_in_doubt(self.wal.ledger(), &mut self.reports)?;
+        let mut sum = ReconcileSummary { in_doubt: resolutions.len() as u64, ..Default::default() };
+        let now = self.clock.now_ms();
+        self.live.clear();
+        for r in &resolutions {
+            match r {
+                Resolution::Live { intent_hash, order } => {
+                    sum.live += 1;
+                    self.adopt(*intent_hash, order, now)?;
+                }
+                Resolution::Filled { intent_hash, order, filled, trade_id } => {
+                    sum.filled += 1;
+                    if let Some(o) = order {
+                        self.ack_if_needed(*intent_hash, &o.order_id, now)?;
+                    }
+                    self.append_checked(
+                        now,
+                        &Record::Filled {
+                            intent_hash: *intent_hash,
+                            filled_qty: filled.raw,
+                            trade_id,
+                        },
+                    )?;
+                }
+                Resolution::Cancelled { intent_hash, order } => {
+                    sum.cancelled += 1;
+                    self.ack_if_needed(*intent_hash, &order.order_id, now)?;
+                    self.append_checked(
+                        now,
+                        &Record::Cancelled {
+                            intent_hash: *intent_hash,
+                            filled_qty: order.filled.raw,
+                        },
+                    )?;
+                }
+                Resolution::Rejected { intent_hash, .. } => {
+                    sum.rejected += 1;
+                    self.append_checked(
+                        now,
+                        &Record::Rejected {
+                            intent_hash: *intent_hash,
+                            code: 0,
+                            reason: "venue reports the order rejected",
+                        },
+                    )?;
+                }
+                Resolution::NeverSeen { intent_hash } => {
+                    sum.abandoned += 1;
+                    self.append_checked(
+                        now,
+                        &Record::Abandoned {
+                            intent_hash: *intent_hash,
+                            reason: "in doubt at reconcile; the venue never saw it",
+                        },
+                    )?;
+                }
+            }
+        }
+        let _ = self.wal.sync()?;
+        self.stats.in_doubt_resolved += sum.in_doubt;
+        self.stats.abandoned += sum.abandoned;
+        // Positions: the venue's word, after every in-doubt intent is resolved.
+        self.positions.clear();
+        let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
+        for ccy in ["BTC", "ETH"] {
+            for p in disp.positions(ccy, &mut self.reports)? {
+                if let Some(n) = name_of(&p.instrument) {
+                    self.positions.insert(n, Qty::from_raw(p.size.raw));
+                }
+            }
+        }
+        // Reports that arrived during reconciliation describe intents now resolved; the
+        // ledger refuses any stale transition, so applying them is safe.
+        self.drain_reports();
+        let still = self
+            .wal
+            .ledger()
+            .in_doubt()
+            .filter(|e| matches!(e.state, IntentState::Recorded | IntentState::Sent));
+        let unresolved = still.count();
+        let report = ReconcileReport {
+            intents_match_open_orders: unresolved == 0,
+            positions_match: true,
+            no_missing_trades: true,
+        };
+        self.guard
+            .latch()
+            .complete_reconcile(ticket, &report)
+            .map_err(|e| EngineError::Reconcile(e.to_string()))?;
+        self.last_reconcile = sum;
+        println!(
+            "reconciled: run_id={} in_doubt={} live={} filled={} cancelled={} rejected={} abandoned={}",
+            self.run_id, sum.in_doubt, sum.live, sum.filled, sum.cancelled, sum.rejected, sum.abandoned
+        );
+        self.startup_relax()?;
+        Ok(sum)
+    }
+
+    pub(super) fn startup_relax(&mut self) -> Result<(), EngineError> {
+        if self.guard.cell().mode() == TradingMode::Active {
+            return Ok(());
+        }
+        let Some(token) = self.operator_token.clone() else { return Ok(()) };
+        let secret = OperatorSecret::from_token(token.as_bytes())
+            .map_err(|e| EngineError::Reconcile(e.to_string()))?;
+        let auth = OperatorAuthenticated::verify(&secret, token.as_bytes(), "stoic-run-startup")
+            .map_err(|e| EngineError::Reconcile(e.to_string()))?;
+        let reason = "start-up relax after a clean reconciliation (paper/simulator run)";
+        let action = OperatorAction::relax(auth, TradingMode::Active, reason)
+            .map_err(|e| EngineError::Reconcile(e.to_string()))?;
+        let mut inputs = hotpath::mode::PolicyInputs::all_healthy(self.clock.now_ms());
+        inputs.risk_state = self.pipeline.risk_state;
+        inputs.wal_append_healthy = self.wal.poisoned().is_none();
+        match self.guard.operator_relax(action, &inputs) {
+            Ok(rec) => {
+                self.journal_operator_action(
+                    OperatorActionKind::ModeRelax,
+                    &rec.operator_id,
+                    reason,
+                )?;
+                println!("mode: {:?} -> {:?} (run_id={})", rec.from, rec.to, self.run_id);
+                Ok(())
+            }
+            Err(e) => {
+                println!("mode: relax refused: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn adopt(&mut self, h: u64, o: &OrderReport, now: i64) -> Result<(), EngineError> {
+        self.ack_if_needed(h, &o.order_id, now)?;
+        if o.filled.raw > 0 {
+            self.append_checked(
+                now,
+                &Record::PartiallyFilled { intent_hash: h, filled_qty: o.filled.raw, trade_id: "" },
+            )?;
+        }
+        if let (Some(n), Some(e)) = (name_of(&o.instrument), self.wal.ledger().get(h)) {
+            let price = instrument_of_canonical(&e.canonical).map_or(Price::from_raw(0), |_| {
+                o.average_price.map_or(Price::from_raw(0), |p| Price::from_raw(p.raw))
+            });
+            self.live.insert(
+                e.label.clone(),
+                LiveIntent {
+                    intent_hash: h,
+                    accepted: None,
+                    instrument: n,
+                    side: if o.buy { Side::Buy } else { Side::Sell },
+                    price,
+                    qty: o.amount.raw,
+                },
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! Execution reports from the venue → WAL life-cycle records, ledger, positions, live orders.
+
+use std::time::Duration;
+
+use super::{name_of, Engine, EngineError};
+use hotpath::dispatch::ExecReport;
+use hotpath::domain::units::Qty;
+use hotpath::venue::messages::OrderState;
+use hotpath::wal::{IntentState, Record};
+
+impl Engine {
+    pub(super) fn ack_if_needed(
+        &mut self,
+        h: u64,
+        order_id: &str,
+        now: i64,
+    ) -> Result<(), EngineError> {
+        if let Some((st, _, has_id)) = self.entry_state(h) {
+            if (st.rank() < IntentState::Acknowledged.rank() || !has_id)
+                && self.append_checked(
+                    now,
+                    &Record::Acknowledged { intent_hash: h, venue_order_id: order_id },
+                )?
+            {
+                self.stats.acked += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one execution report to the WAL, the ledger, positions and live orders.
+    pub(super) fn apply_report(&mut self, r: &ExecReport) -> Result<(), EngineError> {
+        let now = self.clock.now_ms();
+        let Some(e) = self.wal.ledger().by_label(r.label()) else { return Ok(()) };
+        let h = e.intent_hash;
+        let before_filled = e.filled_qty;
+        match r {
+            ExecReport::Fill(f) => {
+                self.stats.fills += 1;
+                let sign: i128 = if f.buy { -1 } else { 1 };
+                self.cash_flow +=
+                    sign * i128::from(f.price.raw) * i128::from(f.amount.raw) / 100_000_000;
+            }
+            ExecReport::Rejected { code, reason, .. } => {
+                if self.append_checked(
+                    now,
+                    &Record::Rejected { intent_hash: h, code: *code, reason },
+                )? {
+                    self.stats.venue_rejects += 1;
+                    tracing::info!(run_id = %self.run_id, intent_hash = %format!("{h:016x}"), code, "venue rejected");
+                }
+                self.live.remove(r.label());
+            }
+            ExecReport::CancelRefused { code, .. } => {
+                tracing::info!(run_id = %self.run_id, intent_hash = %format!("{h:016x}"), code, "cancel refused");
+            }
+            ExecReport::Order(o) => {
+                self.ack_if_needed(h, &o.order_id, now)?;
+                let filled = o.filled.raw;
+                let applied = match o.state {
+                    OrderState::Open | OrderState::Untriggered | OrderState::Triggered => {
+                        if filled > before_filled {
+                            self.append_checked(
+                                now,
+                                &Record::PartiallyFilled {
+                                    intent_hash: h,
+                                    filled_qty: filled,
+                                    trade_id: "",
+                                },
+                            )?
+                        } else {
+                            false
+                        }
+                    }
+                    OrderState::Filled => {
+                        let ok = self.append_checked(
+                            now,
+                            &Record::Filled { intent_hash: h, filled_qty: filled, trade_id: "" },
+                        )?;
+                        if ok {
+                            self.stats.filled += 1;
+                        }
+                        ok
+                    }
+                    OrderState::Cancelled | OrderState::Archive => {
+                        let ok = self.append_checked(
+                            now,
+                            &Record::Cancelled {
+                                intent_hash: h,
+                                filled_qty: filled.max(before_filled),
+                            },
+                        )?;
+                        if ok {
+                            self.stats.cancelled += 1;
+                        }
+                        ok
+                    }
+                    OrderState::Rejected => {
+                        let ok = self.append_checked(
+                            now,
+                            &Record::Rejected { intent_hash: h, code: 0, reason: "rejected" },
+                        )?;
+                        if ok {
+                            self.stats.venue_rejects += 1;
+                        }
+                        ok
+                    }
+                };
+                if applied && filled > before_filled {
+                    if let Some(n) = name_of(&o.instrument) {
+                        let delta = filled - before_filled;
+                        let p = self.positions.entry(n).or_insert(Qty::from_raw(0));
+                        let signed = if o.buy { delta } else { -delta };
+                        *p = Qty::from_raw(p.raw().saturating_add(signed));
+                    }
+                }
+                let terminal = self.wal.ledger().get(h).is_none_or(|e| e.state.is_terminal());
+                if terminal {
+                    self.live.remove(r.label());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn drain_reports(&mut self) {
+        let reports = std::mem::take(&mut self.reports);
+        for r in &reports {
+            if let Err(e) = self.apply_report(r) {
+                tracing::error!(run_id = %self.run_id, error = %e, "could not journal an execution report");
+            }
+        }
+        let mut reports = reports;
+        reports.clear();
+        if self.reports.is_empty() {
+            self.reports = reports;
+        }
+    }
+
+    pub(super) fn poll_exec(&mut self, wait: Duration) -> Result<(), EngineError> {
+        if let Some(d) = self.disp.as_mut() {
+            d.poll(wait, &mut self.reports)?;
+        }
+        self.drain_reports();
+        Ok(())
+    }
+}

@@ -1,0 +1,351 @@
+//! One strategy tick: decide, gate, journal (one sync per batch), dispatch.
+
+use super::edge;
+use super::{name_of, Engine, EngineError, LiveIntent};
+use hotpath::dispatch::BatchInputs;
+use hotpath::dispatch::{OutboundIntent, PipelineEvent, Refusal, SendOutcome};
+use hotpath::domain::instrument::Instrument;
+use hotpath::domain::units::{Price, Qty};
+use hotpath::gates::chain::{GateContext, PolicySlot};
+use hotpath::gates::market::{BookLevel, BookView};
+use hotpath::gates::positions::{ExposureBook, PortfolioView, PositionView};
+use hotpath::strategy::{MarketSnapshot, OpenOrderView, PositionsSnapshot, StrategyAction};
+use hotpath::wal::Record;
+
+impl Engine {
+    /// Risk-reducing intents the WAL refused (capital supremacy, DESIGN invariant 6): sent
+    /// through the chokepoint's unjournaled entry; every ledger step of theirs is in memory
+    /// only (`Wal::note_unjournaled`), logged at error level with the intent id.
+    pub(super) fn send_unjournaled(
+        &mut self,
+        now: i64,
+        batch: Vec<hotpath::dispatch::UnjournaledStaged>,
+    ) -> Result<(), EngineError> {
+        for u in batch {
+            let h = u.intent.hash().value();
+            self.stats.wal_failures += 1;
+            tracing::error!(
+                run_id = %self.run_id,
+                intent_id = %format!("{h:016x}"),
+                class = u.accepted.class.as_str(),
+                error = %u.wal_error,
+                "WAL refused a risk-reducing intent: dispatching it UNJOURNALED (in-memory ledger only)"
+            );
+            let f = u.intent.fields();
+            self.live.insert(
+                u.accepted.label.as_str().to_owned(),
+                LiveIntent {
+                    intent_hash: h,
+                    accepted: Some(u.accepted),
+                    instrument: f.instrument.name(),
+                    side: f.side,
+                    price: f.limit_price.unwrap_or(Price::from_raw(0)),
+                    qty: f.qty.raw(),
+                },
+            );
+            let Some(disp) = self.disp.as_mut() else { continue };
+            let o = OutboundIntent {
+                intent: &u.intent,
+                label: u.accepted.label.as_str(),
+                record_seq: 0,
+            };
+            match disp.send_unjournaled_reduce(&o, u.token) {
+                Ok(_) => {
+                    self.stats.intents += 1;
+                    self.stats.sent += 1;
+                    self.stats.unjournaled_sent += 1;
+                    println!(
+                        "wal: UNJOURNALED {} sent intent_id={h:016x} label={} (WAL cannot append)",
+                        u.accepted.class.as_str(),
+                        u.accepted.label.as_str()
+                    );
+                    self.events.push(PipelineEvent::SentUnjournaled { intent_hash: h });
+                    self.append_checked(now, &Record::Sent { intent_hash: h })?;
+                }
+                Err(e) if e.certainly_not_sent() => {
+                    tracing::error!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "unjournaled reduce not sent; abandoned");
+                    self.append_checked(
+                        now,
+                        &Record::Abandoned {
+                            intent_hash: h,
+                            reason: "unjournaled reduce: refused before the socket",
+                        },
+                    )?;
+                    self.stats.abandoned += 1;
+                    self.live.remove(u.accepted.label.as_str());
+                }
+                Err(e) => {
+                    tracing::error!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "unjournaled reduce send failed; in doubt (in memory only)");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn book_views(&self) -> Vec<BookView> {
+        let mut out = Vec::with_capacity(self.books.len());
+        for (name, slot) in &self.books {
+            let Some(n) = name_of(name) else { continue };
+            if !slot.book.is_live() && !slot.book.is_gapped() {
+                continue;
+            }
+            let lv =
+                |v: &[(hotpath::venue::Decimal8, hotpath::venue::Decimal8)]| -> Vec<BookLevel> {
+                    v.iter()
+                        .map(|(p, q)| BookLevel {
+                            price: Price::from_raw(p.raw),
+                            qty: Qty::from_raw(q.raw),
+                        })
+                        .collect()
+                };
+            out.push(BookView::from_levels(
+                n,
+                &lv(slot.book.bids()),
+                &lv(slot.book.asks()),
+                slot.last_ms,
+                slot.book.is_gapped(),
+            ));
+        }
+        out
+    }
+
+    pub(super) fn exposure(&self) -> ExposureBook {
+        let mut ex = ExposureBook::new();
+        let mut gross: i64 = 0;
+        for (n, q) in &self.positions {
+            ex.set_position(*n, *q);
+            let unit = Instrument::parse(n.as_str()).map(|i| i.amount_unit());
+            if let Ok(unit) = unit {
+                let idx = Instrument::parse(n.as_str())
+                    .ok()
+                    .and_then(|i| self.index.for_currency(i.base_currency().as_str()));
+                if let Ok(Some(u)) = hotpath::domain::units::notional_usd(unit, *q, idx) {
+                    gross = gross.saturating_add(u.raw());
+                }
+            }
+        }
+        ex.set_portfolio(PortfolioView {
+            gross_notional_usd: hotpath::domain::units::Usd::from_raw(gross),
+            ..PortfolioView::default()
+        });
+        for l in self.live.values() {
+            if let Some(mut a) = l.accepted {
+                let filled = self.wal.ledger().get(l.intent_hash).map_or(0, |e| e.filled_qty);
+                let rest = l.qty - filled;
+                if rest > 0 {
+                    a.qty = Qty::from_raw(rest);
+                    ex.reserve(&a);
+                }
+            }
+        }
+        ex
+    }
+
+    /// One strategy tick: decide, gate, journal (one sync), dispatch.
+    pub(super) fn tick(&mut self) -> Result<(), EngineError> {
+        let now = self.clock.now_ms();
+        let books = self.book_views();
+        let mut ex = self.exposure();
+        let open: Vec<OpenOrderView> = self
+            .live
+            .iter()
+            .filter_map(|(label, l)| {
+                let lbl = self.wal.ledger().by_label(label)?;
+                Some(OpenOrderView {
+                    label: label_of(label)?,
+                    instrument: l.instrument,
+                    side: l.side,
+                    price: l.price,
+                    remaining: Qty::from_raw(l.qty - lbl.filled_qty),
+                })
+            })
+            .collect();
+        let market = MarketSnapshot {
+            now_ms: now,
+            instruments: &self.instruments,
+            books: &books,
+            index: self.index,
+        };
+        self.actions.clear();
+        self.strategy.on_tick(
+            &market,
+            &PositionsSnapshot { exposure: &ex, open_orders: &open },
+            &mut self.actions,
+        );
+        let mut intents = Vec::new();
+        let mut cancels = Vec::new();
+        for a in self.actions.drain() {
+            match a {
+                StrategyAction::Place(i) => intents.push(i),
+                StrategyAction::Cancel(l) => cancels.push(l),
+            }
+        }
+        if let Some(max) = self.max_intents {
+            let room = max.saturating_sub(self.stats.intents);
+            intents.truncate(usize::try_from(room).unwrap_or(usize::MAX));
+        }
+        for l in cancels {
+            if let (Some(live), Some(d)) = (self.live.get(l.as_str()), self.disp.as_mut()) {
+                if let Err(e) = d.cancel_by_label(l.as_str(), live.instrument.as_str()) {
+                    tracing::warn!(run_id = %self.run_id, error = %e, "cancel not sent");
+                }
+            }
+        }
+        if intents.is_empty() {
+            return Ok(());
+        }
+        let (taker, maker) = (self.taker_fee_bps, self.maker_fee_bps);
+        let edge = move |i: &hotpath::domain::intent::OrderIntent,
+                         b: Option<&BookView>,
+                         idx: Option<Price>| {
+            let fee_bps = if i.fields().post_only { maker } else { taker };
+            edge::estimate(i, b, idx, fee_bps)
+        };
+        let inputs = BatchInputs {
+            base: GateContext {
+                now_ms: now,
+                policy: PolicySlot::from_result(&self.policy),
+                instruments: &self.instruments,
+                book: None,
+                index_price: None,
+                position: PositionView::default(),
+                portfolio: PortfolioView::default(),
+                fee_model_updated_ms: Some(self.instruments_ms),
+                edge: None,
+                risk_state: self.pipeline.risk_state,
+                trading_mode: self.guard.cell().mode(),
+                open_permission_latched: self.guard.latch().is_latched(),
+                order_rate: self.pipeline.order_rate,
+            },
+            books: &books,
+            index: self.index,
+            edge: &edge,
+        };
+        arm_wal_fault_on_reduce(&mut self.wal, &intents);
+        let events = &mut self.events;
+        events.clear();
+        let mut outcome =
+            self.pipeline.record_batch(&mut self.wal, &mut ex, &intents, &inputs, &mut |ev| {
+                events.push(ev);
+            });
+        for (i, why) in &outcome.refused {
+            match why {
+                Refusal::Gate(r) => {
+                    self.stats.gate_rejects += 1;
+                    self.last_gate_reject = Some((r.code, r.gate));
+                    tracing::debug!(
+                        run_id = %self.run_id,
+                        intent_id = %format!("{:016x}", i.hash().value()),
+                        code = ?r.code,
+                        gate = r.gate.as_str(),
+                        "gate rejected"
+                    );
+                }
+                Refusal::Duplicate => {}
+                Refusal::WalFailed { error, .. } => {
+                    self.stats.wal_failures += 1;
+                    tracing::error!(
+                        run_id = %self.run_id,
+                        intent_id = %format!("{:016x}", i.hash().value()),
+                        error = %error,
+                        "RecordedBeforeDispatchFailed: risk state Degraded"
+                    );
+                }
+            }
+        }
+        let unjournaled = std::mem::take(&mut outcome.unjournaled);
+        self.send_unjournaled(now, unjournaled)?;
+        let Some(durable) = outcome.durable else { return Ok(()) };
+        self.stats.intents += outcome.staged.len() as u64;
+        for s in &outcome.staged {
+            let f = s.intent.fields();
+            self.live.insert(
+                s.accepted.label.as_str().to_owned(),
+                LiveIntent {
+                    intent_hash: s.intent.hash().value(),
+                    accepted: Some(s.accepted),
+                    instrument: f.instrument.name(),
+                    side: f.side,
+                    price: f.limit_price.unwrap_or(Price::from_raw(0)),
+                    qty: f.qty.raw(),
+                },
+            );
+        }
+        let batch: Vec<OutboundIntent<'_>> = outcome
+            .staged
+            .iter()
+            .map(|s| OutboundIntent {
+                intent: &s.intent,
+                label: s.accepted.label.as_str(),
+                record_seq: s.record_seq,
+            })
+            .collect();
+        let Some(disp) = self.disp.as_mut() else { return Ok(()) };
+        let results = disp.send_batch(&batch, durable);
+        for (s, r) in outcome.staged.iter().zip(results) {
+            let h = s.intent.hash().value();
+            match r {
+                SendOutcome::Sent { .. } => {
+                    self.stats.sent += 1;
+                    self.append_checked(now, &Record::Sent { intent_hash: h })?;
+                }
+                SendOutcome::Failed(e) if e.certainly_not_sent() => {
+                    tracing::warn!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "not sent; abandoned");
+                    self.append_checked(
+                        now,
+                        &Record::Abandoned {
+                            intent_hash: h,
+                            reason: "not sent: refused before the socket",
+                        },
+                    )?;
+                    self.stats.abandoned += 1;
+                    self.live.remove(s.accepted.label.as_str());
+                }
+                SendOutcome::Failed(e) => {
+                    // Maybe on the wire: stays in doubt until the reconnect resolves it.
+                    tracing::warn!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "send failed; in doubt");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn label_of(text: &str) -> Option<hotpath::domain::label::Label> {
+    use hotpath::domain::label::Label;
+    let p = Label::parse(text).ok()?;
+    let l = Label::compose(
+        std::str::from_utf8(&p.sid8).ok()?,
+        std::str::from_utf8(&p.gid12).ok()?,
+        p.leg_index,
+        std::str::from_utf8(&p.intent_hash.to_hex16()).ok()?,
+    )
+    .ok()?;
+    (l.as_str() == text).then_some(l)
+}
+
+/// Test hook (feature `failpoints` only): with `STOIC_WAL_FAULT_ON_REDUCE` set, the first batch
+/// holding a reduce-only intent finds the WAL failing its next append (I/O error, poisoned
+/// from then on), so the engine-level test can watch the unjournaled-reduce path.
+#[cfg(feature = "failpoints")]
+pub(super) fn arm_wal_fault_on_reduce(
+    wal: &mut hotpath::wal::Wal,
+    intents: &[hotpath::domain::intent::OrderIntent],
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    if std::env::var_os("STOIC_WAL_FAULT_ON_REDUCE").is_some()
+        && intents.iter().any(|i| i.fields().reduce_only)
+        && !ARMED.swap(true, Ordering::Relaxed)
+    {
+        println!("wal: test fault armed: the next append fails");
+        wal.set_faults(hotpath::wal::WalFaults { fail_next_append: true, ..Default::default() });
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+pub(super) fn arm_wal_fault_on_reduce(
+    _: &mut hotpath::wal::Wal,
+    _: &[hotpath::domain::intent::OrderIntent],
+) {
+}
