@@ -21,6 +21,7 @@ use crate::journal::Journal;
 use crate::pricing::{black76, surface_iv, Priced};
 use crate::ratelimit::Bucket;
 use crate::rpc::RpcError;
+use crate::clock::VenueClock;
 use crate::util::{amt, px, round_to, wall_us};
 
 /// Closed orders kept for `get_order_state` / history per engine (older ones are dropped).
@@ -375,6 +376,8 @@ pub struct Engine {
     pub next_session: u64,
     /// Unauthenticated credit buckets per source IP: (general, get_instruments).
     ip_buckets: HashMap<String, (Bucket, Bucket)>,
+    /// Where venue time comes from (wall or stepped simulated time).
+    clock: VenueClock,
 }
 
 fn ccy_idx(c: Currency) -> usize {
@@ -429,9 +432,19 @@ pub struct NewOrder {
 }
 
 impl Engine {
-    /// Builds the venue.
+    /// Builds the venue on the wall clock.
     pub fn new(cfg: EngineCfg, specs: AccountsFile, journal: Journal) -> Engine {
-        let now = wall_us() / 1000;
+        Engine::new_with_clock(cfg, specs, journal, VenueClock::Wall)
+    }
+
+    /// Builds the venue on `clock` (the universe is listed relative to its "now").
+    pub fn new_with_clock(
+        cfg: EngineCfg,
+        specs: AccountsFile,
+        journal: Journal,
+        clock: VenueClock,
+    ) -> Engine {
+        let now = clock.now_us() / 1000;
         let instruments = build_universe(now, cfg.spot_btc, cfg.spot_eth);
         let by_name = instruments.iter().enumerate().map(|(i, x)| (x.name.clone(), i)).collect();
         let n = instruments.len();
@@ -497,6 +510,7 @@ impl Engine {
             last_tick_ms: now,
             next_session: 1,
             ip_buckets: HashMap::new(),
+            clock,
         };
         for i in 0..n {
             let seed_cid: u64 = e.rng.gen_range(1_000_000..9_000_000);
@@ -518,14 +532,21 @@ impl Engine {
         e
     }
 
-    /// Venue time in ms (wall clock plus injected skew).
+    /// Venue time in ms (the venue clock plus injected skew).
     pub fn now_ms(&self) -> i64 {
-        wall_us() / 1000 + self.faults.clock_skew_ms
+        self.clock.now_us().div_euclid(1000) + self.faults.clock_skew_ms
     }
 
     /// Venue time in µs.
     pub fn now_us(&self) -> i64 {
-        wall_us() + self.faults.clock_skew_ms * 1000
+        self.clock.now_us() + self.faults.clock_skew_ms * 1000
+    }
+
+    /// The time tokens and signatures are judged by: the wall clock plus injected skew, even
+    /// when venue time is simulated (the network is never accelerated). Equal to
+    /// [`Engine::now_ms`] on the wall clock.
+    pub fn transport_ms(&self) -> i64 {
+        wall_us() / 1000 + self.faults.clock_skew_ms
     }
 
     /// Instrument index by name.
@@ -669,7 +690,13 @@ impl Engine {
     /// orders, publish ticker/index data.
     pub fn tick(&mut self, now: i64) {
         #[allow(clippy::cast_precision_loss)]
-        let dt_years = ((now - self.last_tick_ms).clamp(0, 60_000) as f64) / (365.0 * 86_400_000.0);
+        let dt_ms_max = match &self.clock {
+            // A stalled wall-clock tick must not make the index jump; a simulated step is exact.
+            VenueClock::Wall => 60_000,
+            VenueClock::Stepped(t) => t.step_ms().max(60_000),
+        };
+        let dt_years =
+            ((now - self.last_tick_ms).clamp(0, dt_ms_max) as f64) / (365.0 * 86_400_000.0);
         self.last_tick_ms = now;
         self.release_delayed(now);
         if self.faults.frozen {
@@ -2228,7 +2255,7 @@ impl Engine {
         session: Option<u64>,
         expires_s: i64,
     ) -> (String, String) {
-        let now = self.now_ms();
+        let now = self.transport_ms();
         self.token_seq += 1;
         let mk = |rng: &mut ChaCha8Rng| -> String {
             let a: u64 = rng.gen();

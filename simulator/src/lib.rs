@@ -16,6 +16,7 @@
 pub mod accounts;
 pub mod book;
 pub mod client;
+pub mod clock;
 pub mod engine;
 pub mod faults;
 pub mod instruments;
@@ -77,6 +78,8 @@ pub struct SimConfig {
     pub spot_eth: f64,
     /// Value of `testnet` in reply envelopes.
     pub testnet: bool,
+    /// Venue time: the wall clock, or stepped simulated time (`stoic paper`).
+    pub clock: clock::VenueClock,
 }
 
 impl Default for SimConfig {
@@ -97,6 +100,7 @@ impl Default for SimConfig {
             spot_btc: 100_000.0,
             spot_eth: 3_500.0,
             testnet: false,
+            clock: clock::VenueClock::Wall,
         }
     }
 }
@@ -124,7 +128,8 @@ impl Simulator {
         let journal = journal::Journal::create(&cfg.journal)?;
         let listener = TcpListener::bind(cfg.listen)?;
         let addr = listener.local_addr()?;
-        let engine = Engine::new(
+        let venue_clock = cfg.clock.clone();
+        let engine = Engine::new_with_clock(
             EngineCfg {
                 seed: cfg.seed,
                 spot_btc: cfg.spot_btc,
@@ -134,6 +139,7 @@ impl Simulator {
             },
             accounts,
             journal,
+            venue_clock.clone(),
         );
         let shared = Arc::new(Shared {
             engine: Mutex::new(engine),
@@ -153,6 +159,10 @@ impl Simulator {
             // Runs until the handle asks it to stop (or is dropped).
             while let Err(RecvTimeoutError::Timeout) = tick_rx.recv_timeout(tick) {
                 let mut e = rpc::lock(&sh.engine);
+                // Simulated time moves under the venue lock, so no request sees a tick half done.
+                if let clock::VenueClock::Stepped(t) = &venue_clock {
+                    t.advance();
+                }
                 let now = e.now_ms();
                 e.tick(now);
             }

@@ -436,7 +436,7 @@ fn call_inner(
     let mut auth = ctx.auth.clone();
     if let Some(tok) = params.get("access_token").and_then(Value::as_str) {
         match e.tokens.get(tok) {
-            Some(t) if t.expires_ms > now => auth = Some(t.auth.clone()),
+            Some(t) if t.expires_ms > e.transport_ms() => auth = Some(t.auth.clone()),
             _ => return Err(RpcError::new(13009, "unauthorized")),
         }
     }
@@ -723,7 +723,7 @@ pub fn verify_signature(
     signed: &str,
     sig: &str,
 ) -> Result<Auth, RpcError> {
-    let now = e.now_ms();
+    let now = e.transport_ms();
     let &(ai, ki) =
         e.keys.get(client_id).ok_or_else(|| RpcError::new(13004, "invalid_credentials"))?;
     if (now - ts).abs() > 60_000 {
@@ -798,7 +798,7 @@ fn auth_method(e: &mut Engine, ctx: &mut Ctx, p: &P<'_>) -> Result<Value, RpcErr
         }
         "refresh_token" => {
             let rt = p.str_req("refresh_token")?;
-            let now = e.now_ms();
+            let now = e.transport_ms();
             let t = e
                 .refresh_tokens
                 .remove(&rt)
@@ -1424,7 +1424,7 @@ pub fn http_auth(
     let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
     match scheme.to_ascii_lowercase().as_str() {
         "bearer" => {
-            let now = e.now_ms();
+            let now = e.transport_ms();
             match e.tokens.get(rest.trim()) {
                 Some(t) if t.expires_ms > now => Ok(t.auth.clone()),
                 _ => Err(RpcError::new(13009, "unauthorized")),

@@ -9,6 +9,7 @@
 mod control;
 pub mod edge;
 mod market_data;
+mod metadata;
 mod reconcile;
 mod reports;
 pub mod status;
@@ -209,6 +210,9 @@ pub struct Engine {
     credentials: Credentials,
     run_id: String,
     clock: Arc<dyn Clock>,
+    /// Heartbeats, request timeouts and credits: always the wall clock, even when `clock`
+    /// runs simulated time (`stoic paper`), because the network is not accelerated.
+    transport_clock: Arc<dyn Clock>,
     wal: Wal,
     policy: Result<Policy, PolicyError>,
     guard: PolicyGuard,
@@ -254,7 +258,15 @@ impl Engine {
     /// # Errors
     /// A WAL that cannot be opened (corruption stops start-up).
     pub fn new(opts: EngineOptions) -> Result<Self, EngineError> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self::with_clock(opts, Arc::new(SystemClock))
+    }
+
+    /// [`Engine::new`] with trading time read from `clock` (simulated time in `stoic paper`);
+    /// sessions keep the wall clock.
+    ///
+    /// # Errors
+    /// As [`Engine::new`].
+    pub fn with_clock(opts: EngineOptions, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
         let now = clock.now_ms();
         let (wal, report) = Wal::open(&opts.wal_dir, WalConfig::default(), now)?;
         println!(
@@ -283,6 +295,7 @@ impl Engine {
             credentials: opts.credentials,
             run_id: opts.run_id,
             clock,
+            transport_clock: Arc::new(SystemClock),
             wal,
             policy,
             guard: PolicyGuard::at_start(),
@@ -404,7 +417,7 @@ impl Engine {
         self.md = None;
         let mut disp = Dispatcher::connect(
             &DispatcherConfig::new(&self.opts_url),
-            Arc::clone(&self.clock),
+            Arc::clone(&self.transport_clock),
             &self.credentials,
         )?;
         if self.instruments.is_empty() {
@@ -417,7 +430,7 @@ impl Engine {
         }
         self.disp = Some(disp);
         let mut md =
-            Connection::connect(&ConnConfig::new(&self.opts_url), Arc::clone(&self.clock))?;
+            Connection::connect(&ConnConfig::new(&self.opts_url), Arc::clone(&self.transport_clock))?;
         self.books.clear();
         let mut channels: Vec<String> = Vec::new();
         for n in self.strategy.instruments() {
@@ -521,6 +534,10 @@ impl Engine {
             }
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + self.tick;
+                if let Err(e) = self.refresh_instruments_if_due() {
+                    self.recover_connection(&e)?;
+                    continue;
+                }
                 if !self.guard.latch().is_latched() {
                     if let Err(e) = self.tick() {
                         if matches!(e, EngineError::Wal(_)) {
