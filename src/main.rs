@@ -3,6 +3,7 @@
 
 mod cli;
 mod engine;
+mod paper;
 
 use std::process::ExitCode;
 

@@ -470,8 +470,9 @@ impl Engine {
                 open_orders: 0,
                 live: BTreeSet::new(),
                 limits: a.limits,
-                me_bucket: Bucket::new(a.limits.matching_engine, now),
-                nme_bucket: Bucket::new(a.limits.non_matching_engine, now),
+                // Credits refill on the wall clock (rpc.rs), whatever venue time is.
+                me_bucket: Bucket::new(a.limits.matching_engine, wall_us() / 1000),
+                nme_bucket: Bucket::new(a.limits.non_matching_engine, wall_us() / 1000),
                 cod_account: false,
             });
         }
