@@ -15,13 +15,13 @@ use serde_json::{json, Map, Value};
 
 use crate::accounts::{AccountsFile, LimitsSpec, Scopes};
 use crate::book::{Book, Entry, Owner, Side};
+use crate::clock::VenueClock;
 use crate::faults::{Fault, FaultState};
 use crate::instruments::{build_universe, Currency, Instrument, Kind, OptionType};
 use crate::journal::Journal;
 use crate::pricing::{black76, surface_iv, Priced};
 use crate::ratelimit::Bucket;
 use crate::rpc::RpcError;
-use crate::clock::VenueClock;
 use crate::util::{amt, px, round_to, wall_us};
 
 /// Closed orders kept for `get_order_state` / history per engine (older ones are dropped).

@@ -429,8 +429,10 @@ impl Engine {
             self.instruments_ms = now;
         }
         self.disp = Some(disp);
-        let mut md =
-            Connection::connect(&ConnConfig::new(&self.opts_url), Arc::clone(&self.transport_clock))?;
+        let mut md = Connection::connect(
+            &ConnConfig::new(&self.opts_url),
+            Arc::clone(&self.transport_clock),
+        )?;
         self.books.clear();
         let mut channels: Vec<String> = Vec::new();
         for n in self.strategy.instruments() {

@@ -128,6 +128,10 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
     std::fs::create_dir_all(&cfg.work_dir)
         .with_context(|| format!("create {}", cfg.work_dir.display()))?;
     let time = SteppedTime::new(SIM_ORIGIN_MS, step_ms).map_err(anyhow::Error::msg)?;
+    let strategy = strategies::build(&cfg.strategy, cfg.seed)?;
+    let instruments: Vec<String> =
+        strategy.instruments().iter().map(|n| n.as_str().to_owned()).collect();
+    let schedule = schedule::build(cfg.seed, cfg.days, cfg.faults_per_day, &instruments)?;
     let sim = simulator::Simulator::start(simulator::SimConfig {
         journal: cfg.work_dir.join("sim_journal.jsonl"),
         seed: cfg.seed,
@@ -135,10 +139,6 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
         clock: VenueClock::Stepped(time.clone()),
         ..simulator::SimConfig::default()
     })?;
-    let strategy = strategies::build(&cfg.strategy, cfg.seed)?;
-    let instruments: Vec<String> =
-        strategy.instruments().iter().map(|n| n.as_str().to_owned()).collect();
-    let schedule = schedule::build(cfg.seed, cfg.days, cfg.faults_per_day, &instruments)?;
     let run_id = format!("paper-{}-{:x}", cfg.seed, std::process::id());
     println!(
         "stoic paper: run_id={run_id} days={} speed={} step={}s seed={} strategy={} faults={} venue={} policy={}",

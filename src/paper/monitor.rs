@@ -50,8 +50,8 @@ pub struct ContainmentEvent {
     pub kind: &'static str,
     /// Why, in words (fault kind, or the engine's reason code).
     pub reason: String,
-    /// The fault in force (or started last) when it happened.
-    pub during_fault: Option<&'static str>,
+    /// The most recent fault started before it (it may have been lifted already).
+    pub last_fault: Option<&'static str>,
     /// How many (counter delta since the previous sample).
     pub count: u64,
 }
@@ -120,7 +120,12 @@ impl Watch {
                 fault: f.start.clone(),
             });
             if let (Some(at), Some(end)) = (f.end_offset_ms, &f.end) {
-                actions.push(Action { offset_ms: at, kind: f.kind, start: false, fault: end.clone() });
+                actions.push(Action {
+                    offset_ms: at,
+                    kind: f.kind,
+                    start: false,
+                    fault: end.clone(),
+                });
             }
         }
         actions.sort_by_key(|a| a.offset_ms);
@@ -128,7 +133,7 @@ impl Watch {
         let mut log = MonitorLog::default();
         let mut progress = Progress::for_stdout();
         let mut prev: Option<EngineSnapshot> = None;
-        let mut current_fault: Option<&'static str> = None;
+        let mut last_fault_kind: Option<&'static str> = None;
         let mut ending: Option<Instant> = None;
         loop {
             let done = self.engine_done.load(Ordering::Acquire);
@@ -136,7 +141,9 @@ impl Watch {
             while ending.is_none() && next < actions.len() && actions[next].offset_ms <= offset {
                 let a = &actions[next];
                 self.faults.apply(&a.fault);
-                current_fault = Some(a.kind.as_str());
+                if a.start {
+                    last_fault_kind = Some(a.kind.as_str());
+                }
                 if a.start {
                     log.faults_injected += 1;
                 }
@@ -144,14 +151,14 @@ impl Watch {
                     offset_ms: a.offset_ms,
                     kind: if a.start { "fault_start" } else { "fault_end" },
                     reason: a.kind.as_str().to_owned(),
-                    during_fault: current_fault,
+                    last_fault: last_fault_kind,
                     count: 1,
                 });
                 next += 1;
             }
             let snap = self.published.lock().ok().and_then(|g| g.clone());
             if let Some(s) = &snap {
-                self.observe(&mut log, prev.as_ref(), s, offset, current_fault);
+                self.observe(&mut log, prev.as_ref(), s, offset, last_fault_kind);
                 progress.update(&Reading {
                     sim_elapsed_ms: offset,
                     sim_total_ms: self.sim_total_ms,
@@ -196,7 +203,7 @@ impl Watch {
         prev: Option<&EngineSnapshot>,
         s: &EngineSnapshot,
         offset: i64,
-        during_fault: Option<&'static str>,
+        last_fault: Option<&'static str>,
     ) {
         let m = mode_of(s, offset);
         let changed = log.timeline.last().is_none_or(|l| {
@@ -209,7 +216,13 @@ impl Watch {
         let Some(p) = prev else { return };
         let mut push = |kind: &'static str, reason: String, count: u64| {
             if count > 0 {
-                log.events.push(ContainmentEvent { offset_ms: offset, kind, reason, during_fault, count });
+                log.events.push(ContainmentEvent {
+                    offset_ms: offset,
+                    kind,
+                    reason,
+                    last_fault,
+                    count,
+                });
             }
         };
         push(

@@ -158,9 +158,7 @@ pub fn build(
                 FaultKind::LateFills => {
                     (Fault::DelayFills { ms: 1_800_000 }, Some(Fault::DelayFills { ms: 0 }))
                 }
-                FaultKind::OrderReject => {
-                    (Fault::RejectNextOrder { instrument, code: None }, None)
-                }
+                FaultKind::OrderReject => (Fault::RejectNextOrder { instrument, code: None }, None),
                 FaultKind::StaleData => (
                     Fault::FreezeMarketData { on: true },
                     Some(Fault::FreezeMarketData { on: false }),

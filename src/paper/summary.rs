@@ -59,7 +59,7 @@ pub struct Report {
     pub json: Value,
 }
 
-fn account<'v>(state: &'v Value) -> Option<&'v Value> {
+fn account(state: &Value) -> Option<&Value> {
     state.get("accounts")?.as_array()?.iter().find(|a| a["username"] == ACCOUNT)
 }
 
@@ -120,7 +120,8 @@ impl Inputs<'_> {
             positions.push(json!({"instrument": n, "engine": e, "venue": v, "match": e == v}));
         }
 
-        let (start_eq, end_eq) = (equity_by_currency(self.venue_start), equity_by_currency(self.venue_end));
+        let (start_eq, end_eq) =
+            (equity_by_currency(self.venue_start), equity_by_currency(self.venue_end));
         let index = &self.venue_end["index"];
         let mut pnl_usd = 0.0;
         let mut by_ccy = serde_json::Map::new();
@@ -128,7 +129,10 @@ impl Inputs<'_> {
             let delta = end - start_eq.get(c).copied().unwrap_or(*end);
             let idx = index[format!("{}_usd", c.to_ascii_lowercase())].as_f64().unwrap_or(0.0);
             pnl_usd += delta * idx;
-            by_ccy.insert(c.clone(), json!({"equity_change": round(delta, 8), "index_usd": round(idx, 2)}));
+            by_ccy.insert(
+                c.clone(),
+                json!({"equity_change": round(delta, 8), "index_usd": round(idx, 2)}),
+            );
         }
 
         let s = &self.engine.stats;
@@ -137,10 +141,12 @@ impl Inputs<'_> {
             failures.push(format!("{unreconciled} unreconciled position(s)"));
         }
         if self.oracle.duplicate_dispatch_count != 0 {
-            failures.push(format!("{} duplicate dispatch(es)", self.oracle.duplicate_dispatch_count));
+            failures
+                .push(format!("{} duplicate dispatch(es)", self.oracle.duplicate_dispatch_count));
         }
         if self.oracle.illegal_order_attempts != 0 {
-            failures.push(format!("{} illegal order attempt(s)", self.oracle.illegal_order_attempts));
+            failures
+                .push(format!("{} illegal order attempt(s)", self.oracle.illegal_order_attempts));
         }
         if let Some(e) = &self.engine_error {
             failures.push(format!("engine stopped with an error: {e}"));
@@ -153,7 +159,8 @@ impl Inputs<'_> {
                 self.cfg.days
             ));
         }
-        let verdict = if failures.is_empty() { Verdict::Pass } else { Verdict::Fail(failures.clone()) };
+        let verdict =
+            if failures.is_empty() { Verdict::Pass } else { Verdict::Fail(failures.clone()) };
 
         let schedule: Vec<Value> = self
             .schedule
@@ -173,7 +180,7 @@ impl Inputs<'_> {
             .iter()
             .map(|e| {
                 json!({"at": offset_text(e.offset_ms), "kind": e.kind, "reason": e.reason,
-                       "during_fault": e.during_fault, "count": e.count})
+                       "last_fault": e.last_fault, "count": e.count})
             })
             .collect();
         let timeline: Vec<Value> = self
@@ -259,9 +266,21 @@ fn markdown(r: &Report, wall_s: f64) -> String {
     let ord = &j["orders"];
     let _ = writeln!(m, "## Checks\n");
     let _ = writeln!(m, "| check | value |\n|---|---|");
-    let _ = writeln!(m, "| unreconciled positions (engine vs venue) | {} |", rec["unreconciled_positions"]);
-    let _ = writeln!(m, "| duplicate dispatches (journal oracle) | {} |", o["duplicate_dispatch_count"]);
-    let _ = writeln!(m, "| illegal order attempts (journal oracle) | {} |", o["illegal_order_attempts"]);
+    let _ = writeln!(
+        m,
+        "| unreconciled positions (engine vs venue) | {} |",
+        rec["unreconciled_positions"]
+    );
+    let _ = writeln!(
+        m,
+        "| duplicate dispatches (journal oracle) | {} |",
+        o["duplicate_dispatch_count"]
+    );
+    let _ = writeln!(
+        m,
+        "| illegal order attempts (journal oracle) | {} |",
+        o["illegal_order_attempts"]
+    );
     let _ = writeln!(m, "| new-order requests seen by the venue | {} |", o["new_order_requests"]);
     let _ = writeln!(m, "\n## Orders and PnL\n");
     let _ = writeln!(
@@ -275,11 +294,18 @@ fn markdown(r: &Report, wall_s: f64) -> String {
         "Venue equity change: {} USD at end-of-run index ({}).\n",
         j["pnl"]["venue_equity_change_usd"], j["pnl"]["by_currency"]
     );
-    let _ = writeln!(m, "## Positions at the end\n\n| instrument | engine | venue |\n|---|---|---|");
+    let _ =
+        writeln!(m, "## Positions at the end\n\n| instrument | engine | venue |\n|---|---|---|");
     for p in rec["positions"].as_array().into_iter().flatten() {
-        let _ = writeln!(m, "| {} | {} | {} |", p["instrument"].as_str().unwrap_or(""), p["engine"], p["venue"]);
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} |",
+            p["instrument"].as_str().unwrap_or(""),
+            p["engine"],
+            p["venue"]
+        );
     }
-    let _ = writeln!(m, "\n## Faults and containment\n\n| at (sim) | event | reason | during fault | count |\n|---|---|---|---|---|");
+    let _ = writeln!(m, "\n## Faults and containment\n\n| at (sim) | event | reason | last fault started | count |\n|---|---|---|---|---|");
     for e in j["containment_events"].as_array().into_iter().flatten() {
         let _ = writeln!(
             m,
@@ -287,12 +313,15 @@ fn markdown(r: &Report, wall_s: f64) -> String {
             e["at"].as_str().unwrap_or(""),
             e["kind"].as_str().unwrap_or(""),
             e["reason"].as_str().unwrap_or(""),
-            e["during_fault"].as_str().unwrap_or("-"),
+            e["last_fault"].as_str().unwrap_or("-"),
             e["count"]
         );
     }
     let _ = writeln!(m, "\nGate refusals by reason: {}\n", j["gate_rejects_by_reason"]);
-    let _ = writeln!(m, "## Mode timeline\n\n| at (sim) | mode | risk | latched | reasons |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        m,
+        "## Mode timeline\n\n| at (sim) | mode | risk | latched | reasons |\n|---|---|---|---|---|"
+    );
     for t in j["mode_timeline"].as_array().into_iter().flatten() {
         let _ = writeln!(
             m,

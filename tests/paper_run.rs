@@ -1,0 +1,96 @@
+//! `stoic paper`, end to end (issue 8, "Paper run"): the real binary runs one simulated day
+//! against the embedded simulator in accelerated time with scheduled faults, and its
+//! `summary.json` must show the run completed, every fault injected, zero unreconciled
+//! positions, zero duplicate dispatches and zero illegal orders (by the simulator's own journal
+//! oracle), and no wall-clock values. The 14-day run is `plans/verify.d/60-paper.sh`.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn stoic() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_stoic"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+#[test]
+fn paper_run_one_simulated_day_with_faults_reconciles_with_zero_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("evidence");
+    let faults_per_day = 4;
+    let run = stoic()
+        .args(["paper", "--days", "1", "--speed", "8640", "--tick-ms", "500", "--seed", "3"])
+        .args(["--faults-per-day", &faults_per_day.to_string()])
+        .arg("--out")
+        .arg(&out)
+        .arg("--work-dir")
+        .arg(dir.path().join("work"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "stoic paper failed: {:?}\n{stdout}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("paper: PASS"), "{stdout}");
+    assert!(stdout.contains("sim day 1.00/1"), "progress lines missing: {stdout}");
+
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let s: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(s["verdict"], "pass", "{text}");
+    assert_eq!(s["run"]["days"], 1);
+    assert_eq!(s["run"]["speed"], 8640);
+    assert_eq!(s["run"]["seed"], 3);
+    assert_eq!(s["run"]["simulated_days_run"], 1.0);
+    assert_eq!(s["oracle"]["duplicate_dispatch_count"], 0, "{text}");
+    assert_eq!(s["oracle"]["illegal_order_attempts"], 0, "{text}");
+    assert_eq!(s["reconciliation"]["unreconciled_positions"], 0, "{text}");
+    assert!(s["oracle"]["new_order_requests"].as_u64().unwrap() > 0, "the engine never traded");
+    assert_eq!(s["orders"]["wal_failures"], 0);
+
+    // Every scheduled fault was injected and lifted (the ones that last).
+    let scheduled = s["faults_scheduled"].as_array().unwrap();
+    assert_eq!(scheduled.len(), faults_per_day);
+    assert_eq!(s["faults_injected"].as_u64().unwrap(), faults_per_day as u64);
+    let events = s["containment_events"].as_array().unwrap();
+    let count = |kind: &str| events.iter().filter(|e| e["kind"] == kind).count();
+    assert_eq!(count("fault_start"), faults_per_day);
+    let lasting = scheduled.iter().filter(|f| !f["end"].is_null()).count();
+    assert_eq!(count("fault_end"), lasting);
+    assert!(events.iter().all(|e| e["reason"].as_str().is_some_and(|r| !r.is_empty())));
+
+    // The timeline starts with the mode trading began in.
+    let timeline = s["mode_timeline"].as_array().unwrap();
+    assert_eq!(timeline[0]["at"], "d0 00:00:00");
+    assert!(!s["final_mode"].as_str().unwrap().is_empty());
+
+    // Deterministic content only: no wall-clock values in the summary.
+    assert!(!text.contains("wall"), "summary.json must not carry wall-clock values");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("Verdict: **PASS**"), "{report}");
+}
+
+#[test]
+fn paper_refuses_out_of_range_arguments_before_starting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value, message) in [
+        ("--days", "0", "--days must be"),
+        ("--speed", "0", "--speed must be"),
+        ("--faults-per-day", "99", "faults per day must be"),
+    ] {
+        let run = stoic()
+            .args(["paper", flag, value, "--out"])
+            .arg(dir.path().join("out"))
+            .arg("--work-dir")
+            .arg(dir.path().join("work"))
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains(message), "{flag} {value}: {err}");
+        assert!(!dir.path().join("out").join("summary.json").exists());
+    }
+}
