@@ -94,3 +94,37 @@ fn paper_refuses_out_of_range_arguments_before_starting_anything() {
         assert!(!dir.path().join("out").join("summary.json").exists());
     }
 }
+
+/// Issue 8 (micro-live caps): the engine refuses to start a run whose LIVE caps exceed the
+/// micro-live ceiling (`CONFIG_CAP_EXCEEDS_CEILING`, naming the key), before any order.
+#[test]
+fn paper_engine_refuses_to_start_with_live_caps_above_the_micro_live_ceiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut policy: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("config/policy_paper.json")).unwrap(),
+    )
+    .unwrap();
+    policy["environment"] = Value::from("LIVE");
+    let path = dir.path().join("policy_live.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
+    let run = stoic()
+        .args(["paper", "--days", "1", "--speed", "8640", "--tick-ms", "500", "--policy"])
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg("--work-dir")
+        .arg(dir.path().join("work"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("CONFIG_CAP_EXCEEDS_CEILING: risk_limits.max_position_coin_per_instrument"),
+        "{err}"
+    );
+    assert!(!dir.path().join("out").join("summary.json").exists());
+    let journal = dir.path().join("work").join("sim_journal.jsonl");
+    let orders = std::fs::read_to_string(journal).unwrap_or_default();
+    assert!(orders.is_empty(), "an order reached the venue: {orders}");
+}

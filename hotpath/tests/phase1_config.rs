@@ -267,14 +267,89 @@ fn strict_loader_rules() {
     );
 }
 
-#[test]
-fn live_environment_applies_micro_live_ceiling() {
+/// Caps the micro-live ceiling bounds: (`risk_limits` key, `micro_live_ceiling` key).
+const CEILING_CAPS: [(&str, &str); 5] = [
+    (
+        "risk_limits.max_position_coin_per_instrument",
+        "micro_live_ceiling.max_position_coin_per_instrument",
+    ),
+    (
+        "risk_limits.max_position_usd_per_instrument",
+        "micro_live_ceiling.max_position_usd_per_instrument",
+    ),
+    ("risk_limits.max_gross_notional_usd", "micro_live_ceiling.max_gross_notional_usd"),
+    ("risk_limits.max_order_notional_usd", "micro_live_ceiling.max_order_notional_usd"),
+    ("risk_limits.max_daily_loss_usd", "micro_live_ceiling.max_daily_loss_usd"),
+];
+
+fn get_key<'v>(value: &'v Value, dotted: &str) -> &'v Value {
+    dotted.split('.').fold(value, |node, part| &node[part])
+}
+
+/// The shipped policy switched to LIVE with every cap set exactly to its ceiling.
+fn live_policy_at_ceiling() -> Value {
     let mut doc = policy_value();
     set_key(&mut doc, "environment", Value::from("LIVE"));
-    let policy = Policy::from_value(&doc).expect("valid");
-    let limits = policy.effective_risk_limits();
-    assert_eq!(limits.max_order_notional_usd, policy.micro_live_ceiling.max_order_notional_usd);
-    assert_eq!(limits.max_daily_loss_usd, policy.micro_live_ceiling.max_daily_loss_usd);
+    for (cap, ceiling) in CEILING_CAPS {
+        let at = get_key(&doc, ceiling).clone();
+        set_key(&mut doc, cap, at);
+    }
+    doc
+}
+
+/// Issue 8 (micro-live caps): in LIVE, a `risk_limits` cap above its `micro_live_ceiling` is
+/// refused with `CONFIG_CAP_EXCEEDS_CEILING` naming the cap, for each capped key; the shipped
+/// (PAPER) caps are far above the ceiling, so switching the environment alone is refused too.
+#[test]
+fn test_micro_live_caps_exceeding_ceiling_are_refused() {
+    let mut shipped_as_live = policy_value();
+    set_key(&mut shipped_as_live, "environment", Value::from("LIVE"));
+    let error = Policy::from_value(&shipped_as_live).expect_err("shipped caps exceed the ceiling");
+    assert_eq!(error.code, E::CapExceedsCeiling);
+    assert_eq!(error.code.as_str(), "CONFIG_CAP_EXCEEDS_CEILING");
+    assert!(error.code.refuses_start());
+
+    for (cap, ceiling) in CEILING_CAPS {
+        let mut doc = live_policy_at_ceiling();
+        let above = get_key(&doc, ceiling).as_f64().expect("number") * 1.01;
+        set_key(&mut doc, cap, Value::from(above));
+        let error = Policy::from_value(&doc).expect_err(cap);
+        assert_eq!((error.code, error.key.as_str()), (E::CapExceedsCeiling, cap));
+    }
+}
+
+/// Raising a micro-live cap takes a policy-file change of the ceiling itself: caps at the
+/// ceiling load, one step above is refused, and the same caps load once the file's ceiling is
+/// raised with them. The ceiling applies to LIVE only (PAPER/DEV/STAGING trade nothing real).
+#[test]
+fn micro_live_caps_can_only_be_raised_by_raising_the_ceiling_in_the_policy_file() {
+    let at = Policy::from_value(&live_policy_at_ceiling()).expect("caps at the ceiling load");
+    assert_eq!(at.environment, Environment::Live);
+    let limits = at.effective_risk_limits();
+    assert_eq!(limits.max_order_notional_usd, at.micro_live_ceiling.max_order_notional_usd);
+    assert_eq!(
+        limits.max_position_coin_per_instrument,
+        at.micro_live_ceiling.max_position_coin_per_instrument
+    );
+
+    let mut raised = live_policy_at_ceiling();
+    set_key(&mut raised, "risk_limits.max_order_notional_usd", Value::from(7_500.0));
+    assert_eq!(Policy::from_value(&raised).unwrap_err().code, E::CapExceedsCeiling);
+    set_key(&mut raised, "micro_live_ceiling.max_order_notional_usd", Value::from(7_500.0));
+    let loaded = Policy::from_value(&raised).expect("ceiling raised in the file");
+    assert_eq!(
+        loaded.effective_risk_limits().max_order_notional_usd,
+        loaded.micro_live_ceiling.max_order_notional_usd
+    );
+
+    for env in ["DEV", "STAGING", "PAPER"] {
+        let mut doc = policy_value();
+        set_key(&mut doc, "environment", Value::from(env));
+        if env == "STAGING" {
+            set_key(&mut doc, "environments.STAGING.trade_capable", Value::from(true));
+        }
+        Policy::from_value(&doc).unwrap_or_else(|e| panic!("{env}: {e}"));
+    }
 }
 
 proptest! {

@@ -104,6 +104,9 @@ pub enum EngineError {
     /// Reconciliation did not clear the latch.
     #[error("reconcile: {0}")]
     Reconcile(String),
+    /// The policy is one the engine must not start with (caps above the environment's ceiling).
+    #[error("policy refused: {0}")]
+    PolicyRefused(PolicyError),
 }
 
 /// Counters shown in progress lines and the status snapshot.
@@ -278,6 +281,9 @@ impl Engine {
             report.torn_tail.is_some()
         );
         let policy = Policy::load_from_path(&opts.policy_path);
+        if let Some(e) = policy.as_ref().err().filter(|e| e.code.refuses_start()) {
+            return Err(EngineError::PolicyRefused(e.clone()));
+        }
         if let Err(e) = &policy {
             tracing::error!(error = %e, "policy failed to load: every intent will be refused");
             println!("policy: FAILED to load ({e}); every intent will be refused (fail closed)");

@@ -44,6 +44,9 @@ pub enum ConfigErrorCode {
     OrderTypeOverlap,
     /// A type Stoic never sends (MARKET, STOP, ...) listed as allowed.
     ForbiddenTypeAllowed,
+    /// A risk cap above its environment's ceiling (LIVE: `micro_live_ceiling`). The engine
+    /// refuses to start; raising a cap means raising the ceiling in the policy file too.
+    CapExceedsCeiling,
 }
 
 impl ConfigErrorCode {
@@ -66,7 +69,17 @@ impl ConfigErrorCode {
             Self::DuplicateToken => "CONFIG_DUPLICATE_TOKEN",
             Self::OrderTypeOverlap => "CONFIG_ORDER_TYPE_OVERLAP",
             Self::ForbiddenTypeAllowed => "CONFIG_FORBIDDEN_TYPE_ALLOWED",
+            Self::CapExceedsCeiling => "CONFIG_CAP_EXCEEDS_CEILING",
         }
+    }
+
+    /// Failures the engine must not start with. Every other policy failure starts the engine
+    /// fail-closed (every intent refused with `ConfigMissingOrInvalid`); caps above the
+    /// environment's ceiling are a deliberate-looking file that would trade too big, so the
+    /// run is refused outright.
+    #[must_use]
+    pub const fn refuses_start(self) -> bool {
+        matches!(self, Self::CapExceedsCeiling)
     }
 }
 

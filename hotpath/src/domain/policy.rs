@@ -54,6 +54,8 @@ pub const CRITICAL_KEYS: &[&str] = &[
     "risk_limits.max_orders_per_minute",
     "risk_limits.order_rate_burst",
     "micro_live_ceiling",
+    "micro_live_ceiling.max_position_coin_per_instrument",
+    "micro_live_ceiling.max_position_usd_per_instrument",
     "micro_live_ceiling.max_order_notional_usd",
     "micro_live_ceiling.max_gross_notional_usd",
     "micro_live_ceiling.max_daily_loss_usd",
@@ -223,9 +225,15 @@ pub struct RiskLimits {
     pub order_rate_burst: i64,
 }
 
-/// `micro_live_ceiling`: tighter caps that apply in LIVE until certified.
+/// `micro_live_ceiling`: the LIVE environment's ceiling until certified. A LIVE policy whose
+/// `risk_limits` exceed any of these is refused ([`PolicyErrorCode::CapExceedsCeiling`]), so the
+/// caps can only be raised by editing both in the policy file (no flag or variable can).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MicroLiveCeiling {
+    /// Per-instrument position ceiling in coin.
+    pub max_position_coin_per_instrument: Qty,
+    /// Per-instrument position ceiling in USD amount.
+    pub max_position_usd_per_instrument: Qty,
     /// Single-order notional ceiling.
     pub max_order_notional_usd: Usd,
     /// Gross notional ceiling.
@@ -293,6 +301,38 @@ pub struct Policy {
     pub data_limits: DataLimits,
     /// Edge policy.
     pub edge_policy: EdgePolicy,
+}
+
+/// The first `risk_limits` key above its environment's ceiling, if any. Only LIVE has a
+/// ceiling: DEV and PAPER trade nothing real, STAGING trades testnet money.
+fn cap_above_ceiling(
+    environment: Environment,
+    limits: &RiskLimits,
+    ceiling: &MicroLiveCeiling,
+) -> Option<&'static str> {
+    if environment != Environment::Live {
+        return None;
+    }
+    let checks = [
+        (
+            limits.max_position_coin_per_instrument > ceiling.max_position_coin_per_instrument,
+            "risk_limits.max_position_coin_per_instrument",
+        ),
+        (
+            limits.max_position_usd_per_instrument > ceiling.max_position_usd_per_instrument,
+            "risk_limits.max_position_usd_per_instrument",
+        ),
+        (
+            limits.max_gross_notional_usd > ceiling.max_gross_notional_usd,
+            "risk_limits.max_gross_notional_usd",
+        ),
+        (
+            limits.max_order_notional_usd > ceiling.max_order_notional_usd,
+            "risk_limits.max_order_notional_usd",
+        ),
+        (limits.max_daily_loss_usd > ceiling.max_daily_loss_usd, "risk_limits.max_daily_loss_usd"),
+    ];
+    checks.into_iter().find(|(above, _)| *above).map(|(_, key)| key)
 }
 
 fn order_types<'a>(section: &mut Section<'a>, key: &'a str) -> Result<OrderTypeSet, PolicyError> {
@@ -424,11 +464,20 @@ impl Policy {
 
         let mut ceiling = root.section("micro_live_ceiling")?;
         let micro_live_ceiling = MicroLiveCeiling {
+            max_position_coin_per_instrument: Qty::from_raw(
+                ceiling.amount("max_position_coin_per_instrument", false)?,
+            ),
+            max_position_usd_per_instrument: Qty::from_raw(
+                ceiling.amount("max_position_usd_per_instrument", false)?,
+            ),
             max_order_notional_usd: Usd::from_raw(ceiling.amount("max_order_notional_usd", false)?),
             max_gross_notional_usd: Usd::from_raw(ceiling.amount("max_gross_notional_usd", false)?),
             max_daily_loss_usd: Usd::from_raw(ceiling.amount("max_daily_loss_usd", false)?),
         };
         ceiling.finish()?;
+        if let Some(key) = cap_above_ceiling(environment, &risk_limits, &micro_live_ceiling) {
+            return Err(err(PolicyErrorCode::CapExceedsCeiling, key));
+        }
 
         let mut data = root.section("data_limits")?;
         // Bounds: a day for time limits, 100 % (10 000 bps) for basis-point limits.
@@ -472,12 +521,17 @@ impl Policy {
         })
     }
 
-    /// Limits in force: in LIVE the micro-live ceiling caps the written limits.
+    /// Limits in force: the written limits (a loaded LIVE policy is already within its
+    /// ceiling; the `min` below is a second line of defence, not the rule).
     #[must_use]
     pub fn effective_risk_limits(&self) -> RiskLimits {
         let mut limits = self.risk_limits;
         if self.environment == Environment::Live {
             let c = self.micro_live_ceiling;
+            limits.max_position_coin_per_instrument =
+                limits.max_position_coin_per_instrument.min(c.max_position_coin_per_instrument);
+            limits.max_position_usd_per_instrument =
+                limits.max_position_usd_per_instrument.min(c.max_position_usd_per_instrument);
             limits.max_order_notional_usd =
                 limits.max_order_notional_usd.min(c.max_order_notional_usd);
             limits.max_gross_notional_usd =
