@@ -102,7 +102,7 @@ fn paper_engine_refuses_to_start_with_live_caps_above_the_micro_live_ceiling() {
     let dir = tempfile::tempdir().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut policy: Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("config/policy_paper.json")).unwrap(),
+        &std::fs::read_to_string(root.join("config/policy_paper_accelerated.json")).unwrap(),
     )
     .unwrap();
     policy["environment"] = Value::from("LIVE");

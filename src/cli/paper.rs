@@ -29,9 +29,9 @@ pub struct Args {
     /// Strategy (default: `quoter` when this build has it, else `churn`).
     #[arg(long)]
     pub strategy: Option<String>,
-    /// Policy file (default: config/policy_paper.json: the launch policy's caps, with a fee
-    /// cache that may age one simulated day, because the venue allows a metadata refresh only
-    /// about every ten wall seconds).
+    /// Policy file (default: config/policy_paper_accelerated.json: the launch policy's caps;
+    /// metadata caches may age one simulated day, because the venue allows a refresh only
+    /// about every ten wall seconds; option spreads up to 1000 bps, the simulator's books).
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// Evidence directory for summary.json and report.md.
@@ -57,7 +57,8 @@ fn repo_file(rel: &str) -> PathBuf {
 #[allow(clippy::needless_pass_by_value)]
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     let strategy = args.strategy.clone().unwrap_or_else(|| strategies::default_name().to_owned());
-    let policy_path = args.policy.clone().unwrap_or_else(|| repo_file("config/policy_paper.json"));
+    let policy_path =
+        args.policy.clone().unwrap_or_else(|| repo_file("config/policy_paper_accelerated.json"));
     let work_dir = args.work_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("stoic-paper-{}-{}", std::process::id(), args.seed))
     });
