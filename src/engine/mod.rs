@@ -8,6 +8,7 @@
 
 mod control;
 pub mod edge;
+pub mod emergency;
 mod market_data;
 mod reconcile;
 mod reports;
