@@ -142,7 +142,7 @@ pub fn print_status(s: &StatusSnapshot) {
     println!("mode_reasons:       [{}]", reasons.join(", "));
     println!(
         "positions:          {}",
-        if positions.is_empty() { "none".to_owned() } else { positions.join(", ") }
+        if positions.is_empty() { "none (flat)".to_owned() } else { positions.join(", ") }
     );
 }
 

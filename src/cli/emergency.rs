@@ -42,7 +42,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         println!("stoic emergency close: done and journaled; the venue reports no open position");
         print_status(status);
     }
-    if !status.positions.is_empty() {
+    if status.positions.iter().any(|p| p.size != 0.0) {
         eprintln!(
             "stoic: emergency close: the engine reports positions still open; run it again or close on the venue (runbook section 3)"
         );

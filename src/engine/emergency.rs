@@ -158,6 +158,11 @@ impl Engine {
         let cfg = EmergencyConfig::default();
         let mut positions = self.venue_exposure(credits)?;
         out.before = as_pairs(&positions);
+        if positions.is_empty() {
+            // Nothing to close, but open orders could still add exposure: the planner's
+            // round-0 cancel-all never runs, so do it here.
+            self.emergency_cancel_all(credits);
+        }
         for attempt in 0..cfg.close_attempts_max {
             if positions.is_empty() {
                 break;
