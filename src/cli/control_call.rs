@@ -135,8 +135,12 @@ pub fn post(args: &HttpArgs, path: &str) -> anyhow::Result<Answer> {
 /// One line about the engine after a command: mode, whether it may open, reasons, positions.
 pub fn print_status(s: &StatusSnapshot) {
     let reasons: Vec<String> = s.mode_reasons.iter().map(|r| r.as_str().to_owned()).collect();
-    let positions: Vec<String> =
-        s.positions.iter().map(|p| format!("{} {}", p.instrument_name, p.size)).collect();
+    let positions: Vec<String> = s
+        .positions
+        .iter()
+        .filter(|p| p.size != 0.0)
+        .map(|p| format!("{} {}", p.instrument_name, p.size))
+        .collect();
     println!("trading_mode:       {:?}", s.trading_mode);
     println!("is_trading_allowed: {}", s.is_trading_allowed);
     println!("mode_reasons:       [{}]", reasons.join(", "));

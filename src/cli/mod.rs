@@ -8,6 +8,7 @@ mod bench;
 mod control_call;
 mod decode;
 mod drill;
+mod drill_break_glass;
 mod emergency;
 mod health;
 mod keys;

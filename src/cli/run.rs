@@ -152,6 +152,13 @@ fn progress_line(s: &EngineSnapshot) {
 #[allow(clippy::needless_pass_by_value)]
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     signals::install();
+    // Warnings and errors (control-plane audit lines under target `stoic::control`, WAL and
+    // venue trouble) go to stderr; progress stays on stdout.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .with_target(true)
+        .try_init();
     let run_id = format!(
         "{:x}-{:x}",
         std::process::id(),

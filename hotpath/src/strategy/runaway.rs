@@ -1,9 +1,8 @@
 //! `runaway`: a deliberately misbehaving strategy for the break-glass drill. It never closes,
 //! never cancels and keeps adding opens: per instrument it keeps up to
-//! [`RUNAWAY_LIVE_MAX`] post-only orders resting at the mid (rounded to the passive side), always
-//! on the same side, so exposure only ever grows as the market trades through them. It
-//! stays within what the gates accept (post-only at or behind the mid has non-negative
-//! edge), which is the point: it looks like a strategy gone wrong that only the kill switch
+//! [`RUNAWAY_LIVE_MAX`] post-only orders resting at its side's touch, always on the same side,
+//! so exposure only ever grows as the market trades through them. It stays within what the
+//! gates accept (post-only at the touch has non-negative edge), which is the point: it looks like a strategy gone wrong that only the kill switch
 //! stops, not one the gates would catch by themselves. Never use it outside drills.
 //!
 //! Deterministic in (seed, inputs, own counter), like `churn`.
@@ -12,7 +11,6 @@ use crate::domain::instrument::{Instrument, InstrumentName};
 use crate::domain::intent::{
     GroupId, IntentFields, OrderIntent, OrderType, Side, StrategyId, TimeInForce,
 };
-use crate::domain::units::Price;
 
 use super::{ActionBuffer, MarketSnapshot, PositionsSnapshot, Strategy, StrategyAction};
 
@@ -79,9 +77,13 @@ impl Runaway {
         if book.gapped {
             return None;
         }
-        let (bid, ask) = (book.best_bid()?.price, book.best_ask()?.price);
-        // The mid; quantization rounds it to the passive side, so post-only never crosses.
-        let mid = Price::from_raw(bid.raw() + (ask.raw() - bid.raw()) / 2);
+        let side = self.side(index);
+        // Its own side's touch: the most aggressive price a post-only order can rest at
+        // without racing a moving book into a cross (the venue would refuse that).
+        let price = match side {
+            Side::Buy => book.best_bid()?.price,
+            Side::Sell => book.best_ask()?.price,
+        };
         self.decisions += 1;
         let mut key = [0u8; 24];
         key[..8].copy_from_slice(&self.seed.to_le_bytes());
@@ -92,7 +94,7 @@ impl Runaway {
             group_id: GroupId::derive(&self.id, &key),
             leg_index: 0,
             instrument: inst,
-            side: self.side(index),
+            side,
             order_type: OrderType::Limit,
             time_in_force: TimeInForce::GoodTilCancelled,
             post_only: true,
@@ -100,7 +102,7 @@ impl Runaway {
             linked_order_type: None,
             trigger_price: None,
             qty: meta.min_trade_amount,
-            limit_price: Some(mid),
+            limit_price: Some(price),
             contracts: None,
             emergency_close: false,
         };
