@@ -126,6 +126,7 @@ impl Engine {
         {
             tracing::error!(run_id = %self.run_id, error = %e, "emergency close not journaled; running it anyway (capital supremacy)");
         }
+        trip_breaker_for_test(self.disp.as_mut(), self.clock.now_ms());
         let mut credits = CreditReserve::new(
             self.disp.as_mut().is_some_and(hotpath::dispatch::Dispatcher::breaker_open),
         );
@@ -510,6 +511,20 @@ impl Engine {
         Ok(as_pairs(&venue) == ours)
     }
 }
+
+/// Test hook (feature `failpoints` only): with `STOIC_TRIP_BREAKER_BEFORE_CLOSE` set, the
+/// trading session's rate-limit breaker is tripped as the emergency close starts, as a 10028
+/// would, so the engine-level test watches the close run on the credit reserve.
+#[cfg(feature = "failpoints")]
+fn trip_breaker_for_test(disp: Option<&mut hotpath::dispatch::Dispatcher>, now_ms: i64) {
+    if let (Some(d), Some(_)) = (disp, std::env::var_os("STOIC_TRIP_BREAKER_BEFORE_CLOSE")) {
+        println!("emergency close: test fault: rate-limit breaker tripped");
+        d.rate_limit_breaker().trip(now_ms);
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn trip_breaker_for_test(_: Option<&mut hotpath::dispatch::Dispatcher>, _: i64) {}
 
 fn hedge_code(code: RejectReasonCode) -> String {
     format!("hedge: {code:?}")
