@@ -94,9 +94,11 @@ fn to_status(p: &Published) -> StatusSnapshot {
         st.open_permission_requires_reconcile = s.latched;
         st.open_permission_reason_codes = s.latch_codes.clone();
         st.loop_tick_last_ts_ms = s.at_ms;
+        // A flat instrument is no position (the engine keeps its zero entry after a close).
         st.positions = s
             .positions
             .iter()
+            .filter(|(_, q)| *q != 0)
             .map(|(n, q)| PositionView {
                 instrument_name: n.clone(),
                 size: *q as f64 / 1e8,
