@@ -21,10 +21,13 @@ use serde_json::Value;
 const TOKEN: &str = "control-commands-token-0123456789";
 const T: Duration = Duration::from_secs(5);
 
+/// A command as the sink saw it: what, who, why.
+type Seen = (ControlCommand, Option<String>, Option<String>);
+
 /// Records every command it receives and answers like an engine would.
 struct Recorder {
     fixture: FixtureEngine,
-    seen: Mutex<Vec<(ControlCommand, Option<String>, Option<String>)>>,
+    seen: Mutex<Vec<Seen>>,
 }
 
 impl ControlSink for Recorder {

@@ -163,13 +163,15 @@ impl Engine {
             risk_state = RiskState::Degraded;
         }
         if target == TradingMode::Active && risk_state == RiskState::Degraded && wal_healthy {
-            match self.positions_match_venue() {
-                Ok(true) => risk_state = RiskState::Healthy,
-                Ok(false) => {
-                    tracing::warn!(run_id = %self.run_id, "relax: positions differ from the venue; risk state stays Degraded")
-                }
-                Err(e) => {
-                    tracing::warn!(run_id = %self.run_id, error = %e, "relax: venue positions unreadable; risk state stays Degraded")
+            let why = match self.positions_match_venue() {
+                Ok(true) => None,
+                Ok(false) => Some("positions differ from the venue".to_owned()),
+                Err(e) => Some(format!("venue positions unreadable: {e}")),
+            };
+            match why {
+                None => risk_state = RiskState::Healthy,
+                Some(why) => {
+                    tracing::warn!(run_id = %self.run_id, %why, "relax: risk state stays Degraded");
                 }
             }
         }
