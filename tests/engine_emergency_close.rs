@@ -72,6 +72,55 @@ fn process_kill_then_emergency_close_flattens_on_the_credit_reserve() {
         ..simulator::SimConfig::default()
     })
     .unwrap();
+    // A position the engine does not stream: a dated future bought before the engine starts
+    // (adopted at start-up reconciliation). Closing it needs the ticker price source (B §3.1
+    // priority 2, AT-937), since the engine has no book for it.
+    let mut seed = simulator::client::WsClient::connect(sim.addr()).unwrap();
+    seed.auth("sim-dev-trade", "sim-dev-trade-secret-0001").unwrap();
+    let listed =
+        seed.call("public/get_instruments", &json!({"currency": "BTC", "kind": "future"})).unwrap();
+    let dated = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["instrument_name"].as_str())
+        .find(|n| !n.ends_with("PERPETUAL"))
+        .expect("a dated BTC future")
+        .to_owned();
+    let book = seed.call("public/get_order_book", &json!({"instrument_name": dated})).unwrap();
+    let ask = book["best_ask_price"].as_f64().expect("an ask");
+    let bought = seed
+        .call(
+            "private/buy",
+            &json!({"instrument_name": dated, "amount": 10, "type": "limit", "price": ask,
+                    "time_in_force": "immediate_or_cancel", "label": "test-seed-dated-future"}),
+        )
+        .unwrap();
+    assert_eq!(bought["order"]["order_state"], "filled", "{bought}");
+    // And an option: the engine loads only futures' metadata at start, so the close must fetch
+    // the option listing itself.
+    let options =
+        seed.call("public/get_instruments", &json!({"currency": "BTC", "kind": "option"})).unwrap();
+    let option = options
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["instrument_name"].as_str().map(str::to_owned))
+        .find(|n| {
+            seed.call("public/get_order_book", &json!({"instrument_name": n}))
+                .is_ok_and(|b| b["best_ask_price"].as_f64().is_some_and(|a| a > 0.0))
+        })
+        .expect("a BTC option with an ask");
+    let book = seed.call("public/get_order_book", &json!({"instrument_name": option})).unwrap();
+    let ask = book["best_ask_price"].as_f64().unwrap();
+    let bought = seed
+        .call(
+            "private/buy",
+            &json!({"instrument_name": option, "amount": 0.1, "type": "limit", "price": ask,
+                    "time_in_force": "immediate_or_cancel", "label": "test-seed-option"}),
+        )
+        .unwrap();
+    assert_eq!(bought["order"]["order_state"], "filled", "{bought}");
     let token_file = dir.path().join("control_token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let port = free_port();
@@ -140,8 +189,25 @@ fn process_kill_then_emergency_close_flattens_on_the_credit_reserve() {
         }
     }
 
-    // The journal: after the Kill, only reduce-only IOC orders; at least one filled.
+    // The journal: after the Kill, only reduce-only IOC orders; at least one filled, and the
+    // unstreamed future was closed too.
     let entries = journal(sim.journal_path());
+    assert!(
+        entries.iter().any(|e| is_new_order(e)
+            && e["instrument"] == dated.as_str()
+            && e["flags"]["reduce_only"] == true
+            && e["ts_ms"].as_i64() > Some(kill_ack_ms)),
+        "no close for {dated}\n{}",
+        engine.output()
+    );
+    assert!(
+        entries.iter().any(|e| is_new_order(e)
+            && e["instrument"] == option.as_str()
+            && e["flags"]["reduce_only"] == true
+            && e["ts_ms"].as_i64() > Some(kill_ack_ms)),
+        "no close for {option}\n{}",
+        engine.output()
+    );
     let after: Vec<&Value> = entries
         .iter()
         .filter(|e| is_new_order(e) && e["ts_ms"].as_i64() > Some(kill_ack_ms))

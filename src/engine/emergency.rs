@@ -18,8 +18,10 @@
 //! decided while it works; it is bounded: three rounds of at most [`ROUND_WAIT`] each, plus
 //! one hedge round.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::market_data::apply_md;
 use super::{edge, Engine, EngineError, LiveIntent};
 use hotpath::dispatch::{BatchInputs, OutboundIntent, PipelineEvent, Refusal, SendOutcome};
 use hotpath::domain::instrument::{Instrument, InstrumentKind, InstrumentName};
@@ -29,12 +31,15 @@ use hotpath::domain::reason_codes::RejectReasonCode;
 use hotpath::domain::units::{Price, Qty};
 use hotpath::emergency::{
     plan_close_order, plan_emergency_close, CloseIdentity, CreditReserve, EmergencyConfig,
-    EmergencyMarket, ExposedPosition, PriceInputs,
+    EmergencyMarket, ExposedPosition, L1Ticker, PriceInputs, L2_BOOK_SNAPSHOT_MAX_AGE_MS,
 };
 use hotpath::gates::chain::{GateContext, PolicySlot};
 use hotpath::gates::market::BookView;
 use hotpath::gates::positions::{ExposureBook, PortfolioView, PositionView};
 use hotpath::mode::ModePermissions;
+use hotpath::venue::conn::ConnError;
+use hotpath::venue::messages::{Message, ResultPayload};
+use hotpath::venue::methods;
 use hotpath::wal::{OperatorActionKind, Record};
 
 /// Longest wait for one round's IOC orders to reach a terminal state.
@@ -43,6 +48,8 @@ pub const ROUND_WAIT: Duration = Duration::from_secs(3);
 pub const EMERGENCY_STRATEGY_ID: &str = "emergency";
 /// Currencies whose positions the run reads (the instruments this engine trades).
 const CURRENCIES: [&str; 2] = ["BTC", "ETH"];
+/// Longest wait for one ticker reply (the L1 price fallback).
+const TICKER_WAIT: Duration = Duration::from_secs(2);
 
 /// What one emergency-close run did (the `AtomicNakedEvent`-shaped summary, B §3.1).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -83,10 +90,12 @@ impl CloseOutcome {
     }
 }
 
-/// The planner's view of the engine's market: instrument metadata and the live books.
+/// The planner's view of the engine's market: instrument metadata, the live books, and the
+/// tickers fetched for exposed instruments without a fresh book.
 struct EngineMarket<'a> {
     instruments: &'a InstrumentCache,
     books: &'a [BookView],
+    tickers: &'a BTreeMap<InstrumentName, L1Ticker>,
 }
 
 impl EmergencyMarket for EngineMarket<'_> {
@@ -97,7 +106,7 @@ impl EmergencyMarket for EngineMarket<'_> {
     fn prices(&self, instrument: InstrumentName) -> PriceInputs {
         PriceInputs {
             book: self.books.iter().find(|b| b.instrument == instrument).copied(),
-            ticker: None,
+            ticker: self.tickers.get(&instrument).copied(),
         }
     }
 }
@@ -172,9 +181,11 @@ impl Engine {
             let mode = self.guard.cell().mode();
             let permissions = ModePermissions::with_latch(mode, self.guard.latch().is_latched());
             let identity = round_identity(&sid, started_ms, attempt);
+            let tickers = self.prepare_market(&positions, credits);
             let exposed: Vec<ExposedPosition> = positions.iter().map(|e| e.position).collect();
             let books = self.book_views();
-            let market = EngineMarket { instruments: &self.instruments, books: &books };
+            let market =
+                EngineMarket { instruments: &self.instruments, books: &books, tickers: &tickers };
             let plan = plan_emergency_close(
                 &exposed,
                 &market,
@@ -219,6 +230,108 @@ impl Engine {
         while Instant::now() < until {
             if self.poll_md().and_then(|()| self.poll_exec(Duration::from_millis(10))).is_err() {
                 break;
+            }
+        }
+    }
+
+    /// Makes every exposed instrument plannable: metadata the engine did not load at start
+    /// (it loads futures; an adopted option position has none) is fetched per currency and
+    /// kind, and a ticker is fetched for each instrument without a fresh book (B §3.1 price
+    /// source 2, AT-937). What cannot be had is left out: the planner then reports
+    /// `InstrumentMetadataMissing` / `EmergencyCloseNoPrice` for it (fail closed, never a guess).
+    fn prepare_market(
+        &mut self,
+        positions: &[Exposure],
+        credits: &mut CreditReserve,
+    ) -> BTreeMap<InstrumentName, L1Ticker> {
+        let mut listings: Vec<(String, &'static str)> = positions
+            .iter()
+            .filter(|e| self.instruments.get(e.position.instrument.as_str()).is_none())
+            .map(|e| {
+                let kind = match e.position.instrument.kind() {
+                    InstrumentKind::Option => "option",
+                    _ => "future",
+                };
+                (e.position.instrument.base_currency().as_str().to_owned(), kind)
+            })
+            .collect();
+        listings.sort_unstable();
+        listings.dedup();
+        for (ccy, kind) in listings {
+            let Some(disp) = self.disp.as_mut() else { break };
+            if disp.grant_reserved(credits, 1).is_err() {
+                break;
+            }
+            match disp.instruments_json(&ccy, Some(kind), &mut self.reports) {
+                Ok(json) => {
+                    if let Err(e) =
+                        self.instruments.load_get_instruments(&json, self.clock.now_ms())
+                    {
+                        tracing::error!(run_id = %self.run_id, %ccy, kind, error = %e, "emergency close: instrument listing unusable");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(run_id = %self.run_id, %ccy, kind, error = %e, "emergency close: instrument listing not fetched");
+                }
+            }
+        }
+        self.drain_reports();
+        let mut tickers = BTreeMap::new();
+        for e in positions {
+            let name = e.position.instrument.name();
+            if !self.book_fresh(name) {
+                if let Some(t) = self.fetch_ticker(name) {
+                    tickers.insert(name, t);
+                }
+            }
+        }
+        tickers
+    }
+
+    fn book_fresh(&self, name: InstrumentName) -> bool {
+        let now = self.clock.now_ms();
+        self.books.get(name.as_str()).is_some_and(|s| {
+            s.book.is_live()
+                && !s.book.is_gapped()
+                && now.saturating_sub(s.last_ms) <= L2_BOOK_SNAPSHOT_MAX_AGE_MS
+        })
+    }
+
+    /// `public/ticker` on the market-data session (not the trading session: its breaker and
+    /// credits are the trading session's business); market data arriving meanwhile is applied.
+    fn fetch_ticker(&mut self, name: InstrumentName) -> Option<L1Ticker> {
+        let md = self.md.as_mut()?;
+        let books = &mut self.books;
+        let index = &mut self.index;
+        let clock = &self.clock;
+        let reply = md.call(
+            methods::TICKER,
+            |b| {
+                b.str("instrument_name", name.as_str());
+            },
+            TICKER_WAIT,
+            |m| match m {
+                Message::Response(r) => match &r.result {
+                    ResultPayload::Ticker(t) => match (t.best_bid_price, t.best_ask_price) {
+                        (Some(bid), Some(ask)) => Ok(L1Ticker {
+                            instrument: name,
+                            best_bid: Price::from_raw(bid.raw),
+                            best_ask: Price::from_raw(ask.raw),
+                            ts_ms: t.timestamp,
+                        }),
+                        _ => Err(ConnError::UnexpectedReply),
+                    },
+                    _ => Err(ConnError::UnexpectedReply),
+                },
+                _ => Err(ConnError::UnexpectedReply),
+            },
+            &mut |inc| apply_md(&inc, books, index, clock.now_ms()),
+        );
+        match reply {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(run_id = %self.run_id, instrument = name.as_str(), error = %e, "emergency close: no ticker");
+                None
             }
         }
     }
@@ -438,6 +551,19 @@ impl Engine {
     ) -> Result<Vec<u64>, EngineError> {
         let cfg = EmergencyConfig::default();
         let identity = round_identity(sid, started_ms, cfg.close_attempts_max);
+        let perps: Vec<Exposure> = residual
+            .iter()
+            .filter(|e| e.position.instrument.kind() == InstrumentKind::Option)
+            .filter_map(|e| {
+                let perp = format!("{}-PERPETUAL", e.position.instrument.base_currency().as_str());
+                let instrument = Instrument::parse(&perp).ok()?;
+                Some(Exposure {
+                    position: ExposedPosition { instrument, position: Qty::from_raw(0) },
+                    delta: None,
+                })
+            })
+            .collect();
+        let tickers = self.prepare_market(&perps, credits);
         let books = self.book_views();
         let mut hedges = Vec::new();
         for e in residual {
@@ -463,7 +589,8 @@ impl Engine {
                 instrument: perp,
                 position: if delta > 0.0 { qty } else { qty.neg() },
             };
-            let market = EngineMarket { instruments: &self.instruments, books: &books };
+            let market =
+                EngineMarket { instruments: &self.instruments, books: &books, tickers: &tickers };
             let planned = plan_close_order(
                 &hedge_pos,
                 market.meta(perp.as_str()),
