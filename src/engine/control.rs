@@ -131,10 +131,13 @@ impl Engine {
         let who = auth.operator_id().to_owned();
         let reason = req.reason.clone().unwrap_or_default();
         let outcome = self.emergency_close(&who, &reason);
-        if outcome.residual.is_empty() {
+        if outcome.flat() {
             Ok(())
         } else {
-            Err(format!("exposure remains after emergency close: {}", outcome.describe()))
+            Err(format!(
+                "exposure remains or is unknown after emergency close: {}",
+                outcome.describe()
+            ))
         }
     }
 

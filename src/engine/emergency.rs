@@ -68,6 +68,17 @@ pub struct CloseOutcome {
     pub hedge_used: bool,
     /// `flat` / `closed` / `emergency_close_exhausted` / `hedge_fallback`.
     pub cause: &'static str,
+    /// Why the run stopped early (venue unreachable, reserve spent, planning refused): then
+    /// `residual` is not known to be empty, whatever it says.
+    pub error: Option<String>,
+}
+
+impl CloseOutcome {
+    /// Whether the venue was read after the run and reported nothing exposed.
+    #[must_use]
+    pub fn flat(&self) -> bool {
+        self.error.is_none() && self.residual.is_empty()
+    }
 }
 
 impl CloseOutcome {
@@ -78,14 +89,15 @@ impl CloseOutcome {
             v.iter().map(|(n, q)| format!("{n}:{}", *q as f64 / 1e8)).collect::<Vec<_>>().join(",")
         };
         format!(
-            "cause={} rounds={} sent={} hedge_used={} before=[{}] residual=[{}] refused=[{}]",
+            "cause={} rounds={} sent={} hedge_used={} before=[{}] residual=[{}] refused=[{}] error={}",
             self.cause,
             self.rounds,
             self.sent.len(),
             self.hedge_used,
             list(&self.before),
             list(&self.residual),
-            self.refused.iter().map(|(a, b)| format!("{a}: {b}")).collect::<Vec<_>>().join("; ")
+            self.refused.iter().map(|(a, b)| format!("{a}: {b}")).collect::<Vec<_>>().join("; "),
+            self.error.as_deref().unwrap_or("-")
         )
     }
 }
@@ -142,7 +154,7 @@ impl Engine {
         let mut out = CloseOutcome { cause: "flat", ..CloseOutcome::default() };
         match self.emergency_rounds(&mut credits, &mut out) {
             Ok(()) => {}
-            Err(e) => out.refused.push(("run".into(), e.to_string())),
+            Err(e) => out.error = Some(e.to_string()),
         }
         if let Some(d) = self.disp.as_mut() {
             d.revoke_reserved();
