@@ -11,7 +11,7 @@
 //!   and only ever holds its own thread); writes time out after `write_timeout`.
 //!
 //! The server never touches the hot loop: it reads state through [`StatusSource`] (published
-//! snapshots) and sends the one command it has through [`ControlSink`] (the control ring).
+//! snapshots) and sends its commands ([`ControlCommand`]) through [`ControlSink`] (the control ring).
 //! Nothing served here can loosen risk: there is no endpoint that sets Active.
 
 use std::io::{self, Read, Write};
@@ -54,7 +54,7 @@ pub trait StatusSource: Send + Sync {
     }
 }
 
-/// Where the server sends the one command it accepts.
+/// Where the server sends the commands it accepts.
 pub trait ControlSink: Send + Sync {
     /// Latches emergency ReduceOnly (`REDUCEONLY_EMERGENCY_REDUCEONLY_ACTIVE`) and returns the
     /// status *after* the change. Must record `req` (who, when, why) in the WAL before
