@@ -11,7 +11,8 @@
 //!   and only ever holds its own thread); writes time out after `write_timeout`.
 //!
 //! The server never touches the hot loop: it reads state through [`StatusSource`] (published
-//! snapshots) and sends its commands ([`ControlCommand`]) through [`ControlSink`] (the control ring).
+//! snapshots) and sends its commands ([`ControlCommand`]) through [`ControlSink`] (the control
+//! ring).
 //! Nothing served here can loosen risk: there is no endpoint that sets Active.
 
 use std::io::{self, Read, Write};
