@@ -196,3 +196,79 @@ pub fn call(socket: &Path, req: &SocketRequest) -> std::io::Result<SocketReply> 
     BufReader::new(stream.take(4 * 1024 * 1024)).read_line(&mut answer)?;
     serde_json::from_str(answer.trim_end()).map_err(std::io::Error::other)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(target: TradingMode, who: &str, reason: &str, command: &str) -> SocketRequest {
+        SocketRequest {
+            command: command.into(),
+            target,
+            token: "t".repeat(32),
+            requested_by: who.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A socket whose engine answers every relax with `answer`, counting what it saw.
+    fn serve(
+        answer: Result<(), String>,
+    ) -> (tempfile::TempDir, OperatorSocket, std::sync::mpsc::Receiver<ControlCmd>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<super::super::status::ControlMsg>();
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for m in rx {
+                let _ = seen_tx.send(m.cmd.clone());
+                let _ = m.reply.send(answer.clone());
+            }
+        });
+        let control = Arc::new(EngineControl {
+            tx: std::sync::Mutex::new(tx),
+            published: super::super::status::Published::default(),
+        });
+        let sock = OperatorSocket::start(dir.path(), control).unwrap();
+        (dir, sock, seen_rx)
+    }
+
+    #[test]
+    fn bad_requests_never_reach_the_engine() {
+        let (_dir, sock, seen) = serve(Ok(()));
+        for bad in [
+            request(TradingMode::Active, "ops", "why", "kill"),
+            request(TradingMode::Kill, "ops", "why", "relax"),
+            request(TradingMode::Active, "", "why", "relax"),
+            request(TradingMode::Active, "ops with space", "why", "relax"),
+            request(TradingMode::Active, "ops", "", "relax"),
+            request(TradingMode::Active, "ops", &"x".repeat(201), "relax"),
+        ] {
+            let r = call(sock.path(), &bad).unwrap();
+            assert!(!r.ok);
+            assert_eq!(r.code, Some(400), "{bad:?} → {r:?}");
+        }
+        assert!(seen.try_recv().is_err(), "a refused request reached the engine");
+        let meta = std::fs::metadata(sock.path()).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn engine_verdicts_map_to_codes_and_the_token_is_passed_through() {
+        let (_dir, sock, seen) = serve(Err("operator token rejected".into()));
+        let r = call(sock.path(), &request(TradingMode::Active, "ops", "why", "relax")).unwrap();
+        assert_eq!((r.ok, r.code), (false, Some(401)));
+        let got = seen.recv().unwrap();
+        assert_eq!(got, ControlCmd::Relax { target: TradingMode::Active, token: "t".repeat(32) });
+        assert!(!format!("{got:?}").contains("tttt"), "Debug must not print the token");
+
+        let (_dir2, sock2, _seen2) = serve(Err("reasons present: [X]".into()));
+        let r =
+            call(sock2.path(), &request(TradingMode::ReduceOnly, "ops", "why", "relax")).unwrap();
+        assert_eq!((r.ok, r.code), (false, Some(409)));
+
+        let (_dir3, sock3, _seen3) = serve(Ok(()));
+        let r = call(sock3.path(), &request(TradingMode::Active, "ops", "why", "relax")).unwrap();
+        assert!(r.ok, "{r:?}");
+        assert!(r.status.is_some());
+    }
+}
