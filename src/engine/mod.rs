@@ -8,8 +8,10 @@
 
 mod control;
 pub mod edge;
+pub mod emergency;
 mod market_data;
 mod metadata;
+pub mod operator_socket;
 mod reconcile;
 mod reports;
 pub mod status;
