@@ -22,7 +22,8 @@ impl Engine {
             return Ok(());
         }
         let Some(disp) = self.disp.as_mut() else { return Ok(()) };
-        let json = match disp.instruments_json("any", Some("future"), &mut self.reports) {
+        // One call for every kind: the venue meters `get_instruments` per call, not per kind.
+        let json = match disp.instruments_json("any", None, &mut self.reports) {
             Ok(j) => j,
             Err(e) => {
                 tracing::debug!(run_id = %self.run_id, error = %e, "instrument refresh deferred");
