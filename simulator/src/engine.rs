@@ -712,9 +712,12 @@ impl Engine {
             self.index[c] *= (vol * dt_years.sqrt() * z).exp();
         }
         self.reprice(now);
+        // A stepped tick spans simulated minutes: every book requotes (the draw still happens,
+        // so the random stream has the same shape on both clocks).
+        let requote_all = matches!(self.clock, VenueClock::Stepped(_));
         for i in 0..self.instruments.len() {
             // A third of the books requote per tick: books change, but not all at once.
-            if self.rng.gen_range(0..3) == 0 {
+            if self.rng.gen_range(0..3) == 0 || requote_all {
                 self.sweep_user_orders(i, now);
                 self.refresh_lp(i, now);
             }
