@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use hotpath::domain::engine_config::{EngineConfig, Topology as ConfigTopology};
+use hotpath::ring::topology::CoreId;
+use hotpath::ring::{available_cores, choose_topology, core_plan, Topology};
 use hotpath::venue::auth::{Credentials, Secret};
 
 use crate::engine::{strategies, Engine, EngineOptions, EngineSnapshot};
@@ -25,9 +28,16 @@ pub struct Args {
     /// WAL directory (default: a fresh directory under the system temp dir).
     #[arg(long)]
     pub wal_dir: Option<PathBuf>,
-    /// Strategy (default: `quoter` when this build has it, else `churn`).
+    /// Strategy: quoter (default), vertical or churn. Built after the instruments load.
     #[arg(long)]
     pub strategy: Option<String>,
+    /// Thread topology (default: `topology` of config/engine.json). `pinned` falls back to
+    /// `compact`, and says so, when the machine has too few cores for its spinning stages.
+    #[arg(long, value_parser = ["pinned", "compact"])]
+    pub topology: Option<String>,
+    /// Runtime configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Strategy seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -38,7 +48,8 @@ pub struct Args {
     /// Stop after this many intents were journaled (and answered).
     #[arg(long)]
     pub max_intents: Option<u64>,
-    /// Policy file (default: config/policy_churn.json for churn, else config/policy.json).
+    /// Policy file (default: config/policy_churn.json for churn; config/policy_paper.json
+    /// against the embedded simulator; else config/policy.json).
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// Status server address (always in embedded mode; with --headless only when given).
@@ -144,6 +155,61 @@ fn progress_line(s: &EngineSnapshot) {
     let _ = std::io::stdout().flush();
 }
 
+/// Stage threads that busy-spin under `pinned`: the feed and the trading thread.
+const SPINNING_STAGES: usize = 2;
+
+/// The topology to run (flag, else config), downgraded to `compact` when the cores do not
+/// suffice, and the one start line that says which, with what threads, and why.
+fn topology(args: &Args) -> anyhow::Result<(Topology, [Option<CoreId>; 2])> {
+    let (requested, source) = if let Some(t) = &args.topology {
+        (if t == "pinned" { Topology::Pinned } else { Topology::Compact }, "--topology")
+    } else {
+        let path = args.config.clone().unwrap_or_else(|| repo_file("config/engine.json"));
+        let cfg = EngineConfig::load_from_path(&path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let t = match cfg.topology {
+            ConfigTopology::Pinned => Topology::Pinned,
+            ConfigTopology::Compact => Topology::Compact,
+        };
+        (t, "config/engine.json")
+    };
+    let cores = available_cores();
+    let threads = "feed thread (market data, books) + trading thread (strategy, gates, WAL, \
+                   dispatch, reports) + status server";
+    let chosen = match requested {
+        Topology::Compact => {
+            println!(
+                "topology: compact ({source}); {threads}; {} cores; unpinned, stages block in \
+                 their socket polls (≤ 1 ms trading, ≤ 20 ms feed) instead of spinning",
+                cores.len()
+            );
+            (Topology::Compact, [None, None])
+        }
+        Topology::Pinned => {
+            let choice = choose_topology(cores.len(), SPINNING_STAGES);
+            if choice.topology == Topology::Pinned {
+                let plan = core_plan(Topology::Pinned, SPINNING_STAGES, &cores);
+                println!(
+                    "topology: pinned ({source}); {threads}; feed on {:?}, trading on {:?}, both \
+                     busy-spin; {}",
+                    plan[0].map(|c| c.id),
+                    plan[1].map(|c| c.id),
+                    choice.reason
+                );
+                (Topology::Pinned, [plan[0], plan[1]])
+            } else {
+                println!(
+                    "topology: compact (pinned asked by {source}, not possible here); {threads}; \
+                     {}",
+                    choice.reason
+                );
+                (Topology::Compact, [None, None])
+            }
+        }
+    };
+    Ok(chosen)
+}
+
 /// Runs the engine until SIGTERM/Ctrl-C (or `--max-intents`).
 ///
 /// # Errors
@@ -162,10 +228,18 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         .wal_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("stoic-run-{run_id}")).join("wal"));
-    let name = args.strategy.clone().unwrap_or_else(|| strategies::default_name().to_owned());
-    let strategy = strategies::build(&name, args.seed)?;
+    let name = args.strategy.clone().unwrap_or_else(|| strategies::DEFAULT_NAME.to_owned());
+    strategies::check_name(&name).map_err(anyhow::Error::msg)?;
+    let strategy = strategies::factory(&name, args.seed);
+    let (topology, cores) = topology(&args)?;
     let policy_path = args.policy.clone().unwrap_or_else(|| {
-        repo_file(if name == "churn" { "config/policy_churn.json" } else { "config/policy.json" })
+        repo_file(match name.as_str() {
+            "churn" => "config/policy_churn.json",
+            // The embedded simulator's option books are 6 % wide (its LP quotes ±3 % of the
+            // mark); the paper policy admits opens up to 10 %. A real venue gets policy.json.
+            _ if args.venue_url.is_none() => "config/policy_paper.json",
+            _ => "config/policy.json",
+        })
     });
     let credentials = match &args.credentials {
         Some(p) => Credentials::from_file(p)?,
@@ -201,6 +275,9 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         wal_dir,
         policy_path,
         strategy,
+        topology,
+        cores,
+        spawn_feed: true,
         max_intents: args.max_intents,
         tick: Duration::from_millis(args.tick_ms.max(1)),
         startup_operator_token: Some(token),
