@@ -162,6 +162,8 @@ pub struct EngineStats {
     pub notice_overflows: u64,
     /// Strategy ticks run.
     pub ticks: u64,
+    /// Actions (places + cancels) the strategy produced.
+    pub actions: u64,
 }
 
 /// What the last reconciliation found.
@@ -339,6 +341,12 @@ impl Engine {
             last_gate_reject: None,
             control: None,
         })
+    }
+
+    /// The counters (no allocation; `snapshot` is the cold-path copy).
+    #[must_use]
+    pub fn stats(&self) -> EngineStats {
+        self.stats_now()
     }
 
     /// The published view.

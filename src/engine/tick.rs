@@ -156,6 +156,7 @@ impl Engine {
             &PositionsSnapshot { exposure: &bufs.exposure, open_orders: &bufs.open },
             &mut self.actions,
         );
+        self.stats.actions += self.actions.len() as u64;
         bufs.intents.clear();
         bufs.cancels.clear();
         for a in self.actions.drain() {
