@@ -132,7 +132,7 @@ fn progress_line(s: &EngineSnapshot) {
     let pos: Vec<String> =
         s.positions.iter().map(|(n, q)| format!("{n}:{}", *q as f64 / 1e8)).collect();
     println!(
-        "progress: run_id={} mode={:?} risk={:?} latched={} intents={} sent={} acked={} fills={} filled={} cancelled={} venue_rejects={} gate_rejects={} abandoned={} in_doubt={} live={} positions=[{}] cash_flow={:.2} last_gate_reject={}",
+        "progress: run_id={} mode={:?} risk={:?} latched={} intents={} sent={} acked={} fills={} filled={} cancelled={} venue_rejects={} gate_rejects={} abandoned={} in_doubt={} live={} positions=[{}] cash_flow={:.4} pnl_mark={:.4} last_gate_reject={}",
         s.run_id,
         s.mode,
         s.risk_state,
@@ -150,6 +150,7 @@ fn progress_line(s: &EngineSnapshot) {
         s.live_orders,
         pos.join(","),
         s.cash_flow as f64 / 1e8,
+        s.pnl_mark as f64 / 1e8,
         s.last_gate_reject.as_deref().unwrap_or("-"),
     );
     let _ = std::io::stdout().flush();

@@ -212,6 +212,9 @@ pub struct EngineSnapshot {
     pub last_gate_reject: Option<String>,
     /// Realised cash flow of fills in quote terms (price × amount, sells positive), 1e-8.
     pub cash_flow: i128,
+    /// PnL marked at the books' mids: cash flow + Σ position × mid (same units), 1e-8.
+    /// Positions in instruments without a book are left out.
+    pub pnl_mark: i128,
 }
 
 #[derive(Debug, Clone)]
@@ -366,11 +369,24 @@ impl Engine {
             live_orders: self.live.len(),
             in_doubt: self.wal.ledger().in_doubt_len(),
             cash_flow: self.cash_flow,
+            pnl_mark: self.cash_flow + self.position_mark_value(),
             last_gate_reject: self.last_gate_reject.map(|(c, g)| format!("{}:{c:?}", g.as_str())),
             mode_reasons: self.guard.cell().load().mode_reasons().to_vec(),
             latch_codes: self.guard.latch().open_permission_reason_codes(),
             at_ms: self.clock.now_ms(),
         }
+    }
+
+    fn position_mark_value(&self) -> i128 {
+        let books = self.market.books();
+        self.positions
+            .iter()
+            .filter_map(|(n, q)| {
+                let b = books.iter().find(|b| b.instrument == *n)?;
+                let mid = (b.best_bid()?.price.raw() / 2) + (b.best_ask()?.price.raw() / 2);
+                Some(i128::from(q.raw()) * i128::from(mid) / 100_000_000)
+            })
+            .sum()
     }
 
     /// Journals an operator action (durable on return).

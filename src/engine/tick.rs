@@ -180,7 +180,7 @@ impl Engine {
             return Ok(());
         }
         let intents = &bufs.intents;
-        let mut ex = &mut bufs.exposure;
+        let ex = &mut bufs.exposure;
         let (taker, maker) = (self.taker_fee_bps, self.maker_fee_bps);
         let edge = move |i: &hotpath::domain::intent::OrderIntent,
                          b: Option<&BookView>,
@@ -212,7 +212,7 @@ impl Engine {
         let events = &mut self.events;
         events.clear();
         let mut outcome =
-            self.pipeline.record_batch(&mut self.wal, &mut ex, intents, &inputs, &mut |ev| {
+            self.pipeline.record_batch(&mut self.wal, ex, intents, &inputs, &mut |ev| {
                 events.push(ev);
             });
         for (i, why) in &outcome.refused {

@@ -106,11 +106,11 @@ impl PackedBook {
         let mut asks = [BookLevel::default(); BOOK_VIEW_DEPTH];
         let nb = usize::try_from(self.flags & 0xff).unwrap_or(0).min(BOOK_VIEW_DEPTH);
         let na = usize::try_from((self.flags >> 8) & 0xff).unwrap_or(0).min(BOOK_VIEW_DEPTH);
-        for i in 0..nb {
-            bids[i] = level(self.bid_px[i], self.bid_qty[i]);
+        for (i, slot) in bids.iter_mut().take(nb).enumerate() {
+            *slot = level(self.bid_px[i], self.bid_qty[i]);
         }
-        for i in 0..na {
-            asks[i] = level(self.ask_px[i], self.ask_qty[i]);
+        for (i, slot) in asks.iter_mut().take(na).enumerate() {
+            *slot = level(self.ask_px[i], self.ask_qty[i]);
         }
         Some(BookView::from_levels(
             instrument,
