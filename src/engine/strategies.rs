@@ -77,8 +77,11 @@ pub fn near_money_options(cache: &InstrumentCache) -> Vec<InstrumentName> {
     };
     let chain: Vec<_> =
         btc_options().filter(|m| m.expiration_timestamp_ms == Some(expiry)).collect();
-    let mut strikes: Vec<i64> =
-        chain.iter().filter_map(|m| m.instrument.strike()).map(hotpath::domain::units::Price::raw).collect();
+    let mut strikes: Vec<i64> = chain
+        .iter()
+        .filter_map(|m| m.instrument.strike())
+        .map(hotpath::domain::units::Price::raw)
+        .collect();
     strikes.sort_unstable();
     strikes.dedup();
     let mid = strikes.len() / 2;
