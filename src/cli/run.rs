@@ -132,7 +132,7 @@ fn progress_line(s: &EngineSnapshot) {
     let pos: Vec<String> =
         s.positions.iter().map(|(n, q)| format!("{n}:{}", *q as f64 / 1e8)).collect();
     println!(
-        "progress: run_id={} mode={:?} risk={:?} latched={} intents={} sent={} acked={} fills={} filled={} cancelled={} venue_rejects={} gate_rejects={} abandoned={} in_doubt={} live={} positions=[{}] cash_flow={:.4} pnl_mark={:.4} last_gate_reject={}",
+        "progress: run_id={} mode={:?} risk={:?} latched={} intents={} sent={} acked={} fills={} filled={} cancelled={} venue_rejects={} gate_rejects={} abandoned={} in_doubt={} live={} positions=[{}] cash_flow={:.4} pnl_mark={:.4} md_events={} md_overflows={} md_resubscribes={} last_gate_reject={}",
         s.run_id,
         s.mode,
         s.risk_state,
@@ -151,6 +151,9 @@ fn progress_line(s: &EngineSnapshot) {
         pos.join(","),
         s.cash_flow as f64 / 1e8,
         s.pnl_mark as f64 / 1e8,
+        s.stats.market_events,
+        s.stats.notice_overflows,
+        s.stats.resubscribes,
         s.last_gate_reject.as_deref().unwrap_or("-"),
     );
     let _ = std::io::stdout().flush();
@@ -288,6 +291,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut engine = Engine::new(opts)?;
     let mut server = None;
+    let metrics = std::sync::Arc::new(coldpath::metrics::MetricsRegistry::new("stoic-run"));
     if !args.headless || args.status_addr.is_some() {
         let published: crate::engine::status::Published = std::sync::Arc::default();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -310,7 +314,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
                 tx: std::sync::Mutex::new(tx),
                 published: published.clone(),
             }),
-            std::sync::Arc::new(coldpath::metrics::MetricsRegistry::new("stoic-run")),
+            std::sync::Arc::clone(&metrics),
         )
         .context("start the status server")?;
         println!("status: http://{}/ (control token: {})", h.local_addr(), token_path.display());
@@ -318,11 +322,24 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         server = Some(h);
     }
     engine.start()?;
+    let pump_stop = std::sync::Arc::new(AtomicBool::new(false));
+    let pump = match engine.feed_counters() {
+        Some(c) => Some(crate::engine::feed::spawn_metrics_pump(
+            c,
+            std::sync::Arc::clone(&metrics),
+            std::sync::Arc::clone(&pump_stop),
+        )?),
+        None => None,
+    };
     println!("trading: strategy={name} (Ctrl-C or SIGTERM stops cleanly)");
     let result = engine.run_until(&STOP, &mut progress_line);
     match &result {
         Ok(()) => println!("stopped: clean shutdown (open orders cancelled, WAL synced)"),
         Err(e) => println!("stopped: error: {e} (open orders cancelled, WAL synced)"),
+    }
+    pump_stop.store(true, Ordering::Relaxed);
+    if let Some(p) = pump {
+        let _ = p.join();
     }
     if let Some(h) = server {
         h.shutdown();
@@ -330,7 +347,6 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(h) = sim {
         h.shutdown();
     }
-    let _ = STOP.load(Ordering::Relaxed);
     result?;
     Ok(ExitCode::SUCCESS)
 }

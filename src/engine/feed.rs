@@ -287,3 +287,33 @@ impl Feed {
         Ok(())
     }
 }
+
+/// How often the metrics pump copies the feed's counters into the metrics registry.
+const METRICS_PUMP_PERIOD: Duration = Duration::from_millis(250);
+
+/// A cold thread that reads the feed's atomics on its own schedule and exports them as the
+/// `feed_to_strategy` ring's depth gauge and overflow counter (`/metrics`). Neither hot thread
+/// is involved. Runs until `stop` is set.
+///
+/// # Errors
+/// The OS refused to start a thread.
+pub fn spawn_metrics_pump(
+    counters: Arc<hotpath::ring::FeedCounters>,
+    metrics: Arc<coldpath::metrics::MetricsRegistry>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    use coldpath::metrics::RingId;
+    use std::sync::atomic::Ordering;
+    std::thread::Builder::new().name("stoic-metrics".into()).spawn(move || {
+        let mut exported = 0_u64;
+        while !stop.load(Ordering::Relaxed) {
+            metrics.set_ring_depth(RingId::FeedToStrategy, counters.ring_depth());
+            let overflows = counters.notice_overflows.load(Ordering::Relaxed);
+            for _ in exported..overflows {
+                metrics.record_ring_overflow(RingId::FeedToStrategy);
+            }
+            exported = overflows;
+            std::thread::sleep(METRICS_PUMP_PERIOD);
+        }
+    })
+}

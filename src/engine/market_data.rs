@@ -66,6 +66,12 @@ impl MarketView {
         self.reader.as_ref().map(BookReader::index)
     }
 
+    /// The feed's counters for a cold thread, once attached.
+    #[must_use]
+    pub fn shared_counters(&self) -> Option<std::sync::Arc<FeedCounters>> {
+        self.reader.as_ref().map(BookReader::shared_counters)
+    }
+
     /// The feed's counters, once attached.
     #[must_use]
     pub fn counters(&self) -> Option<&FeedCounters> {

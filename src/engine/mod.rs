@@ -439,6 +439,12 @@ impl Engine {
         names
     }
 
+    /// The feed's hot counters (atomics), for a cold thread to read; `None` before `start`.
+    #[must_use]
+    pub fn feed_counters(&self) -> Option<Arc<hotpath::ring::FeedCounters>> {
+        self.market.shared_counters()
+    }
+
     /// Attaches the trading end of a book board (its slots must be [`Self::market_instruments`]).
     pub fn attach_market(&mut self, reader: hotpath::ring::BookReader) {
         self.market.attach(reader);

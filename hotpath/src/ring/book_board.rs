@@ -36,7 +36,6 @@ use crate::ring::seqlock::{Plain, Snapshot, SnapshotReader, SnapshotWriter};
 use crate::strategy::IndexPrices;
 use crate::sync::{Arc, AtomicBool, AtomicI64, AtomicU64, Ordering};
 use core::mem::size_of;
-use crossbeam::utils::CachePadded;
 
 /// Notices the feed → trading ring holds (one per book change not yet drained).
 pub const BOOK_NOTICE_RING_CAPACITY: usize = 1_024;
@@ -122,9 +121,13 @@ impl PackedBook {
     }
 }
 
-/// Hot state of the feed that the cold path reads (status page, progress lines, tests).
+/// Hot state of the feed that the cold path reads (metrics, progress lines, tests).
 /// Each field is its own atomic; none is read together with another as one fact.
+///
+/// Layout: aligned to 128 B (the adjacent-line prefetcher pulls line pairs on x86-64), so the
+/// block the feed writes on every change does not false-share with its neighbours.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub struct FeedCounters {
     /// Book publications (every applied change or snapshot).
     pub books_published: AtomicU64,
@@ -170,7 +173,7 @@ impl FeedCounters {
 pub struct BookWriter {
     slots: Vec<SnapshotWriter<PackedBook>>,
     notices: rtrb::Producer<u16>,
-    counters: Arc<CachePadded<FeedCounters>>,
+    counters: Arc<FeedCounters>,
     wake: Option<std::thread::Thread>,
 }
 
@@ -181,7 +184,7 @@ pub struct BookReader {
     slots: Vec<SnapshotReader<PackedBook>>,
     seen: Vec<u64>,
     notices: rtrb::Consumer<u16>,
-    counters: Arc<CachePadded<FeedCounters>>,
+    counters: Arc<FeedCounters>,
 }
 
 /// A board for `names` (slot `i` is `names[i]`) with a notice ring of `notice_capacity`.
@@ -193,7 +196,7 @@ pub fn book_board(names: &[InstrumentName], notice_capacity: usize) -> (BookWrit
     assert!(!names.is_empty() && names.len() <= BOOK_BOARD_SLOTS_MAX, "1..=256 instruments");
     assert!(notice_capacity > 0, "a notice ring needs room for one notice");
     let (producer, consumer) = rtrb::RingBuffer::new(notice_capacity);
-    let counters = Arc::new(CachePadded::new(FeedCounters::default()));
+    let counters = Arc::new(FeedCounters::default());
     let (writers, readers): (Vec<_>, Vec<_>) =
         names.iter().map(|_| Snapshot::new(PackedBook::EMPTY)).unzip();
     let seen = readers.iter().map(|r| r.read_versioned().0).collect();
@@ -269,6 +272,12 @@ impl BookReader {
     #[must_use]
     pub fn counters(&self) -> &FeedCounters {
         &self.counters
+    }
+
+    /// The counters for a cold thread to read on its own schedule (metrics).
+    #[must_use]
+    pub fn shared_counters(&self) -> Arc<FeedCounters> {
+        Arc::clone(&self.counters)
     }
 
     /// The index prices the feed last published.
