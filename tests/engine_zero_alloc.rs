@@ -218,7 +218,9 @@ fn run(events: usize, leak_in_window: bool) -> Run {
         policy_path: repo("config/policy_paper.json"),
         strategy: strategies::factory("quoter", 1),
         topology: hotpath::ring::Topology::Compact,
-        cores: [None, None],
+        cores: [None, None, None],
+        strategy_thread: false,
+        strategy_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
         spawn_feed: false,
         max_intents: None,
         tick: Duration::from_millis(20),
@@ -232,7 +234,7 @@ fn run(events: usize, leak_in_window: bool) -> Run {
     let names = engine.market_instruments();
     assert!(!names.is_empty(), "the quoter follows books");
     let (mut board, reader) = book_board(&names, hotpath::ring::BOOK_NOTICE_RING_CAPACITY);
-    engine.attach_market(reader);
+    engine.attach_market(reader).expect("attach the board");
     let (tops, index) = sim_tops(&url, &names);
     board.set_index("BTC", Some(hotpath::domain::units::Price::from_raw(index)));
 

@@ -159,12 +159,12 @@ fn progress_line(s: &EngineSnapshot) {
     let _ = std::io::stdout().flush();
 }
 
-/// Stage threads that busy-spin under `pinned`: the feed and the trading thread.
-const SPINNING_STAGES: usize = 2;
+/// Stage threads that busy-spin under `pinned`: feed, strategy, trading (gate + dispatch).
+const SPINNING_STAGES: usize = 3;
 
 /// The topology to run (flag, else config), downgraded to `compact` when the cores do not
 /// suffice, and the one start line that says which, with what threads, and why.
-fn topology(args: &Args) -> anyhow::Result<(Topology, [Option<CoreId>; 2])> {
+fn topology(args: &Args) -> anyhow::Result<(Topology, [Option<CoreId>; 3])> {
     let (requested, source) = if let Some(t) = &args.topology {
         (if t == "pinned" { Topology::Pinned } else { Topology::Compact }, "--topology")
     } else {
@@ -178,36 +178,39 @@ fn topology(args: &Args) -> anyhow::Result<(Topology, [Option<CoreId>; 2])> {
         (t, "config/engine.json")
     };
     let cores = available_cores();
-    let threads = "feed thread (market data, books) + trading thread (strategy, gates, WAL, \
-                   dispatch, reports) + status server";
+    let compact_threads = "2 stage threads: feed (market data, books) + trading (strategy, \
+                           gates, WAL, dispatch, reports); status server";
+    let pinned_threads = "3 stage threads: feed (market data, books), strategy, trading (gates, \
+                          WAL, dispatch, reports); status server";
     let chosen = match requested {
         Topology::Compact => {
             println!(
-                "topology: compact ({source}); {threads}; {} cores; unpinned, stages block in \
-                 their socket polls (≤ 1 ms trading, ≤ 20 ms feed) instead of spinning",
+                "topology: compact ({source}); {compact_threads}; {} cores; unpinned, stages \
+                 block in their socket polls (≤ 1 ms trading, ≤ 20 ms feed) instead of spinning",
                 cores.len()
             );
-            (Topology::Compact, [None, None])
+            (Topology::Compact, [None, None, None])
         }
         Topology::Pinned => {
             let choice = choose_topology(cores.len(), SPINNING_STAGES);
             if choice.topology == Topology::Pinned {
                 let plan = core_plan(Topology::Pinned, SPINNING_STAGES, &cores);
                 println!(
-                    "topology: pinned ({source}); {threads}; feed on {:?}, trading on {:?}, both \
-                     busy-spin; {}",
+                    "topology: pinned ({source}); {pinned_threads}; feed on {:?}, trading on \
+                     {:?}, strategy on {:?}, all busy-spin; {}",
                     plan[0].map(|c| c.id),
                     plan[1].map(|c| c.id),
+                    plan[2].map(|c| c.id),
                     choice.reason
                 );
-                (Topology::Pinned, [plan[0], plan[1]])
+                (Topology::Pinned, [plan[0], plan[1], plan[2]])
             } else {
                 println!(
-                    "topology: compact (pinned asked by {source}, not possible here); {threads}; \
-                     {}",
+                    "topology: compact (pinned asked by {source}, not possible here); \
+                     {compact_threads}; {}",
                     choice.reason
                 );
-                (Topology::Compact, [None, None])
+                (Topology::Compact, [None, None, None])
             }
         }
     };
@@ -282,6 +285,8 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         topology,
         cores,
         spawn_feed: true,
+        strategy_thread: topology == Topology::Pinned,
+        strategy_wait: topology.wait_strategy(),
         max_intents: args.max_intents,
         tick: Duration::from_millis(args.tick_ms.max(1)),
         startup_operator_token: Some(token),

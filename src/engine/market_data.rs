@@ -54,6 +54,13 @@ impl MarketView {
         &self.list
     }
 
+    /// Takes the books another thread ticked on (split topology: the gates judge the
+    /// strategy's intents against the books it saw). Allocates only the first time.
+    pub fn set_books(&mut self, books: &[BookView]) {
+        self.list.clear();
+        self.list.extend_from_slice(books);
+    }
+
     /// The books as of the last `books_for_tick`.
     #[must_use]
     pub fn books(&self) -> &[BookView] {

@@ -21,6 +21,7 @@ mod reconcile;
 mod reports;
 pub mod status;
 pub mod strategies;
+pub mod strategy_stage;
 mod tick;
 
 use std::collections::BTreeMap;
@@ -74,10 +75,15 @@ pub struct EngineOptions {
     /// feed thread is pinned and spins; `Compact`: both block in their socket polls (short
     /// slices). Which cores: [`EngineOptions::cores`].
     pub topology: Topology,
-    /// Cores for (feed, trading) under `Pinned` (from `hotpath::ring::core_plan`).
-    pub cores: [Option<hotpath::ring::topology::CoreId>; 2],
+    /// Cores for (feed, trading, strategy) under `Pinned` (from `hotpath::ring::core_plan`).
+    pub cores: [Option<hotpath::ring::topology::CoreId>; 3],
     /// Start the feed thread (false: the caller attaches a board itself, as tests do).
     pub spawn_feed: bool,
+    /// Run the strategy on its own thread (`strategy_stage.rs`; `pinned` sets it) instead of
+    /// inline on the trading thread.
+    pub strategy_thread: bool,
+    /// Idle behaviour of the strategy thread (`Spin` pinned; tests park).
+    pub strategy_wait: hotpath::ring::WaitStrategy,
     /// Stop after this many intents were journaled by this process.
     pub max_intents: Option<u64>,
     /// Strategy tick period.
@@ -164,6 +170,9 @@ pub struct EngineStats {
     pub ticks: u64,
     /// Actions (places + cancels) the strategy produced.
     pub actions: u64,
+    /// Strategy ticks whose actions were refused because the action ring was full
+    /// (`IntentRingFull`; strategy thread only).
+    pub intent_ring_full: u64,
 }
 
 /// What the last reconciliation found.
@@ -242,7 +251,7 @@ pub struct Engine {
     feed: Option<feed::FeedHandle>,
     spawn_feed: bool,
     topology: Topology,
-    cores: [Option<hotpath::ring::topology::CoreId>; 2],
+    cores: [Option<hotpath::ring::topology::CoreId>; 3],
     index: IndexPrices,
     disp: Option<Dispatcher>,
     pipeline: IntentPipeline,
@@ -250,6 +259,10 @@ pub struct Engine {
     live: live::LiveOrders,
     strategy: Option<Box<dyn Strategy>>,
     factory: Option<strategies::StrategyFactory>,
+    instrument_names: Vec<InstrumentName>,
+    strategy_thread: bool,
+    strategy_wait: hotpath::ring::WaitStrategy,
+    stage: Option<strategy_stage::StrategyLink>,
     bufs: TradingBuffers,
     actions: ActionBuffer,
     stats: EngineStats,
@@ -329,6 +342,10 @@ impl Engine {
             live: live::LiveOrders::default(),
             strategy: None,
             factory: Some(opts.strategy),
+            instrument_names: Vec::new(),
+            strategy_thread: opts.strategy_thread,
+            strategy_wait: opts.strategy_wait,
+            stage: None,
             bufs: TradingBuffers::default(),
             actions: ActionBuffer::with_capacity(market_data::ACTIONS_PER_TICK_MAX),
             stats: EngineStats::default(),
@@ -425,6 +442,13 @@ impl Engine {
             s.resubscribes = c.resubscribes.load(Ordering::Relaxed);
             s.notice_overflows = c.notice_overflows.load(Ordering::Relaxed);
         }
+        if let Some(link) = &self.stage {
+            let c = &link.counters;
+            s.ticks = c.ticks.load(Ordering::Relaxed);
+            s.actions = c.actions.load(Ordering::Relaxed);
+            s.market_events = c.market_events.load(Ordering::Relaxed);
+            s.intent_ring_full = c.intent_ring_full.load(Ordering::Relaxed);
+        }
         s
     }
 
@@ -432,11 +456,7 @@ impl Engine {
     /// order of the book board.
     #[must_use]
     pub fn market_instruments(&self) -> Vec<InstrumentName> {
-        let mut names: Vec<InstrumentName> =
-            self.strategy.as_ref().map(|s| s.instruments().to_vec()).unwrap_or_default();
-        names.sort_unstable();
-        names.dedup();
-        names
+        self.instrument_names.clone()
     }
 
     /// The feed's hot counters (atomics), for a cold thread to read; `None` before `start`.
@@ -445,9 +465,41 @@ impl Engine {
         self.market.shared_counters()
     }
 
-    /// Attaches the trading end of a book board (its slots must be [`Self::market_instruments`]).
-    pub fn attach_market(&mut self, reader: hotpath::ring::BookReader) {
-        self.market.attach(reader);
+    /// Attaches the reading end of a book board (its slots must be
+    /// [`Self::market_instruments`]): to the trading thread, or — with `strategy_thread` — to
+    /// a strategy thread started now with the strategy moved onto it. Returns the thread the
+    /// feed should wake.
+    ///
+    /// # Errors
+    /// The strategy thread could not be started.
+    pub fn attach_market(
+        &mut self,
+        reader: hotpath::ring::BookReader,
+    ) -> Result<std::thread::Thread, EngineError> {
+        if !self.strategy_thread {
+            self.market.attach(reader);
+            return Ok(std::thread::current());
+        }
+        let strategy = self
+            .strategy
+            .take()
+            .ok_or_else(|| EngineError::Instruments("no strategy to run".into()))?;
+        let cfg = strategy_stage::StrategyStageConfig {
+            tick: self.tick,
+            wait: self.strategy_wait,
+            core: self.cores[2],
+        };
+        let link = strategy_stage::spawn(
+            strategy,
+            self.instruments.clone(),
+            reader,
+            Arc::clone(&self.clock),
+            cfg,
+        )
+        .map_err(|e| EngineError::Reconcile(format!("strategy thread: {e}")))?;
+        let thread = link.thread();
+        self.stage = Some(link);
+        Ok(thread)
     }
 
     /// The feed thread: a board over the strategy's instruments, the thread publishing into it.
@@ -458,7 +510,7 @@ impl Engine {
         }
         let (mut writer, reader) =
             hotpath::ring::book_board(&names, hotpath::ring::BOOK_NOTICE_RING_CAPACITY);
-        writer.set_wake(std::thread::current());
+        writer.set_wake(self.attach_market(reader)?);
         let cfg = feed::FeedConfig {
             url: self.opts_url.clone(),
             names,
@@ -469,7 +521,6 @@ impl Engine {
         let handle = feed::spawn(cfg, writer, Arc::clone(&self.clock))
             .map_err(|e| EngineError::Reconcile(format!("feed thread: {e}")))?;
         self.feed = Some(handle);
-        self.attach_market(reader);
         Ok(())
     }
 
@@ -530,6 +581,10 @@ impl Engine {
         if let Some(factory) = self.factory.take() {
             let strategy = factory(&self.instruments).map_err(EngineError::Instruments)?;
             self.bufs.size();
+            let mut names = strategy.instruments().to_vec();
+            names.sort_unstable();
+            names.dedup();
+            self.instrument_names = names;
             self.strategy = Some(strategy);
         }
         self.disp = Some(disp);
@@ -648,7 +703,16 @@ impl Engine {
                 continue;
             }
             let now = Instant::now();
-            if now >= next_tick {
+            if self.stage.is_some() {
+                if let Err(e) = self.service_strategy_stage() {
+                    if matches!(e, EngineError::Wal(_)) {
+                        tracing::error!(run_id = %self.run_id, error = %e, "WAL failure; reduce-only");
+                        self.pipeline.risk_state = RiskState::Degraded;
+                    } else {
+                        self.recover_connection(&e)?;
+                    }
+                }
+            } else if now >= next_tick {
                 next_tick = now + self.tick;
                 if let Err(e) = self.tick_now() {
                     if matches!(e, EngineError::Wal(_)) {
@@ -694,6 +758,9 @@ impl Engine {
         }
         if let Some(d) = self.disp.as_mut() {
             d.close();
+        }
+        if let Some(mut link) = self.stage.take() {
+            link.stop();
         }
         if let Some(mut f) = self.feed.take() {
             f.stop();

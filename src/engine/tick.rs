@@ -132,17 +132,7 @@ impl Engine {
         self.market.books_for_tick();
         self.stats.ticks += 1;
         self.exposure_into(&mut bufs.exposure);
-        bufs.open.clear();
-        for (label, l) in self.live.iter() {
-            let Some(lbl) = self.wal.ledger().by_label(label.as_str()) else { continue };
-            bufs.open.push(OpenOrderView {
-                label: *label,
-                instrument: l.instrument,
-                side: l.side,
-                price: l.price,
-                remaining: Qty::from_raw(l.qty - lbl.filled_qty),
-            });
-        }
+        self.open_orders_into(&mut bufs.open);
         let Some(strategy) = self.strategy.as_mut() else { return Ok(()) };
         let market = MarketSnapshot {
             now_ms: now,
@@ -165,6 +155,32 @@ impl Engine {
                 StrategyAction::Cancel(l) => bufs.cancels.push(l),
             }
         }
+        self.execute(bufs, now)
+    }
+
+    /// The strategy's open orders (label order), with what is left of each, into `open`.
+    pub(super) fn open_orders_into(&self, open: &mut Vec<OpenOrderView>) {
+        open.clear();
+        for (label, l) in self.live.iter() {
+            let Some(lbl) = self.wal.ledger().by_label(label.as_str()) else { continue };
+            open.push(OpenOrderView {
+                label: *label,
+                instrument: l.instrument,
+                side: l.side,
+                price: l.price,
+                remaining: Qty::from_raw(l.qty - lbl.filled_qty),
+            });
+        }
+    }
+
+    /// Carries out one tick's actions (`bufs.intents`, `bufs.cancels`): cancels by label, then
+    /// gate → reserve → WAL (one sync) → dispatch, against `bufs.exposure` and the books of
+    /// `self.market`.
+    pub(super) fn execute(
+        &mut self,
+        bufs: &mut TradingBuffers,
+        now: i64,
+    ) -> Result<(), EngineError> {
         if let Some(max) = self.max_intents {
             let room = max.saturating_sub(self.stats.intents);
             bufs.intents.truncate(usize::try_from(room).unwrap_or(usize::MAX));
