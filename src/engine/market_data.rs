@@ -61,6 +61,17 @@ impl MarketView {
         self.list.extend_from_slice(books);
     }
 
+    /// The latest view of `name`: as last absorbed from the board, else as last set from a
+    /// strategy batch.
+    #[must_use]
+    pub fn view(&self, name: hotpath::domain::instrument::InstrumentName) -> Option<&BookView> {
+        self.views
+            .iter()
+            .flatten()
+            .find(|b| b.instrument == name)
+            .or_else(|| self.list.iter().find(|b| b.instrument == name))
+    }
+
     /// The books as of the last `books_for_tick`.
     #[must_use]
     pub fn books(&self) -> &[BookView] {

@@ -14,9 +14,11 @@
 
 mod control;
 pub mod edge;
+pub mod emergency;
 pub mod feed;
 mod live;
 mod market_data;
+pub mod operator_socket;
 mod reconcile;
 mod reports;
 pub mod status;
@@ -249,6 +251,8 @@ pub struct Engine {
     instruments_ms: i64,
     market: MarketView,
     feed: Option<feed::FeedHandle>,
+    /// Public session for the emergency close's tickers (opened on first use).
+    ticker_md: Option<hotpath::venue::conn::Connection>,
     spawn_feed: bool,
     topology: Topology,
     cores: [Option<hotpath::ring::topology::CoreId>; 3],
@@ -332,6 +336,7 @@ impl Engine {
             instruments_ms: 0,
             market: MarketView::default(),
             feed: None,
+            ticker_md: None,
             spawn_feed: opts.spawn_feed,
             topology: opts.topology,
             cores: opts.cores,
@@ -627,6 +632,15 @@ impl Engine {
         self.stats.reconnects += 1;
         self.connect_and_reconcile()?;
         Ok(())
+    }
+
+    /// Every book as the trading thread knows it now (cold paths: the emergency close).
+    pub(super) fn book_views(&mut self) -> Vec<hotpath::gates::market::BookView> {
+        self.absorb_market();
+        if self.stage.is_none() {
+            self.market.books_for_tick();
+        }
+        self.market.books().to_vec()
     }
 
     /// Consumes pending book-change notices (the trading stage's per-market-event work):

@@ -39,7 +39,7 @@ pub const NEAR_MONEY_STRIKES: usize = 4;
 /// hours has wide, jumpy books).
 const CHAIN_EXPIRY_MS_MIN: i64 = 2 * 86_400_000;
 
-/// A factory for `name` with `seed`. `churn` picks its own perpetuals; the option strategies
+/// A factory for `name` with `seed`. `churn` and `runaway` pick their own perpetuals; the option strategies
 /// are offered [`near_money_options`] (the registry then picks from them deterministically).
 #[must_use]
 pub fn factory(name: &str, seed: u64) -> StrategyFactory {
