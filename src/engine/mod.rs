@@ -759,8 +759,12 @@ impl Engine {
             }
         }
         let deadline = Instant::now() + Duration::from_secs(2);
+        // Wait (bounded) for the replies and for the venue's cancellations of our live orders,
+        // so the WAL records them as Cancelled rather than leaving them to the next start.
         while Instant::now() < deadline
-            && self.disp.as_ref().is_some_and(|d| d.pending_requests() > 0 && !d.is_closed())
+            && self.disp.as_ref().is_some_and(|d| {
+                !d.is_closed() && (d.pending_requests() > 0 || !self.live.is_empty())
+            })
         {
             if self.poll_exec(Duration::from_millis(20)).is_err() {
                 break;
