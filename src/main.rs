@@ -2,8 +2,10 @@
 #![deny(unsafe_code)]
 
 mod cli;
-mod engine;
 mod paper;
+
+/// The engine lives in the library target so that tests can drive its stages in-process.
+use stoic::engine;
 
 use std::process::ExitCode;
 

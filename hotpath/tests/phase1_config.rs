@@ -352,6 +352,24 @@ fn micro_live_caps_can_only_be_raised_by_raising_the_ceiling_in_the_policy_file(
     }
 }
 
+/// Every policy file shipped in `config/` loads with the strict loader: a schema change (such as
+/// the micro-live position ceilings) must reach each of them, or the run using it would start
+/// fail-closed and trade nothing.
+#[test]
+fn every_shipped_policy_file_loads() {
+    let dir = phase1_fixtures::repo_root().join("config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("config dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        if name.starts_with("policy") && name.ends_with(".json") {
+            Policy::load_from_path(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "found {seen} policy files in {}", dir.display());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 

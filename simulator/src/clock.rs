@@ -42,6 +42,7 @@ pub struct SteppedTime {
     now_us: Arc<AtomicI64>,
     step_us: i64,
     running: Arc<AtomicBool>,
+    end_us: Arc<AtomicI64>,
 }
 
 /// Largest step: one simulated day per tick is already coarser than any test needs.
@@ -65,6 +66,7 @@ impl SteppedTime {
             now_us: Arc::new(AtomicI64::new(origin_ms.saturating_mul(1000))),
             step_us: step_ms * 1000,
             running: Arc::new(AtomicBool::new(false)),
+            end_us: Arc::new(AtomicI64::new(i64::MAX)),
         })
     }
 
@@ -91,10 +93,20 @@ impl SteppedTime {
         self.running.store(running, Ordering::Release);
     }
 
-    /// Moves time one step forward when running (the market thread, under the venue lock).
+    /// Time never steps past `end_ms` (the last step is shortened to land on it), so a run
+    /// of N simulated days ends at exactly N days whatever the step.
+    pub fn set_end_ms(&self, end_ms: i64) {
+        self.end_us.store(end_ms.saturating_mul(1000), Ordering::Release);
+    }
+
+    /// Moves time one step forward when running (the market thread, under the venue lock;
+    /// the only writer, so load-then-store cannot lose a step).
     pub fn advance(&self) {
         if self.running.load(Ordering::Acquire) {
-            self.now_us.fetch_add(self.step_us, Ordering::AcqRel);
+            let now = self.now_us.load(Ordering::Acquire);
+            let end = self.end_us.load(Ordering::Acquire);
+            self.now_us
+                .store(now.saturating_add(self.step_us).min(end.max(now)), Ordering::Release);
         }
     }
 }
@@ -114,6 +126,17 @@ mod tests {
         t.advance();
         assert_eq!(t.now_ms(), 1_500);
         assert_eq!(c.now_us(), 1_500_000);
+    }
+
+    #[test]
+    fn stepped_time_lands_exactly_on_its_end() {
+        let t = SteppedTime::new(0, 400).unwrap();
+        t.set_end_ms(1_000);
+        t.set_running(true);
+        for _ in 0..5 {
+            t.advance();
+        }
+        assert_eq!(t.now_ms(), 1_000);
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub struct Args {
     /// Scheduled venue faults per simulated day (0 = none).
     #[arg(long, default_value_t = 3)]
     pub faults_per_day: u32,
-    /// Strategy (default: `quoter` when this build has it, else `churn`).
+    /// Strategy (default: the quoter, as `stoic run`).
     #[arg(long)]
     pub strategy: Option<String>,
     /// Policy file (default: config/policy_paper_accelerated.json: the launch policy's caps;
@@ -56,7 +56,7 @@ fn repo_file(rel: &str) -> PathBuf {
 /// Bad arguments, refused policy, start-up failure, unwritable evidence.
 #[allow(clippy::needless_pass_by_value)]
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
-    let strategy = args.strategy.clone().unwrap_or_else(|| strategies::default_name().to_owned());
+    let strategy = args.strategy.clone().unwrap_or_else(|| strategies::DEFAULT_NAME.to_owned());
     let policy_path =
         args.policy.clone().unwrap_or_else(|| repo_file("config/policy_paper_accelerated.json"));
     let work_dir = args.work_dir.clone().unwrap_or_else(|| {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use hotpath::ring::Topology;
 use hotpath::venue::auth::{Credentials, Secret};
 use simulator::clock::{SteppedTime, VenueClock, STEP_MS_MAX};
 
@@ -128,10 +129,8 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
     std::fs::create_dir_all(&cfg.work_dir)
         .with_context(|| format!("create {}", cfg.work_dir.display()))?;
     let time = SteppedTime::new(SIM_ORIGIN_MS, step_ms).map_err(anyhow::Error::msg)?;
-    let strategy = strategies::build(&cfg.strategy, cfg.seed)?;
-    let instruments: Vec<String> =
-        strategy.instruments().iter().map(|n| n.as_str().to_owned()).collect();
-    let schedule = schedule::build(cfg.seed, cfg.days, cfg.faults_per_day, &instruments)?;
+    strategies::check_name(&cfg.strategy).map_err(anyhow::Error::msg)?;
+    schedule::check_faults_per_day(cfg.faults_per_day)?;
     let sim = simulator::Simulator::start(simulator::SimConfig {
         journal: cfg.work_dir.join("sim_journal.jsonl"),
         seed: cfg.seed,
@@ -141,13 +140,13 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
     })?;
     let run_id = format!("paper-{}-{:x}", cfg.seed, std::process::id());
     println!(
-        "stoic paper: run_id={run_id} days={} speed={} step={}s seed={} strategy={} faults={} venue={} policy={}",
+        "stoic paper: run_id={run_id} days={} speed={} step={}s seed={} strategy={} faults/day={} venue={} policy={}",
         cfg.days,
         cfg.speed,
         step_ms / 1000,
         cfg.seed,
         cfg.strategy,
-        schedule.len(),
+        cfg.faults_per_day,
         sim.ws_url(),
         cfg.policy_path.display()
     );
@@ -156,7 +155,13 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
         credentials: dev_credentials(),
         wal_dir: cfg.work_dir.join("wal"),
         policy_path: cfg.policy_path.clone(),
-        strategy,
+        strategy: strategies::factory(&cfg.strategy, cfg.seed),
+        // Two shared cores: nothing spins, the strategy runs inline on the trading thread.
+        topology: Topology::Compact,
+        cores: [None; 3],
+        spawn_feed: true,
+        strategy_thread: false,
+        strategy_wait: Topology::Compact.wait_strategy(),
         max_intents: None,
         tick: ENGINE_TICK,
         startup_operator_token: Some(random_token()?),
@@ -172,6 +177,10 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
         published: published.clone(),
     });
     engine.start().context("engine start-up reconciliation")?;
+    // The strategy picked its instruments from the venue's listing: aim faults at them.
+    let instruments: Vec<String> =
+        engine.market_instruments().iter().map(|n| n.as_str().to_owned()).collect();
+    let schedule = schedule::build(cfg.seed, cfg.days, cfg.faults_per_day, &instruments)?;
     let venue_start = sim.state();
     let stop = Arc::new(AtomicBool::new(false));
     let engine_done = Arc::new(AtomicBool::new(false));
@@ -185,6 +194,7 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
         engine_done: Arc::clone(&engine_done),
     };
     let watcher = std::thread::Builder::new().name("paper-watch".into()).spawn(|| watch.run())?;
+    time.set_end_ms(SIM_ORIGIN_MS + i64::from(cfg.days) * DAY_MS);
     time.set_running(true);
     let result = engine.run_until(&stop, &mut |_| {});
     engine_done.store(true, Ordering::Release);

@@ -93,6 +93,17 @@ pub enum ScheduleError {
     NoInstrument,
 }
 
+/// Checks `faults_per_day` before anything starts.
+///
+/// # Errors
+/// [`ScheduleError::TooManyFaults`].
+pub fn check_faults_per_day(faults_per_day: u32) -> Result<(), ScheduleError> {
+    if faults_per_day > FAULTS_PER_DAY_MAX {
+        return Err(ScheduleError::TooManyFaults(faults_per_day));
+    }
+    Ok(())
+}
+
 /// SplitMix64: tiny, seedable, and ours (the schedule must not change with a crate version).
 #[derive(Debug)]
 struct SplitMix(u64);
@@ -126,9 +137,7 @@ pub fn build(
     faults_per_day: u32,
     instruments: &[String],
 ) -> Result<Vec<ScheduledFault>, ScheduleError> {
-    if faults_per_day > FAULTS_PER_DAY_MAX {
-        return Err(ScheduleError::TooManyFaults(faults_per_day));
-    }
+    check_faults_per_day(faults_per_day)?;
     if faults_per_day == 0 {
         return Ok(Vec::new());
     }
