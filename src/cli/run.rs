@@ -50,6 +50,12 @@ pub struct Args {
     /// Strategy tick in milliseconds.
     #[arg(long, default_value_t = 20)]
     pub tick_ms: u64,
+    /// Legs of strategies that take explicit instruments (vertical: LOW_CALL,HIGH_CALL).
+    #[arg(long, value_delimiter = ',')]
+    pub legs: Vec<String>,
+    /// Vertical: enter when the debit is at most this share of the width (bps, 1..=10000).
+    #[arg(long)]
+    pub entry_debit_bps: Option<i64>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -163,7 +169,11 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("stoic-run-{run_id}")).join("wal"));
     let name = args.strategy.clone().unwrap_or_else(|| strategies::default_name().to_owned());
-    let strategy = strategies::build(&name, args.seed)?;
+    let strategy = if name == "vertical" {
+        strategies::vertical(args.seed, &args.legs, args.entry_debit_bps)?
+    } else {
+        strategies::build(&name, args.seed)?
+    };
     let policy_path = args.policy.clone().unwrap_or_else(|| {
         repo_file(if name == "churn" { "config/policy_churn.json" } else { "config/policy.json" })
     });

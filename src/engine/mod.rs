@@ -8,6 +8,7 @@
 
 mod control;
 pub mod edge;
+pub mod groups;
 mod market_data;
 mod reconcile;
 mod reports;
@@ -236,6 +237,7 @@ pub struct Engine {
     last_gate_reject:
         Option<(hotpath::domain::reason_codes::RejectReasonCode, hotpath::gates::chain::GateName)>,
     control: Option<status::ControlPort>,
+    groups: groups::GroupDesk,
 }
 
 impl std::fmt::Debug for Engine {
@@ -278,6 +280,7 @@ impl Engine {
             })
             .unwrap_or((0, 0));
         let _ = per_min;
+        let groups = groups::GroupDesk::new(&policy);
         Ok(Self {
             opts_url: opts.venue_url,
             credentials: opts.credentials,
@@ -309,6 +312,7 @@ impl Engine {
             events: Vec::new(),
             last_gate_reject: None,
             control: None,
+            groups,
         })
     }
 
@@ -413,6 +417,16 @@ impl Engine {
             self.instruments
                 .load_get_instruments(&json, now)
                 .map_err(|e| EngineError::Instruments(e.to_string()))?;
+            let options = self.strategy.instruments().iter().any(|n| {
+                Instrument::parse(n.as_str())
+                    .is_ok_and(|i| i.kind() == hotpath::domain::instrument::InstrumentKind::Option)
+            });
+            if options {
+                let json = disp.instruments_json("any", Some("option"), &mut self.reports)?;
+                self.instruments
+                    .load_get_instruments(&json, now)
+                    .map_err(|e| EngineError::Instruments(e.to_string()))?;
+            }
             self.instruments_ms = now;
         }
         self.disp = Some(disp);
@@ -484,7 +498,9 @@ impl Engine {
         println!("reconnect: {why} (run_id={})", self.run_id);
         self.guard.latch().set(hotpath::domain::reason_codes::OpenPermissionReasonCode::SessionTerminationReconcileRequired);
         self.stats.reconnects += 1;
+        self.groups_disconnected();
         self.connect_and_reconcile()?;
+        self.groups_after_reconnect()?;
         Ok(())
     }
 

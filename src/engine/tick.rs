@@ -138,6 +138,7 @@ impl Engine {
                 }
             }
         }
+        self.groups.reserve_into(&mut ex);
         ex
     }
 
@@ -145,6 +146,7 @@ impl Engine {
     pub(super) fn tick(&mut self) -> Result<(), EngineError> {
         let now = self.clock.now_ms();
         let books = self.book_views();
+        self.groups_tick(now, &books)?;
         let mut ex = self.exposure();
         let open: Vec<OpenOrderView> = self
             .live
@@ -179,6 +181,10 @@ impl Engine {
                 StrategyAction::Place(i) => intents.push(i),
                 StrategyAction::Cancel(l) => cancels.push(l),
             }
+        }
+        let (mut intents, groups) = super::groups::split_groups(intents);
+        if !groups.is_empty() {
+            self.tick_groups(groups, now, &books, &mut ex)?;
         }
         if let Some(max) = self.max_intents {
             let room = max.saturating_sub(self.stats.intents);
