@@ -56,6 +56,9 @@ pub struct Args {
     /// Vertical: enter when the debit is at most this share of the width (bps, 1..=10000).
     #[arg(long)]
     pub entry_debit_bps: Option<i64>,
+    /// Vertical: spread size in lots of the legs' minimum amount.
+    #[arg(long)]
+    pub lots: Option<i64>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -170,7 +173,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| std::env::temp_dir().join(format!("stoic-run-{run_id}")).join("wal"));
     let name = args.strategy.clone().unwrap_or_else(|| strategies::default_name().to_owned());
     let strategy = if name == "vertical" {
-        strategies::vertical(args.seed, &args.legs, args.entry_debit_bps)?
+        strategies::vertical(args.seed, &args.legs, args.entry_debit_bps, args.lots)?
     } else {
         strategies::build(&name, args.seed)?
     };

@@ -29,7 +29,7 @@ pub fn build(name: &str, seed: u64) -> anyhow::Result<Box<dyn Strategy>> {
 }
 
 /// The call vertical on explicit legs (`--legs LOW,HIGH`), with its default parameters except
-/// the entry threshold when given (`--entry-debit-bps`).
+/// the entry threshold (`--entry-debit-bps`) and size (`--lots`) when given.
 ///
 /// # Errors
 /// Not exactly two legs, unknown instruments, or a shape the vertical refuses.
@@ -37,6 +37,7 @@ pub fn vertical(
     seed: u64,
     legs: &[String],
     entry_debit_bps: Option<i64>,
+    lots: Option<i64>,
 ) -> anyhow::Result<Box<dyn Strategy>> {
     use hotpath::domain::instrument::Instrument;
     use hotpath::domain::intent::StrategyId;
@@ -48,6 +49,9 @@ pub fn vertical(
     let mut params = VerticalParams::default();
     if let Some(bps) = entry_debit_bps {
         params.entry_debit_bps_of_width_max = bps;
+    }
+    if let Some(lots) = lots {
+        params.lots = lots;
     }
     let id = StrategyId::new_checked("vertical").map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Box::new(Vertical::new(id, seed, name(low)?, name(high)?, params)?))
