@@ -295,7 +295,7 @@ impl GroupMarket for EngineMarket<'_> {
         let idx = self.index.for_currency(f.instrument.base_currency().as_str());
         let per_order = edge::estimate(intent, book, idx, self.taker_fee_bps)
             .ok_or(RejectReasonCode::NetEdgeInputMissing)?;
-        let crossing = per_order.gross_edge_usd.map(|g| Usd::from_raw((-g.raw()).max(0)));
+        let crossing = book.zip(idx).and_then(|(b, i)| crossing_cost_usd(intent, b, i));
         let gross = match self.claim_per_qty {
             Some((claim, leg_qty)) if leg_qty.is_positive() => {
                 let share =
@@ -346,6 +346,34 @@ impl GroupMarket for EngineMarket<'_> {
     }
 }
 
+/// What an IOC limit pays against the book's mid, in USD: `|limit − mid| × qty`, valued at the
+/// index for coin-quoted options (price in coin per coin of amount) and as a share of the
+/// amount for futures and perpetuals (price in USD).
+fn crossing_cost_usd(intent: &OrderIntent, book: &BookView, index: Price) -> Option<Usd> {
+    use hotpath::domain::instrument::InstrumentKind;
+    use hotpath::domain::units::FIXED_SCALE;
+    let f = intent.fields();
+    let mid =
+        (i128::from(book.best_bid()?.price.raw()) + i128::from(book.best_ask()?.price.raw())) / 2;
+    let limit = i128::from(f.limit_price?.raw());
+    let diff = (limit - mid).abs();
+    let qty = i128::from(f.qty.raw());
+    let scale = i128::from(FIXED_SCALE);
+    let usd = match f.instrument.kind() {
+        InstrumentKind::Option => diff * qty / scale * i128::from(index.raw()) / scale,
+        InstrumentKind::Future | InstrumentKind::Perpetual => {
+            if mid <= 0 {
+                return None;
+            }
+            match f.instrument.amount_unit() {
+                hotpath::domain::units::AmountUnit::Usd => qty * diff / mid,
+                hotpath::domain::units::AmountUnit::Coin => diff * qty / scale,
+            }
+        }
+    };
+    i64::try_from(usd).ok().map(Usd::from_raw)
+}
+
 fn event_of(record: &GroupRecord) -> Option<(&'static str, String)> {
     Some(match record {
         GroupRecord::GroupIntent { legs, reserved_usd, strategy_id, .. } => {
@@ -374,6 +402,9 @@ fn event_of(record: &GroupRecord) -> Option<(&'static str, String)> {
         }
         GroupRecord::CloseBlocked { leg, code } => {
             ("close_blocked", format!("leg={leg} code={}", code.as_str()))
+        }
+        GroupRecord::RescueRefused { leg, code } => {
+            ("rescue_refused", format!("leg={leg} code={}", code.as_str()))
         }
         GroupRecord::Naked {
             close_attempts,
@@ -622,7 +653,23 @@ impl Engine {
         books: &[BookView],
         queue: &mut VecDeque<(GroupKey, GroupInput)>,
     ) -> Result<(), EngineError> {
-        // Hedges first pass the hedge gate: a refused one is neither journaled nor sent.
+        // The hold first: the mode is ReduceOnly before any containment order leaves.
+        for a in &step.actions {
+            if let GroupAction::HoldReduceOnly(reason) = a {
+                let (before, after) = self.guard.cell().tighten(*reason);
+                self.group_event(key, "hold", &format!("reason={}", reason.as_str()), now);
+                if before.mode() != after.mode() {
+                    println!(
+                        "mode: {:?} -> {:?} reason={} (group {key}, run_id={})",
+                        before.mode(),
+                        after.mode(),
+                        reason.as_str(),
+                        self.run_id
+                    );
+                }
+            }
+        }
+        // Hedges pass the hedge gate: a refused one is neither journaled nor sent.
         let mode = self.guard.cell().mode();
         let positions: Vec<(Instrument, Qty)> = self
             .positions
@@ -643,10 +690,10 @@ impl Engine {
                 }
             }
         }
-        let mut recorded: Vec<(OrderIntent, Label, OrderRole)> = Vec::new();
+        let mut journaled_now = false;
         for r in &step.records {
             match r {
-                GroupRecord::OrderRecorded { intent, label, role, .. } => {
+                GroupRecord::OrderRecorded { intent, label, .. } => {
                     if refused.contains(&intent.hash()) {
                         continue;
                     }
@@ -656,7 +703,7 @@ impl Engine {
                         canonical: intent.canonical_bytes().as_bytes(),
                     };
                     match self.wal.append(now, &rec) {
-                        Ok(_) => recorded.push((*intent, *label, *role)),
+                        Ok(_) => journaled_now = true,
                         Err(e) => {
                             tracing::error!(run_id = %self.run_id, group = key, error = %e, "group order not journaled: not sent");
                             refused.push(intent.hash());
@@ -684,7 +731,21 @@ impl Engine {
                 }
             }
         }
-        let durable = if recorded.is_empty() {
+        // Every order to send: its `IntentRecorded` is in the WAL (this step's, or the
+        // acceptance step's for the legs) and must be durable before the socket sees it.
+        let mut recorded: Vec<(OrderIntent, Label, OrderRole)> = Vec::new();
+        for a in &step.actions {
+            if let GroupAction::Send { intent, role, .. } = a {
+                let journaled = self.wal.ledger().contains(intent.hash().value());
+                if refused.contains(&intent.hash()) || !journaled {
+                    continue;
+                }
+                if let Ok(label) = Label::for_intent(intent) {
+                    recorded.push((*intent, label, *role));
+                }
+            }
+        }
+        let durable = if recorded.is_empty() && !journaled_now {
             None
         } else {
             match self.wal.sync() {
@@ -788,7 +849,6 @@ impl Engine {
         }
         for a in step.actions {
             match a {
-                GroupAction::Send { .. } => {}
                 GroupAction::Reconcile { order, label } => {
                     if let Some(active) = self.groups.active.get_mut(key) {
                         if !active.reconcile.iter().any(|(h, _)| *h == order) {
@@ -796,19 +856,7 @@ impl Engine {
                         }
                     }
                 }
-                GroupAction::HoldReduceOnly(reason) => {
-                    let (before, after) = self.guard.cell().tighten(reason);
-                    self.group_event(key, "hold", &format!("reason={}", reason.as_str()), now);
-                    if before.mode() != after.mode() {
-                        println!(
-                            "mode: {:?} -> {:?} reason={} (group {key}, run_id={})",
-                            before.mode(),
-                            after.mode(),
-                            reason.as_str(),
-                            self.run_id
-                        );
-                    }
-                }
+                GroupAction::Send { .. } | GroupAction::HoldReduceOnly(_) => {}
                 GroupAction::ReleaseReduceOnly(reason) => {
                     // The group no longer needs the hold; the mode stays where it is until an
                     // operator relaxes it (DESIGN invariant 5).

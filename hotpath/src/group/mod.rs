@@ -439,6 +439,14 @@ pub enum GroupRecord {
         /// Event.
         event: OrderEvent,
     },
+    /// A rescue round was not sent: a leg's rescue failed a gate (or had no price); Step B
+    /// follows (AT-936).
+    RescueRefused {
+        /// Leg.
+        leg: u8,
+        /// Why.
+        code: RejectReasonCode,
+    },
     /// A close could not be planned for a leg (`EmergencyCloseNoPrice`, metadata, quantization).
     CloseBlocked {
         /// Leg.
@@ -516,6 +524,7 @@ impl GroupRecord {
                 }
             }
             Self::GroupIntent { .. }
+            | Self::RescueRefused { .. }
             | Self::CloseBlocked { .. }
             | Self::Transition { .. }
             | Self::Naked { .. } => None,
@@ -1102,34 +1111,13 @@ impl AtomicGroup {
                 continue;
             }
             let leg_u8 = u8::try_from(i).unwrap_or(u8::MAX);
-            let name = f.instrument.name();
-            let Some(meta) = market.meta(name.as_str()) else { return false };
-            let Ok(touch) =
-                select_touch(name, &market.prices(name), now_ms, self.cfg.price_age_ms_max)
-            else {
-                return false;
-            };
-            let Ok(limit) = cross_price(
-                meta,
-                f.side,
-                &touch,
-                RESCUE_CROSS_SPREAD_TICKS,
-                RESCUE_SLIPPAGE_BPS_MAX,
-            ) else {
-                return false;
-            };
-            let fields = IntentFields {
-                leg_index: self.next_leg_index(leg_u8),
-                qty: Qty::from_raw(missing),
-                limit_price: Some(limit),
-                emergency_close: false,
-                ..*f
-            };
-            let Ok(intent) = OrderIntent::new_quantized(fields, Some(meta)) else { return false };
-            if market.permit_rescue(&intent).is_err() {
-                return false;
+            match self.rescue_intent(leg_u8, f, Qty::from_raw(missing), now_ms, market) {
+                Ok(intent) => planned.push((leg_u8, intent)),
+                Err(code) => {
+                    step.records.push(GroupRecord::RescueRefused { leg: leg_u8, code });
+                    return false;
+                }
             }
-            planned.push((leg_u8, intent));
         }
         if planned.is_empty() {
             return false;
@@ -1254,6 +1242,33 @@ impl AtomicGroup {
                         && o.status == OrderStatus::Filled
                 }) && hedge_net[i].raw() != 0)
         })
+    }
+
+    /// One leg's rescue for `missing`: IOC `rescue_cross_spread_ticks` through the touch, then
+    /// the rescue gates.
+    fn rescue_intent(
+        &self,
+        leg: u8,
+        f: &IntentFields,
+        missing: Qty,
+        now_ms: i64,
+        market: &dyn GroupMarket,
+    ) -> Result<OrderIntent, RejectReasonCode> {
+        let name = f.instrument.name();
+        let meta = market.meta(name.as_str()).ok_or(RejectReasonCode::InstrumentMetadataMissing)?;
+        let touch = select_touch(name, &market.prices(name), now_ms, self.cfg.price_age_ms_max)?;
+        let limit =
+            cross_price(meta, f.side, &touch, RESCUE_CROSS_SPREAD_TICKS, RESCUE_SLIPPAGE_BPS_MAX)?;
+        let fields = IntentFields {
+            leg_index: self.next_leg_index(leg),
+            qty: missing,
+            limit_price: Some(limit),
+            emergency_close: false,
+            ..*f
+        };
+        let intent = OrderIntent::new_quantized(fields, Some(meta))?;
+        market.permit_rescue(&intent)?;
+        Ok(intent)
     }
 
     #[allow(clippy::too_many_arguments)]
