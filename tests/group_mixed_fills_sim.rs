@@ -227,8 +227,20 @@ fn check_invariants(run: &Run, expected_cause: &[&str]) -> Vec<String> {
     );
     assert!(
         transitions.last().is_some_and(|t| t.contains("to=Complete") || t.contains("to=Flattened")),
-        "group not terminal: {transitions:?}"
+        "group not terminal: {transitions:?}\n{}\n{}",
+        run.engine.output(),
+        records
+            .iter()
+            .map(|r| format!("{} {}", r["kind"], r["fields"]))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
+    let sends: Vec<String> = events
+        .iter()
+        .filter(|e| e["fields"]["event"] == "send")
+        .map(|e| e["fields"]["detail"].as_str().unwrap_or("").to_owned())
+        .collect();
+    eprintln!("transitions: {transitions:?}\nsends: {sends:#?}\nvenue positions: {pos:?}");
     let recorded: BTreeMap<String, u64> = records
         .iter()
         .filter(|r| r["kind"] == "IntentRecorded")

@@ -671,8 +671,12 @@ fn no_price_waits_then_closes_or_hedges() {
             h.fill_all(&c);
             assert_eq!(h.group.state(), GroupState::Flattened);
         } else {
-            for _ in 0..10 {
+            for _ in 0..30 {
+                // Every other book (the perpetual's too) stays fresh; the call's does not.
                 h.now_ms += 100;
+                let stale = h.market.books[0].last_update_ms;
+                h.market.refresh(h.now_ms);
+                h.market.books[0].last_update_ms = stale;
                 h.feed(GroupInput::Tick);
                 if !h.outbox.is_empty() {
                     break;

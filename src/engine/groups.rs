@@ -35,7 +35,7 @@ use hotpath::domain::units::{Price, Qty, Usd};
 use hotpath::emergency::{EmergencyConfig, HedgeQuote, PriceInputs};
 use hotpath::gates::chain::{Accepted, GateChain, GateContext, PolicySlot, Rejection};
 use hotpath::gates::checks::{check_edge, EdgeInputs};
-use hotpath::gates::hedge::{gate_hedge, position_delta, DeltaInputs};
+use hotpath::gates::hedge::{gate_hedges, position_delta, DeltaInputs};
 use hotpath::gates::liquidity::check_liquidity;
 use hotpath::gates::market::BookView;
 use hotpath::gates::positions::{ExposureBook, PortfolioView, PositionView};
@@ -678,15 +678,35 @@ impl Engine {
             .collect();
         let delta_inputs = DeltaInputs { now_ms: now, index: self.index, books };
         let mut refused: Vec<IntentHash> = Vec::new();
-        for a in &step.actions {
-            if let GroupAction::Send { intent, role: OrderRole::Hedge(_), .. } = a {
-                let held = positions.iter().map(|(i, q)| (i, *q));
-                if let Err(code) = gate_hedge(intent, mode, held, &delta_inputs) {
-                    refused.push(intent.hash());
-                    self.groups.stats.hedges_refused += 1;
-                    let detail =
-                        format!("intent={:016x} code={}", intent.hash().value(), code.as_str());
-                    self.group_event(key, "hedge_refused", &detail, now);
+        let hedges: Vec<OrderIntent> = step
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                GroupAction::Send { intent, role: OrderRole::Hedge(_), .. } => Some(*intent),
+                _ => None,
+            })
+            .collect();
+        if !hedges.is_empty() {
+            // One round's hedges (one per exposed leg) offset each other: judged as a set.
+            let held = positions.iter().map(|(i, q)| (i, *q));
+            match gate_hedges(&hedges, mode, held, &delta_inputs) {
+                Ok(v) => {
+                    let detail = format!(
+                        "orders={} delta_before={} delta_after={}",
+                        hedges.len(),
+                        v.delta_before,
+                        v.delta_after
+                    );
+                    self.group_event(key, "hedge_permitted", &detail, now);
+                }
+                Err(code) => {
+                    for h in &hedges {
+                        refused.push(h.hash());
+                        self.groups.stats.hedges_refused += 1;
+                        let detail =
+                            format!("intent={:016x} code={}", h.hash().value(), code.as_str());
+                        self.group_event(key, "hedge_refused", &detail, now);
+                    }
                 }
             }
         }

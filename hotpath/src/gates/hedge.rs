@@ -256,24 +256,44 @@ pub fn gate_hedge<'p>(
     positions: impl IntoIterator<Item = (&'p Instrument, Qty)>,
     d: &DeltaInputs<'_>,
 ) -> Result<HedgeVerdict, RejectReasonCode> {
+    gate_hedges(std::slice::from_ref(intent), mode, positions, d)
+}
+
+/// Gates hedges sent together (one containment round hedges each exposed leg; legs of a
+/// spread offset each other, so only their sum may be judged): every one must be a
+/// perp/future IOC limit of the same currency, and together they must shrink |delta|.
+///
+/// # Errors
+/// As [`gate_hedge`]; `OrderTypeNotAllowed` also for an empty set or mixed currencies.
+pub fn gate_hedges<'p>(
+    intents: &[OrderIntent],
+    mode: TradingMode,
+    positions: impl IntoIterator<Item = (&'p Instrument, Qty)>,
+    d: &DeltaInputs<'_>,
+) -> Result<HedgeVerdict, RejectReasonCode> {
     use crate::domain::intent::{OrderType, TimeInForce};
-    let f = intent.fields();
-    let instrument = f.instrument;
-    let shape_ok = f.order_type == OrderType::Limit
-        && f.time_in_force == TimeInForce::ImmediateOrCancel
-        && f.limit_price.is_some()
-        && !f.post_only
-        && matches!(instrument.kind(), InstrumentKind::Perpetual | InstrumentKind::Future);
-    if !shape_ok {
-        return Err(RejectReasonCode::OrderTypeNotAllowed);
+    let first = intents.first().ok_or(RejectReasonCode::OrderTypeNotAllowed)?;
+    let currency = first.fields().instrument.base_currency();
+    let mut change: i64 = 0;
+    for intent in intents {
+        let f = intent.fields();
+        let instrument = f.instrument;
+        let shape_ok = f.order_type == OrderType::Limit
+            && f.time_in_force == TimeInForce::ImmediateOrCancel
+            && f.limit_price.is_some()
+            && !f.post_only
+            && instrument.base_currency() == currency
+            && matches!(instrument.kind(), InstrumentKind::Perpetual | InstrumentKind::Future);
+        if !shape_ok {
+            return Err(RejectReasonCode::OrderTypeNotAllowed);
+        }
+        let signed = match f.side {
+            Side::Buy => f.qty,
+            Side::Sell => Qty::from_raw(-f.qty.raw()),
+        };
+        change = change.saturating_add(position_delta(&instrument, signed, d)?);
     }
-    let currency = instrument.base_currency();
     let delta_before = portfolio_delta(currency.as_str(), positions, d)?;
-    let signed = match f.side {
-        Side::Buy => f.qty,
-        Side::Sell => Qty::from_raw(-f.qty.raw()),
-    };
-    let change = position_delta(&instrument, signed, d)?;
     let delta_after = delta_before.saturating_add(change);
     check_hedge_delta(mode, delta_before, delta_after)?;
     Ok(HedgeVerdict { delta_before, delta_after })
@@ -438,6 +458,42 @@ mod tests {
         );
         let half = hedge("BTC-PERPETUAL", Side::Sell, Qty::from_raw(15_000 * FIXED_SCALE));
         assert!(gate_hedge(&half, TradingMode::Kill, positions, &d).is_ok());
+    }
+
+    #[test]
+    fn offsetting_hedges_of_a_spread_are_judged_together() {
+        let d = inputs(NOW);
+        let k1 = ins("BTC-25DEC26-100000-C");
+        let k2 = ins("BTC-25DEC26-110000-C");
+        let positions = [(&k1, q(1.0)), (&k2, q(-1.0))];
+        let net = portfolio_delta("BTC", positions, &d).unwrap();
+        let leg1 = position_delta(&k1, q(1.0), &d).unwrap();
+        let leg2 = position_delta(&k2, q(-1.0), &d).unwrap();
+        assert!(net > 0 && leg1 > net, "a call spread's delta is below its long leg's");
+        // Coin delta at 100 000 USD, in whole 10 USD contracts.
+        let usd = |coin: i64| {
+            let raw = i128::from(coin.abs()) * 100_000 / 1_000_000_000 * 1_000_000_000;
+            Qty::from_raw(i64::try_from(raw).unwrap())
+        };
+        let sell = hedge("BTC-PERPETUAL", Side::Sell, usd(leg1));
+        let buy = hedge("BTC-PERPETUAL", Side::Buy, usd(leg2));
+        // Alone, the long leg's hedge overshoots the spread's delta.
+        assert_eq!(
+            gate_hedge(&sell, TradingMode::ReduceOnly, positions, &d),
+            Err(RejectReasonCode::TradingModeReduceOnly)
+        );
+        // Together they hedge the spread.
+        let v = gate_hedges(&[sell, buy], TradingMode::ReduceOnly, positions, &d).unwrap();
+        assert!(v.delta_after.unsigned_abs() < v.delta_before.unsigned_abs(), "{v:?}");
+        let eth = hedge("ETH-PERPETUAL", Side::Buy, Qty::from_raw(10 * FIXED_SCALE));
+        assert_eq!(
+            gate_hedges(&[sell, eth], TradingMode::Kill, positions, &d),
+            Err(RejectReasonCode::OrderTypeNotAllowed)
+        );
+        assert_eq!(
+            gate_hedges(&[], TradingMode::Kill, positions, &d),
+            Err(RejectReasonCode::OrderTypeNotAllowed)
+        );
     }
 
     #[test]

@@ -61,9 +61,11 @@ pub const GROUP_ORDERS_MAX: usize = GROUP_LEGS_MAX
 /// How long an IOC order may stay without a terminal report before it is in doubt. The contract
 /// gives no number; an IOC is terminal within one venue round trip, so one second is generous.
 pub const ORDER_REPORT_TIMEOUT_MS: i64 = 1_000;
-/// Inputs (usually ticks) a close round may wait for a fresh price before it counts as an
-/// attempt anyway (B §3.1: no price ⇒ no dispatch; the hedge and escalation still follow).
-pub const CLOSE_BLOCKED_WAITS_MAX: u8 = 5;
+/// How long (from the first close round that found no price) containment waits for a fresh
+/// price before blocked rounds count as attempts anyway (B §3.1: no price ⇒ no dispatch; the
+/// hedge and escalation still follow). Time, not input count: ticks arrive every few ms, and a
+/// book whose liquidity was just pulled needs the venue's next quote refresh.
+pub const CLOSE_PRICE_WAIT_MS_MAX: i64 = 2_000;
 /// Rescue orders cross by ticks only; this bps bound is wide enough never to bind them.
 const RESCUE_SLIPPAGE_BPS_MAX: i64 = 10_000;
 /// The mode reason the executor holds while a group is contained or exposed (ruling 6: the
@@ -571,7 +573,7 @@ pub struct AtomicGroup {
     hedges: u8,
     hedge_used: bool,
     escalated: bool,
-    close_blocked_waits: u8,
+    close_blocked_since_ms: Option<i64>,
     now_ms: i64,
     incident_ts_ms: i64,
     holding: bool,
@@ -666,7 +668,7 @@ impl AtomicGroup {
             hedges: 0,
             hedge_used: false,
             escalated: false,
-            close_blocked_waits: 0,
+            close_blocked_since_ms: None,
             now_ms,
             incident_ts_ms: now_ms,
             holding: false,
@@ -1167,14 +1169,23 @@ impl AtomicGroup {
                     Err(code) => blocked.push((leg_u8, code)),
                 }
             }
+            // Nothing could be priced (no fresh book or ticker): wait for the next input rather
+            // than burn an attempt, for at most CLOSE_PRICE_WAIT_MS_MAX in all. The blocked
+            // legs are recorded when the wait starts and when a round counts, not per tick.
+            if planned.is_empty() {
+                let first = self.close_blocked_since_ms.is_none();
+                let since = *self.close_blocked_since_ms.get_or_insert(now_ms);
+                if now_ms.saturating_sub(since) < CLOSE_PRICE_WAIT_MS_MAX {
+                    if first {
+                        for (leg, code) in &blocked {
+                            step.records.push(GroupRecord::CloseBlocked { leg: *leg, code: *code });
+                        }
+                    }
+                    return true;
+                }
+            }
             for (leg, code) in &blocked {
                 step.records.push(GroupRecord::CloseBlocked { leg: *leg, code: *code });
-            }
-            // Nothing could be priced (no fresh book or ticker): wait for the next input rather
-            // than burn an attempt, at most CLOSE_BLOCKED_WAITS_MAX times.
-            if planned.is_empty() && self.close_blocked_waits < CLOSE_BLOCKED_WAITS_MAX {
-                self.close_blocked_waits += 1;
-                return true;
             }
             self.closes += 1;
             let mut sent = false;
