@@ -25,6 +25,8 @@ use serde_json::Value;
 use simulator::Fault;
 
 const OUR_KEY: &str = "sim-dev-trade";
+/// Net delta allowed after a hedge (coin): a tenth of one 0.2-coin leg's delta.
+const HEDGE_DELTA_TOLERANCE_COIN: f64 = 0.01;
 
 fn journal(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -163,6 +165,27 @@ impl Run {
         })
     }
 
+    /// The account's net coin delta by the simulator's own greeks (an oracle independent of
+    /// the engine's model): options `size × delta`, inverse futures `size_usd / mark`.
+    fn venue_delta_coin(&self) -> f64 {
+        self.sim.with_engine(|e| {
+            let (acct, _) = e.keys[OUR_KEY];
+            e.accounts[acct]
+                .positions
+                .iter()
+                .map(|(&i, p)| {
+                    let size = simulator::util::amt(p.size);
+                    match e.instruments[i].kind {
+                        simulator::instruments::Kind::Option => {
+                            size * e.md[i].greeks.map_or(0.0, |g| g.delta)
+                        }
+                        simulator::instruments::Kind::Future => size / e.md[i].mark.max(1.0),
+                    }
+                })
+                .sum()
+        })
+    }
+
     fn wal_records(&self) -> Vec<Value> {
         let out = Command::new(BIN)
             .args(["wal", "inspect", "--json", "--dir"])
@@ -196,7 +219,12 @@ fn check_invariants(run: &Run, expected_cause: &[&str]) -> Vec<String> {
         e["fields"]["event"] == "naked"
             && e["fields"]["detail"].as_str().unwrap_or("").contains("hedge_used=true")
     });
-    if !hedged {
+    if hedged {
+        // Hedged in the perpetual: the delta is neutral within one 10 USD contract and the
+        // gap between the engine's and the venue's greeks.
+        let delta = run.venue_delta_coin();
+        assert!(delta.abs() <= HEDGE_DELTA_TOLERANCE_COIN, "hedged delta {delta}: {pos:?}");
+    } else {
         assert_eq!(k1 + k2, 0, "a naked option leg persists: {pos:?}");
         assert!(
             !pos.contains_key("BTC-PERPETUAL"),
