@@ -225,7 +225,17 @@ fn check_invariants(run: &Run, expected_cause: &[&str]) -> Vec<String> {
         let delta = run.venue_delta_coin();
         assert!(delta.abs() <= HEDGE_DELTA_TOLERANCE_COIN, "hedged delta {delta}: {pos:?}");
     } else {
-        assert_eq!(k1 + k2, 0, "a naked option leg persists: {pos:?}");
+        assert_eq!(
+            k1 + k2,
+            0,
+            "a naked option leg persists: {pos:?}\n{}\n{}",
+            run.engine.output(),
+            records
+                .iter()
+                .map(|r| format!("{} {}", r["kind"], r["fields"]))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
         assert!(
             !pos.contains_key("BTC-PERPETUAL"),
             "a perpetual position without a hedge: {pos:?}"
@@ -429,4 +439,55 @@ fn process_group_venue_disconnect_mid_group() {
     run.wait_terminal();
     run.stop();
     check_invariants(&run, &["disconnect", "timeout"]);
+}
+
+/// AT-118 shape: leg B goes quiet and is then refused on both rescues, and every reduce-only
+/// close of the filled leg A is refused too ⇒ 3 close attempts, then the delta hedge in the
+/// perpetual (not reduce-only: it passes the hedge gate in ReduceOnly because it shrinks
+/// |delta|); the group ends Flattened with the hedge and the account delta-neutral.
+#[test]
+fn process_group_closes_fail_then_perp_hedge() {
+    let mut run = start(|sim, (_, b)| {
+        sim.faults().apply(&Fault::DelayOrdersOn { instrument: b.clone(), ms: 4_000 });
+    });
+    let (a, b) = run.legs.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !journal(&run.jpath).iter().any(|e| is_new_order(e) && e["instrument"] == b.as_str()) {
+        assert!(Instant::now() < deadline, "leg B never sent:\n{}", run.engine.output());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Leg B's report deadline (1 s) has not expired yet: arm the refusals of what follows.
+    let f = run.sim.faults();
+    f.apply(&Fault::DelayOrdersOn { instrument: b.clone(), ms: 0 });
+    for _ in 0..2 {
+        f.apply(&Fault::RejectNextOrder { instrument: b.clone(), code: None });
+    }
+    for _ in 0..3 {
+        f.apply(&Fault::RejectNextOrder { instrument: a.clone(), code: None });
+    }
+    let end = run.wait_terminal();
+    run.stop();
+    let t = check_invariants(&run, &["timeout"]);
+    assert!(end.contains("to=Flattened"), "{end}\n{t:?}");
+    let records = run.wal_records();
+    let naked = records
+        .iter()
+        .find(|r| r["kind"] == "GroupEvent" && r["fields"]["event"] == "naked")
+        .map(|r| r["fields"]["detail"].as_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    assert!(naked.contains("hedge_used=true") && naked.contains("close_attempts=3"), "{naked}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["kind"] == "GroupEvent" && r["fields"]["event"] == "hedge_permitted"),
+        "the hedge gate judged the hedge"
+    );
+    let pos = run.positions();
+    assert!(pos.contains_key("BTC-PERPETUAL"), "the hedge is a perpetual position: {pos:?}");
+    let hedges: Vec<Value> = journal(&run.jpath)
+        .into_iter()
+        .filter(|o| is_new_order(o) && o["instrument"] == "BTC-PERPETUAL")
+        .collect();
+    assert!(!hedges.is_empty());
+    assert!(hedges.iter().all(|o| o["flags"]["reduce_only"] != true), "a hedge opens");
 }

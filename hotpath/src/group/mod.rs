@@ -51,6 +51,8 @@ pub const RESCUE_ATTEMPTS_MAX: u8 = 2;
 pub const RESCUE_CROSS_SPREAD_TICKS: i64 = 2;
 /// Hedge rounds after the closes are exhausted.
 pub const HEDGE_ATTEMPTS_MAX: u8 = 2;
+/// A leg counts as hedged when the filled hedge is within this share of its target (bps).
+pub const HEDGE_RESIDUAL_MAX_BPS: u64 = 200;
 /// Legs per group (`leg_idx` is 0 or 1 in the label contract).
 pub const GROUP_LEGS_MAX: usize = 2;
 /// Orders one group may ever create: legs + rescues + closes + hedges (each per leg).
@@ -574,6 +576,9 @@ pub struct AtomicGroup {
     hedge_used: bool,
     escalated: bool,
     close_blocked_since_ms: Option<i64>,
+    hedge_blocked_since_ms: Option<i64>,
+    /// Latest signed hedge target per leg (hedge instrument units).
+    hedge_target: [i64; GROUP_LEGS_MAX],
     now_ms: i64,
     incident_ts_ms: i64,
     holding: bool,
@@ -669,6 +674,8 @@ impl AtomicGroup {
             hedge_used: false,
             escalated: false,
             close_blocked_since_ms: None,
+            hedge_blocked_since_ms: None,
+            hedge_target: [0; GROUP_LEGS_MAX],
             now_ms,
             incident_ts_ms: now_ms,
             holding: false,
@@ -1195,10 +1202,9 @@ impl AtomicGroup {
             return sent;
         }
         if self.hedges < HEDGE_ATTEMPTS_MAX {
-            self.hedges += 1;
-            let round = self.hedges;
             let hedge_net = self.hedge_exposure();
-            let mut sent = false;
+            let mut planned: Vec<(u8, OrderIntent)> = Vec::with_capacity(GROUP_LEGS_MAX);
+            let mut blocked: Vec<(u8, RejectReasonCode)> = Vec::new();
             for (i, leg) in self.legs.clone().iter().enumerate() {
                 if net[i].raw() == 0 {
                     continue;
@@ -1208,14 +1214,14 @@ impl AtomicGroup {
                     continue;
                 };
                 let target = signed(quote.side, quote.qty);
+                self.hedge_target[i] = target;
                 let remaining = target - hedge_net[i].raw();
                 if remaining == 0 || remaining.signum() != target.signum() {
                     continue;
                 }
-                let hedge_side = quote.side;
-                if let Ok(intent) = self.close_intent(
+                match self.close_intent(
                     quote.instrument,
-                    hedge_side,
+                    quote.side,
                     Qty::from_raw(remaining.abs()),
                     self.cfg.close_attempts_max.saturating_sub(1),
                     leg_u8,
@@ -1223,11 +1229,34 @@ impl AtomicGroup {
                     now_ms,
                     market,
                 ) {
-                    sent |= self.push_order(intent, leg_u8, OrderRole::Hedge(round), now_ms, step);
+                    Ok(intent) => planned.push((leg_u8, intent)),
+                    Err(code) => blocked.push((leg_u8, code)),
                 }
             }
-            if sent {
-                return true;
+            if planned.is_empty() && !blocked.is_empty() {
+                // No price for the hedge instrument: wait like a close round (time-bounded).
+                let first = self.hedge_blocked_since_ms.is_none();
+                let since = *self.hedge_blocked_since_ms.get_or_insert(now_ms);
+                let waiting = now_ms.saturating_sub(since) < CLOSE_PRICE_WAIT_MS_MAX;
+                if first || !waiting {
+                    for (leg, code) in &blocked {
+                        step.records.push(GroupRecord::CloseBlocked { leg: *leg, code: *code });
+                    }
+                }
+                if waiting {
+                    return true;
+                }
+            }
+            if !planned.is_empty() {
+                self.hedges += 1;
+                let round = self.hedges;
+                let mut sent = false;
+                for (leg, intent) in planned {
+                    sent |= self.push_order(intent, leg, OrderRole::Hedge(round), now_ms, step);
+                }
+                if sent {
+                    return true;
+                }
             }
         }
         if !self.escalated {
@@ -1241,17 +1270,17 @@ impl AtomicGroup {
         true
     }
 
-    /// Every leg with residual exposure has its hedge quote filled.
+    /// Every leg with residual exposure is hedged to its latest target within
+    /// [`HEDGE_RESIDUAL_MAX_BPS`] (an IOC hedge may leave a remainder below one useful order).
     fn hedge_complete(&self) -> bool {
         let hedge_net = self.hedge_exposure();
         let net = self.leg_exposure();
         (0..self.legs.len()).all(|i| {
+            let target = self.hedge_target[i];
             net[i].raw() == 0
-                || (self.orders.iter().any(|o| {
-                    matches!(o.role, OrderRole::Hedge(_))
-                        && usize::from(o.leg) == i
-                        && o.status == OrderStatus::Filled
-                }) && hedge_net[i].raw() != 0)
+                || (target != 0
+                    && u128::from(target.abs_diff(hedge_net[i].raw())) * 10_000
+                        <= u128::from(target.unsigned_abs()) * u128::from(HEDGE_RESIDUAL_MAX_BPS))
         })
     }
 
