@@ -329,7 +329,9 @@ fn closes_exhausted_then_perp_hedge_at_118() {
             assert_eq!((*group_id, *strategy_id), (h.group.group_id(), strategy()));
             assert_eq!((*close_attempts, *hedge_used, *cause), (3, true, "hedge_fallback"));
             assert_eq!(*incident_ts_ms, NOW_MS);
-            assert_eq!(*time_to_delta_neutral_ms, 0, "the frozen test clock never moved");
+            // The test clock moves only by the pauses between containment rounds (before
+            // Close(2), Close(3) and Hedge(1)).
+            assert_eq!(*time_to_delta_neutral_ms, 3 * hotpath::group::FOLLOW_UP_ROUND_GAP_MS);
             assert_eq!(residual[0], qty("1"), "the option stays, delta-hedged in the perp");
         }
         _ => unreachable!(),

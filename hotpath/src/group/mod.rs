@@ -51,6 +51,10 @@ pub const RESCUE_ATTEMPTS_MAX: u8 = 2;
 pub const RESCUE_CROSS_SPREAD_TICKS: i64 = 2;
 /// Hedge rounds after the closes are exhausted.
 pub const HEDGE_ATTEMPTS_MAX: u8 = 2;
+/// Pause between containment rounds (close retries, hedge rounds): an IOC that just took
+/// the book's liquidity leaves our view of that book stale until the venue's next update, and
+/// a retry priced off the old touch cannot fill. Bounds time-to-neutral to ~4 gaps.
+pub const FOLLOW_UP_ROUND_GAP_MS: i64 = 300;
 /// A leg counts as hedged when the filled hedge is within this share of its target (bps).
 pub const HEDGE_RESIDUAL_MAX_BPS: u64 = 200;
 /// Legs per group (`leg_idx` is 0 or 1 in the label contract).
@@ -577,6 +581,8 @@ pub struct AtomicGroup {
     escalated: bool,
     close_blocked_since_ms: Option<i64>,
     hedge_blocked_since_ms: Option<i64>,
+    /// When the last close/hedge round went out.
+    last_follow_up_ms: Option<i64>,
     /// Latest signed hedge target per leg (hedge instrument units).
     hedge_target: [i64; GROUP_LEGS_MAX],
     now_ms: i64,
@@ -675,6 +681,7 @@ impl AtomicGroup {
             escalated: false,
             close_blocked_since_ms: None,
             hedge_blocked_since_ms: None,
+            last_follow_up_ms: None,
             hedge_target: [0; GROUP_LEGS_MAX],
             now_ms,
             incident_ts_ms: now_ms,
@@ -1093,6 +1100,9 @@ impl AtomicGroup {
         }
         step.records.push(GroupRecord::OrderRecorded { intent, label, leg, role });
         step.actions.push(GroupAction::Send { intent, leg, role });
+        if matches!(role, OrderRole::Close(_) | OrderRole::Hedge(_)) {
+            self.last_follow_up_ms = Some(now_ms);
+        }
         self.orders.push(TrackedOrder {
             intent,
             leg,
@@ -1151,7 +1161,15 @@ impl AtomicGroup {
             self.transition(GroupState::Flattened, step);
             return true;
         }
+        // Let the books catch up with the last round before another one (never delays the
+        // escalation once everything is used up).
+        let pausing = self
+            .last_follow_up_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) < FOLLOW_UP_ROUND_GAP_MS);
         if self.closes < self.cfg.close_attempts_max {
+            if pausing {
+                return true;
+            }
             let attempt = self.closes;
             let mut planned: Vec<(u8, OrderIntent)> = Vec::with_capacity(GROUP_LEGS_MAX);
             let mut blocked: Vec<(u8, RejectReasonCode)> = Vec::new();
@@ -1202,6 +1220,9 @@ impl AtomicGroup {
             return sent;
         }
         if self.hedges < HEDGE_ATTEMPTS_MAX {
+            if pausing {
+                return true;
+            }
             let hedge_net = self.hedge_exposure();
             let mut planned: Vec<(u8, OrderIntent)> = Vec::with_capacity(GROUP_LEGS_MAX);
             let mut blocked: Vec<(u8, RejectReasonCode)> = Vec::new();
