@@ -194,17 +194,19 @@ fn group_edge(
     inputs: &BatchInputs<'_>,
 ) -> Option<EdgeInputs> {
     let claim = claim?;
-    let mut fee = Usd::ZERO;
+    // A leg the engine cannot estimate a fee for leaves the fee unknown: NetEdgeInputMissing.
+    let mut fee = Some(Usd::ZERO);
     for l in legs {
         let f = l.fields();
         let name = f.instrument.name();
         let book = inputs.books.iter().find(|b| b.instrument == name);
         let idx = inputs.index.for_currency(f.instrument.base_currency().as_str());
-        fee = fee.checked_add((inputs.edge)(l, book, idx)?.fee_usd?)?;
+        let leg_fee = (inputs.edge)(l, book, idx).and_then(|e| e.fee_usd);
+        fee = fee.zip(leg_fee).and_then(|(a, b)| a.checked_add(b));
     }
     Some(EdgeInputs {
         gross_edge_usd: Some(claim),
-        fee_usd: Some(fee),
+        fee_usd: fee,
         expected_slippage_usd: Some(Usd::ZERO),
     })
 }
