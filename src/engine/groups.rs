@@ -211,6 +211,9 @@ fn group_edge(
     })
 }
 
+/// Every leg's verdict and the order-rate bucket after the group.
+pub type GroupVerdict = (Vec<Accepted>, OrderRateBucket);
+
 /// Runs every leg through the gate chain as one unit: each leg sees the earlier legs reserved
 /// and the order-rate bucket they used. Returns every leg's verdict and the bucket after, or
 /// the first refusal (nothing reserved: `ex` is not touched).
@@ -223,7 +226,7 @@ pub fn gate_group(
     inputs: &BatchInputs<'_>,
     order_rate: OrderRateBucket,
     claim: Option<Usd>,
-) -> Result<(Vec<Accepted>, OrderRateBucket), Box<(OrderIntent, Rejection)>> {
+) -> Result<GroupVerdict, Box<(OrderIntent, Rejection)>> {
     let chain = GateChain::new();
     let mut scratch = ex.clone();
     let mut rate = order_rate;
