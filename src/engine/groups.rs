@@ -163,8 +163,8 @@ impl GroupDesk {
     }
 }
 
-/// Splits a tick's intents into single intents and multi-leg groups (≥ 2 legs sharing a group
-/// id, none reduce-only; legs in leg order). A reduce-only pair (a strategy closing a spread)
+/// Splits a tick's intents into single intents and multi-leg groups (≥ 2 IOC limit legs
+/// sharing a group id, none reduce-only or post-only; legs in leg order). A reduce-only pair (a strategy closing a spread)
 /// stays on the single path: each leg can only reduce, and a lone fill is a smaller position,
 /// never a naked new one.
 #[must_use]
@@ -173,8 +173,18 @@ pub fn split_groups(intents: Vec<OrderIntent>) -> (Vec<OrderIntent>, Vec<Vec<Ord
     for i in &intents {
         by_group.entry(i.fields().group_id).or_default().push(*i);
     }
-    let is_group =
-        |legs: &Vec<OrderIntent>| legs.len() >= 2 && legs.iter().all(|l| !l.fields().reduce_only);
+    // Only what the executor can run: IOC limit legs (no post-only quotes that happen to share
+    // an id), none reduce-only.
+    let is_group = |legs: &Vec<OrderIntent>| {
+        legs.len() >= 2
+            && legs.iter().all(|l| {
+                let f = l.fields();
+                !f.reduce_only
+                    && !f.post_only
+                    && f.order_type == hotpath::domain::intent::OrderType::Limit
+                    && f.time_in_force == hotpath::domain::intent::TimeInForce::ImmediateOrCancel
+            })
+    };
     let singles =
         intents.into_iter().filter(|i| !by_group.get(&i.fields().group_id).is_some_and(is_group));
     let singles: Vec<OrderIntent> = singles.collect();
