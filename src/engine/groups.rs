@@ -51,6 +51,8 @@ use super::{edge, Engine, EngineError, LiveIntent};
 
 /// Group ids are keyed by their label form (`gid12`).
 type GroupKey = String;
+/// Reports held back while the latch is set (see [`GroupDesk`]).
+const DEFERRED_REPORTS_MAX: usize = 4_096;
 
 /// What the engine counts about groups (progress lines, tests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,6 +90,11 @@ pub struct GroupDesk {
     budget: Arc<PendingExposureBudget>,
     active: BTreeMap<GroupKey, ActiveGroup>,
     by_label: BTreeMap<String, (GroupKey, IntentHash)>,
+    /// Reports for group orders that arrived while the open-permission latch was set (during a
+    /// reconnect's reconciliation): applied once it is done, so no group sends anything before
+    /// every in-doubt intent is resolved (DESIGN invariant 8). Bounded by the orders of the
+    /// active groups times the reports per order the venue sends.
+    deferred: Vec<hotpath::dispatch::ExecReport>,
     /// Counters.
     pub stats: GroupStats,
 }
@@ -107,6 +114,7 @@ impl GroupDesk {
             budget: Arc::new(PendingExposureBudget::new(cap)),
             active: BTreeMap::new(),
             by_label: BTreeMap::new(),
+            deferred: Vec::new(),
             stats: GroupStats::default(),
         }
     }
@@ -926,6 +934,15 @@ impl Engine {
         use hotpath::dispatch::ExecReport;
         use hotpath::venue::messages::OrderState;
         let Some((key, h)) = self.groups.by_label.get(r.label()).cloned() else { return Ok(()) };
+        if self.guard.latch().is_latched() {
+            if self.groups.deferred.len() < DEFERRED_REPORTS_MAX {
+                self.groups.deferred.push(r.clone());
+            } else {
+                // Dropping is safe: the group's in-doubt order settles from the ledger.
+                tracing::warn!(run_id = %self.run_id, group = %key, "deferred group reports full");
+            }
+            return Ok(());
+        }
         let Some(active) = self.groups.active.get(&key) else { return Ok(()) };
         let Some(order) = active.group.orders().iter().find(|o| o.intent.hash() == h).copied()
         else {
@@ -969,7 +986,12 @@ impl Engine {
     /// Time passed: report deadlines (in doubt → reconcile by label).
     pub(super) fn groups_tick(&mut self, now: i64, books: &[BookView]) -> Result<(), EngineError> {
         if self.groups.active.is_empty() {
+            self.groups.deferred.clear();
             return Ok(());
+        }
+        // The latch is clear (ticks run only then): what was held back applies now.
+        for r in std::mem::take(&mut self.groups.deferred) {
+            self.group_on_report(&r)?;
         }
         let keys: Vec<GroupKey> = self.groups.active.keys().cloned().collect();
         for k in &keys {
@@ -998,7 +1020,11 @@ impl Engine {
     /// still live at the venue is cancelled (an IOC past its deadline has no business there).
     pub(super) fn groups_after_reconnect(&mut self) -> Result<(), EngineError> {
         if self.groups.active.is_empty() {
+            self.groups.deferred.clear();
             return Ok(());
+        }
+        for r in std::mem::take(&mut self.groups.deferred) {
+            self.group_on_report(&r)?;
         }
         let now = self.clock.now_ms();
         let books = self.book_views();
