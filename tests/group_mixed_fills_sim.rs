@@ -491,3 +491,50 @@ fn process_group_closes_fail_then_perp_hedge() {
     assert!(!hedges.is_empty());
     assert!(hedges.iter().all(|o| o["flags"]["reduce_only"] != true), "a hedge opens");
 }
+
+/// Containment exhausted (AT-118 → escalation): rescues, the three closes and both hedge
+/// rounds are all refused ⇒ the group escalates to the engine's single emergency-close routine
+/// (`src/engine/emergency.rs`), which closes the filled leg reduce-only; the account ends flat.
+#[test]
+fn process_group_containment_exhausted_escalates_to_emergency_close() {
+    let mut run = start(|sim, (_, b)| {
+        sim.faults().apply(&Fault::DelayOrdersOn { instrument: b.clone(), ms: 4_000 });
+    });
+    let (a, b) = run.legs.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !journal(&run.jpath).iter().any(|e| is_new_order(e) && e["instrument"] == b.as_str()) {
+        assert!(Instant::now() < deadline, "leg B never sent:\n{}", run.engine.output());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let f = run.sim.faults();
+    f.apply(&Fault::DelayOrdersOn { instrument: b.clone(), ms: 0 });
+    for _ in 0..2 {
+        f.apply(&Fault::RejectNextOrder { instrument: b.clone(), code: None });
+        f.apply(&Fault::RejectNextOrder { instrument: "BTC-PERPETUAL".into(), code: None });
+    }
+    for _ in 0..3 {
+        f.apply(&Fault::RejectNextOrder { instrument: a.clone(), code: None });
+    }
+    let end = run.wait_terminal();
+    assert!(end.contains("ESCALATED"), "{end}");
+    run.wait_for_line("emergency close by group-executor", Duration::from_secs(30));
+    run.stop();
+
+    let s = simulator::journal::Summary::from_file(&run.jpath).unwrap();
+    assert_eq!(s.duplicate_dispatch_count, 0, "{:?}", s.duplicate_labels);
+    assert_eq!(s.illegal_order_attempts, 0, "{:?}", s.illegal_seqs);
+    let pos = run.positions();
+    assert!(pos.is_empty(), "the emergency close left exposure: {pos:?}\n{}", run.engine.output());
+    let records = run.wal_records();
+    let event = |name: &str| {
+        records.iter().any(|r| r["kind"] == "GroupEvent" && r["fields"]["event"] == name)
+    };
+    assert!(event("escalate") && event("emergency_close") && event("naked"));
+    assert!(
+        records.iter().any(|r| r["kind"] == "OperatorAction"
+            && r["fields"]["action"] == "EmergencyClose"
+            && r["fields"]["who"] == "group-executor"),
+        "the emergency close is journaled"
+    );
+    assert!(run.engine.output().contains("-> ReduceOnly reason=REDUCEONLY_GROUP_LOCK_TIMEOUT"));
+}

@@ -95,6 +95,9 @@ pub struct GroupDesk {
     /// every in-doubt intent is resolved (DESIGN invariant 8). Bounded by the orders of the
     /// active groups times the reports per order the venue sends.
     deferred: Vec<hotpath::dispatch::ExecReport>,
+    /// Groups whose containment was exhausted: the portfolio emergency close runs for them at
+    /// the next tick (outside any group step, since it polls reports itself).
+    escalations: Vec<GroupKey>,
     /// Counters.
     pub stats: GroupStats,
 }
@@ -115,6 +118,7 @@ impl GroupDesk {
             active: BTreeMap::new(),
             by_label: BTreeMap::new(),
             deferred: Vec::new(),
+            escalations: Vec::new(),
             stats: GroupStats::default(),
         }
     }
@@ -910,10 +914,17 @@ impl Engine {
                     let detail = format!("residual={},{}", residual[0].raw(), residual[1].raw());
                     self.group_event(key, "escalate", &detail, now);
                     println!("group: gid={key} ESCALATED {detail} (run_id={})", self.run_id);
+                    self.groups.escalations.push(key.to_owned());
                 }
             }
         }
-        let terminal = self.groups.active.get(key).is_some_and(|a| a.group.state().is_terminal());
+        // Terminal, or handed to the portfolio emergency close: the group leaves the desk (its
+        // budget reservation is already released; the mode stays tightened).
+        let terminal = self
+            .groups
+            .active
+            .get(key)
+            .is_some_and(|a| a.group.state().is_terminal() || a.group.escalated());
         if terminal {
             if let Some(done) = self.groups.active.remove(key) {
                 for o in done.group.orders() {
@@ -985,6 +996,13 @@ impl Engine {
 
     /// Time passed: report deadlines (in doubt → reconcile by label).
     pub(super) fn groups_tick(&mut self, now: i64, books: &[BookView]) -> Result<(), EngineError> {
+        for key in std::mem::take(&mut self.groups.escalations) {
+            // Contract A §5.6 / B §3.1: containment exhausted with exposure left ⇒ the single
+            // emergency-close routine (cancel all, reduce-only IOC closes, hedge).
+            let outcome = self
+                .emergency_close("group-executor", &format!("group {key}: containment exhausted"));
+            self.group_event(&key, "emergency_close", &outcome.describe(), now);
+        }
         if self.groups.active.is_empty() {
             self.groups.deferred.clear();
             return Ok(());

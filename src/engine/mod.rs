@@ -8,8 +8,10 @@
 
 mod control;
 pub mod edge;
+pub mod emergency;
 pub mod groups;
 mod market_data;
+pub mod operator_socket;
 mod reconcile;
 mod reports;
 pub mod status;

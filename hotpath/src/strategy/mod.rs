@@ -195,4 +195,5 @@ pub mod churn;
 pub mod pipeline;
 pub mod quoter;
 pub mod registry;
+pub mod runaway;
 pub mod vertical;
