@@ -181,6 +181,15 @@ impl GroupDesk {
 /// never a naked new one.
 #[must_use]
 pub fn split_groups(intents: Vec<OrderIntent>) -> (Vec<OrderIntent>, Vec<Vec<OrderIntent>>) {
+    // The common tick (quotes, single orders): no two intents share a group id. Decided
+    // without allocating.
+    let shared = intents
+        .iter()
+        .enumerate()
+        .any(|(i, a)| intents[i + 1..].iter().any(|b| b.fields().group_id == a.fields().group_id));
+    if !shared {
+        return (intents, Vec::new());
+    }
     let mut by_group: BTreeMap<GroupId, Vec<OrderIntent>> = BTreeMap::new();
     for i in &intents {
         by_group.entry(i.fields().group_id).or_default().push(*i);
