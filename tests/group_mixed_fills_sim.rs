@@ -108,7 +108,7 @@ fn start(faults: impl FnOnce(&simulator::SimHandle, &(String, String))) -> Run {
         .arg(&wal)
         .arg("--policy")
         .arg(policy_file(dir.path()))
-        .args(["--strategy", "vertical", "--seed", "7", "--lots", "2"])
+        .args(["--strategy", "vertical", "--seed", "7", "--lots", "2", "--topology", "compact"])
         .args(["--entry-debit-bps", "10000"])
         .arg("--legs")
         .arg(format!("{},{}", legs.0, legs.1))

@@ -123,6 +123,13 @@ impl GroupDesk {
         }
     }
 
+    /// Whether anything group-related must run this tick (active groups, held-back reports,
+    /// pending escalations).
+    #[must_use]
+    pub fn busy(&self) -> bool {
+        !self.active.is_empty() || !self.deferred.is_empty() || !self.escalations.is_empty()
+    }
+
     /// Whether any group holds ReduceOnly (contained or exposed): the PolicyGuard input
     /// `group_lock_timeout` (the group mechanism's registry reason, ruling 6).
     #[must_use]
@@ -501,7 +508,9 @@ impl Engine {
             {
                 continue; // the same decision again: never a second group
             }
-            let claim = self.strategy.group_edge_usd(group_id);
+            // Compact topology: the strategy is here to ask. Pinned: it lives on its own thread
+            // and its claim does not cross the ring (the legs' own edge estimates apply).
+            let claim = self.strategy.as_ref().and_then(|s| s.group_edge_usd(group_id));
             let verdict = {
                 let (taker, maker) = (self.taker_fee_bps, self.maker_fee_bps);
                 let edge_model =
@@ -838,7 +847,7 @@ impl Engine {
                     .insert(label.as_str().to_owned(), (key.to_owned(), intent.hash()));
                 let f = intent.fields();
                 self.live.insert(
-                    label.as_str().to_owned(),
+                    *label,
                     LiveIntent {
                         intent_hash: intent.hash().value(),
                         accepted: None,
@@ -996,7 +1005,7 @@ impl Engine {
             return Ok(());
         }
         let now = self.clock.now_ms();
-        let books = self.book_views();
+        let books = self.market.books().to_vec();
         for i in inputs {
             self.group_feed(&key, i, now, &books)?;
         }
@@ -1033,7 +1042,7 @@ impl Engine {
             return;
         }
         let now = self.clock.now_ms();
-        let books = self.book_views();
+        let books = self.market.books().to_vec();
         let keys: Vec<GroupKey> = self.groups.active.keys().cloned().collect();
         for k in &keys {
             if let Err(e) = self.group_feed(k, GroupInput::Disconnected, now, &books) {
@@ -1054,7 +1063,7 @@ impl Engine {
             self.group_on_report(&r)?;
         }
         let now = self.clock.now_ms();
-        let books = self.book_views();
+        let books = self.market.books().to_vec();
         let keys: Vec<GroupKey> = self.groups.active.keys().cloned().collect();
         for k in &keys {
             let Some(active) = self.groups.active.get_mut(k) else { continue };
