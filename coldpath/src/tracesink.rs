@@ -290,10 +290,10 @@ mod tests {
             edge_policy_version: None,
             config_error: None,
         };
-        p.observe_mode(TradingMode::ReduceOnly, &[], 1);
-        p.observe_mode(TradingMode::Active, &[], 2);
+        p.observe_mode(TradingMode::ReduceOnly, std::iter::empty(), 1);
+        p.observe_mode(TradingMode::Active, std::iter::empty(), 2);
         p.push(TraceEvent::gate_reject(0x1f, &r, 3));
-        p.observe_latch(&[OpenPermissionReasonCode::ALL[0]], 4);
+        p.observe_latch(std::iter::once(OpenPermissionReasonCode::ALL[0]), 4);
         p.push(TraceEvent::new(TraceKind::Sent, 1, 5)); // dropped: the ring holds 4
         assert_eq!(sink.drain(), 4);
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();

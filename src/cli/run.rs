@@ -50,6 +50,13 @@ pub struct Args {
     /// Strategy tick in milliseconds.
     #[arg(long, default_value_t = 20)]
     pub tick_ms: u64,
+    /// Run id stamped on every trace line and metric (default: pid and start time, unique
+    /// per process start). Fixed ids are for reproducible evidence runs.
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Trace log: one JSON line per engine event (default: trace.jsonl next to the WAL dir).
+    #[arg(long)]
+    pub trace_log: Option<PathBuf>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -151,13 +158,15 @@ fn progress_line(s: &EngineSnapshot) {
 #[allow(clippy::needless_pass_by_value)]
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     signals::install();
-    let run_id = format!(
-        "{:x}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis())
-    );
+    let run_id = args.run_id.clone().unwrap_or_else(|| {
+        format!(
+            "{:x}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
+        )
+    });
     let wal_dir = args
         .wal_dir
         .clone()
@@ -195,6 +204,9 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         policy_path.display(),
         token_path.display()
     );
+    let metrics = std::sync::Arc::new(coldpath::metrics::MetricsRegistry::new(&run_id));
+    let (trace, sink) =
+        crate::engine::trace::start_sink(args.trace_log.as_deref(), &wal_dir, &metrics)?;
     let opts = EngineOptions {
         venue_url,
         credentials,
@@ -207,6 +219,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         taker_fee_bps: 5.0,
         maker_fee_bps: 0.0,
         run_id,
+        trace,
     };
     let mut engine = Engine::new(opts)?;
     let mut server = None;
@@ -232,7 +245,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
                 tx: std::sync::Mutex::new(tx),
                 published: published.clone(),
             }),
-            std::sync::Arc::new(coldpath::metrics::MetricsRegistry::new("stoic-run")),
+            std::sync::Arc::clone(&metrics),
         )
         .context("start the status server")?;
         println!("status: http://{}/ (control token: {})", h.local_addr(), token_path.display());
@@ -246,6 +259,8 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         Ok(()) => println!("stopped: clean shutdown (open orders cancelled, WAL synced)"),
         Err(e) => println!("stopped: error: {e} (open orders cancelled, WAL synced)"),
     }
+    drop(engine); // the trace producer goes with it: the sink drains what is left
+    sink.stop();
     if let Some(h) = server {
         h.shutdown();
     }

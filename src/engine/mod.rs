@@ -14,6 +14,7 @@ mod reports;
 pub mod status;
 pub mod strategies;
 mod tick;
+pub mod trace;
 
 use market_data::apply_md;
 
@@ -71,6 +72,8 @@ pub struct EngineOptions {
     pub maker_fee_bps: f64,
     /// Per process start; on every log line about an intent.
     pub run_id: String,
+    /// Producer end of the trace ring (the cold sink stamps `run_id` on what it drains).
+    pub trace: hotpath::trace::TraceProducer,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -236,6 +239,7 @@ pub struct Engine {
     last_gate_reject:
         Option<(hotpath::domain::reason_codes::RejectReasonCode, hotpath::gates::chain::GateName)>,
     control: Option<status::ControlPort>,
+    trace: hotpath::trace::TraceProducer,
 }
 
 impl std::fmt::Debug for Engine {
@@ -309,6 +313,7 @@ impl Engine {
             events: Vec::new(),
             last_gate_reject: None,
             control: None,
+            trace: opts.trace,
         })
     }
 
@@ -533,6 +538,7 @@ impl Engine {
                 }
             }
             self.serve_control();
+            self.trace_state();
             if Instant::now() >= next_progress {
                 next_progress = Instant::now() + Duration::from_secs(1);
                 progress(&self.snapshot());

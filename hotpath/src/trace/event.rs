@@ -233,20 +233,21 @@ impl TraceEvent {
         ev
     }
 
-    /// A mode change to `mode` with its sticky reasons.
+    /// A mode change to `mode`; `reason_bits` has bit `code as u32` set per sticky reason
+    /// (the layout of `mode::ReasonSet::bits`).
     #[must_use]
-    pub fn mode_change(mode: TradingMode, reasons: &[ModeReasonCode], ts_ms: i64) -> Self {
+    pub const fn mode_change(mode: TradingMode, reason_bits: u64, ts_ms: i64) -> Self {
         let mut e = Self::new(TraceKind::ModeChange, 0, ts_ms);
         e.mode = Some(mode);
-        e.value = bits_of(reasons.iter().map(|r| *r as u32));
+        e.value = reason_bits;
         e
     }
 
-    /// The latch's codes now (empty = clear).
+    /// The latch's codes now as bits (bit `code as u32` per code; 0 = clear).
     #[must_use]
-    pub fn latch_change(codes: &[OpenPermissionReasonCode], ts_ms: i64) -> Self {
+    pub const fn latch_change(code_bits: u64, ts_ms: i64) -> Self {
         let mut e = Self::new(TraceKind::LatchChange, 0, ts_ms);
-        e.value = bits_of(codes.iter().map(|c| *c as u32));
+        e.value = code_bits;
         e
     }
 
@@ -299,16 +300,17 @@ mod tests {
     #[test]
     fn mode_reason_bits_round_trip() {
         let reasons = [ModeReasonCode::ALL[0], ModeReasonCode::ALL[ModeReasonCode::ALL.len() - 1]];
-        let e = TraceEvent::mode_change(TradingMode::ReduceOnly, &reasons, 1);
+        let bits = bits_of(reasons.iter().map(|r| *r as u32));
+        let e = TraceEvent::mode_change(TradingMode::ReduceOnly, bits, 1);
         assert_eq!(e.mode_reasons().collect::<Vec<_>>(), reasons.to_vec());
     }
 
     #[test]
     fn latch_bits_round_trip() {
         let codes = [OpenPermissionReasonCode::ALL[1]];
-        let e = TraceEvent::latch_change(&codes, 1);
+        let e = TraceEvent::latch_change(bits_of(codes.iter().map(|c| *c as u32)), 1);
         assert_eq!(e.latch_codes().collect::<Vec<_>>(), codes.to_vec());
-        assert_eq!(TraceEvent::latch_change(&[], 1).latch_codes().count(), 0);
+        assert_eq!(TraceEvent::latch_change(0, 1).latch_codes().count(), 0);
     }
 
     #[test]

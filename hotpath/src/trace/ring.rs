@@ -56,20 +56,30 @@ impl TraceProducer {
 
     /// Pushes a [`super::TraceKind::ModeChange`] when the mode or its reasons differ from
     /// the last call's (the first call always pushes: it is the start state).
-    pub fn observe_mode(&mut self, mode: TradingMode, reasons: &[ModeReasonCode], ts_ms: i64) {
-        let bits = bits_of(reasons.iter().map(|r| *r as u32));
+    /// `reasons` iterates the sticky reasons (no allocation: pass the set's iterator).
+    pub fn observe_mode(
+        &mut self,
+        mode: TradingMode,
+        reasons: impl Iterator<Item = ModeReasonCode>,
+        ts_ms: i64,
+    ) {
+        let bits = bits_of(reasons.map(|r| r as u32));
         if self.last_mode != Some((mode, bits)) {
             self.last_mode = Some((mode, bits));
-            self.push(TraceEvent::mode_change(mode, reasons, ts_ms));
+            self.push(TraceEvent::mode_change(mode, bits, ts_ms));
         }
     }
 
     /// Pushes a [`super::TraceKind::LatchChange`] when the latch's codes changed.
-    pub fn observe_latch(&mut self, codes: &[OpenPermissionReasonCode], ts_ms: i64) {
-        let bits = bits_of(codes.iter().map(|c| *c as u32));
+    pub fn observe_latch(
+        &mut self,
+        codes: impl Iterator<Item = OpenPermissionReasonCode>,
+        ts_ms: i64,
+    ) {
+        let bits = bits_of(codes.map(|c| c as u32));
         if self.last_latch != Some(bits) {
             self.last_latch = Some(bits);
-            self.push(TraceEvent::latch_change(codes, ts_ms));
+            self.push(TraceEvent::latch_change(bits, ts_ms));
         }
     }
 
@@ -127,12 +137,14 @@ mod tests {
     #[test]
     fn mode_and_latch_are_pushed_only_on_change() {
         let (mut p, mut c) = trace_ring(8);
-        p.observe_mode(TradingMode::ReduceOnly, &[], 1);
-        p.observe_mode(TradingMode::ReduceOnly, &[], 2);
-        p.observe_mode(TradingMode::Active, &[], 3);
-        p.observe_latch(&[OpenPermissionReasonCode::ALL[0]], 4);
-        p.observe_latch(&[OpenPermissionReasonCode::ALL[0]], 5);
-        p.observe_latch(&[], 6);
+        let none = || std::iter::empty();
+        let one = || std::iter::once(OpenPermissionReasonCode::ALL[0]);
+        p.observe_mode(TradingMode::ReduceOnly, none(), 1);
+        p.observe_mode(TradingMode::ReduceOnly, none(), 2);
+        p.observe_mode(TradingMode::Active, none(), 3);
+        p.observe_latch(one(), 4);
+        p.observe_latch(one(), 5);
+        p.observe_latch(std::iter::empty(), 6);
         let ts: Vec<i64> = std::iter::from_fn(|| c.pop()).map(|e| e.ts_ms).collect();
         assert_eq!(ts, vec![1, 3, 4, 6]);
     }

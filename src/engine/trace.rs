@@ -1,0 +1,62 @@
+//! The engine's side of traceability: state changes (mode, latch) turned into trace records,
+//! and the small timing helpers the tick uses. Records go to `hotpath::trace`'s ring; the
+//! cold sink (`coldpath::tracesink`) formats them and feeds `/metrics`. See
+//! docs/traceability.md.
+
+use std::time::Instant;
+
+use hotpath::domain::reason_codes::ModeReasonCode;
+
+use super::Engine;
+
+impl Engine {
+    /// Pushes a mode or latch record when either changed since the last call (two atomic
+    /// loads and a compare when nothing changed; no allocation).
+    pub(super) fn trace_state(&mut self) {
+        let now = self.clock.now_ms();
+        let word = self.guard.cell().load();
+        let reasons = word.mode_reasons();
+        self.trace.observe_mode(
+            word.mode(),
+            ModeReasonCode::ALL.into_iter().filter(move |c| reasons.contains(*c)),
+            now,
+        );
+        self.trace.observe_latch(self.guard.latch().codes().iter(), now);
+    }
+}
+
+/// Nanoseconds since `t` (saturating; a histogram sample).
+pub(super) fn ns_since(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Creates the trace ring and starts its cold sink: JSON lines to `trace_log` (default
+/// `trace.jsonl` beside the WAL directory, appended across restarts), alarm events echoed to
+/// stdout, metrics into `metrics`. Returns the producer for [`super::EngineOptions::trace`].
+///
+/// # Errors
+/// The log file cannot be opened or the thread cannot be spawned.
+pub fn start_sink(
+    trace_log: Option<&std::path::Path>,
+    wal_dir: &std::path::Path,
+    metrics: &std::sync::Arc<coldpath::metrics::MetricsRegistry>,
+) -> std::io::Result<(hotpath::trace::TraceProducer, coldpath::tracesink::SinkHandle)> {
+    let path = trace_log.map_or_else(
+        || wal_dir.parent().unwrap_or(wal_dir).join("trace.jsonl"),
+        std::path::Path::to_path_buf,
+    );
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    println!("trace: log={} run_id={}", path.display(), metrics.run_id());
+    let (producer, consumer) = hotpath::trace::trace_ring(hotpath::trace::TRACE_RING_CAPACITY);
+    let sink = coldpath::tracesink::TraceSink::new(
+        consumer,
+        std::sync::Arc::clone(metrics),
+        Box::new(std::io::BufWriter::new(file)),
+    )
+    .with_alarms(Box::new(std::io::stdout()))
+    .spawn()?;
+    Ok((producer, sink))
+}
