@@ -166,7 +166,8 @@ impl TraceSink {
     }
 
     /// One JSON object per line. Every value is a registry name, a number or the sanitised
-    /// run id, so no escaping is needed.
+    /// run id, so no escaping is needed. Refusals carry AT-902's field names (`intent_id`,
+    /// `gate_name`, `trading_mode`, `reason_codes`).
     fn format_line(&mut self, ev: &TraceEvent) {
         use std::fmt::Write as _;
         let l = &mut self.line;
@@ -182,13 +183,15 @@ impl TraceSink {
             let _ = write!(l, ",\"intent_id\":\"{:016x}\"", ev.intent_id);
         }
         if let Some(g) = ev.gate {
-            let _ = write!(l, ",\"gate\":\"{}\"", g.as_str());
-        }
-        if let Some(c) = ev.reject {
-            let _ = write!(l, ",\"reason_code\":\"{}\"", c.as_str());
+            let _ = write!(l, ",\"gate_name\":\"{}\"", g.as_str());
         }
         if let Some(m) = ev.mode {
             let _ = write!(l, ",\"trading_mode\":\"{}\"", m.as_str());
+        }
+        if let Some(c) = ev.reject {
+            let _ = write!(l, ",\"reason_codes\":[\"{}\"]", c.as_str());
+        }
+        if ev.kind == TraceKind::ModeChange {
             let _ = write!(l, ",\"mode_reasons\":[");
             for (i, r) in ev.mode_reasons().enumerate() {
                 let _ = write!(l, "{}\"{}\"", if i > 0 { "," } else { "" }, r.as_str());
@@ -292,7 +295,7 @@ mod tests {
         };
         p.observe_mode(TradingMode::ReduceOnly, std::iter::empty(), 1);
         p.observe_mode(TradingMode::Active, std::iter::empty(), 2);
-        p.push(TraceEvent::gate_reject(0x1f, &r, 3));
+        p.push(TraceEvent::gate_reject(0x1f, &r, TradingMode::Active, 3));
         p.observe_latch(std::iter::once(OpenPermissionReasonCode::ALL[0]), 4);
         p.push(TraceEvent::new(TraceKind::Sent, 1, 5)); // dropped: the ring holds 4
         assert_eq!(sink.drain(), 4);
@@ -300,7 +303,7 @@ mod tests {
         let reject = text.lines().nth(2).unwrap();
         assert_eq!(
             reject,
-            "{\"run_id\":\"run-1\",\"event\":\"gate_reject\",\"ts_ms\":3,\"intent_id\":\"000000000000001f\",\"gate\":\"edge_policy\",\"reason_code\":\"NetEdgeTooLow\"}"
+            "{\"run_id\":\"run-1\",\"event\":\"gate_reject\",\"ts_ms\":3,\"intent_id\":\"000000000000001f\",\"gate_name\":\"edge_policy\",\"trading_mode\":\"Active\",\"reason_codes\":[\"NetEdgeTooLow\"]}"
         );
         assert_eq!(m.rejects(RejectReasonCode::NetEdgeTooLow), 1);
         assert_eq!(m.mode_transitions_to_active.get(), 1, "the start state is no transition");

@@ -119,6 +119,8 @@ impl Engine {
             self.run_id, sum.in_doubt, sum.live, sum.filled, sum.cancelled, sum.rejected, sum.abandoned
         );
         self.startup_relax()?;
+        // Before the first tick: every refusal after this line is traced under its mode.
+        self.trace_state();
         Ok(sum)
     }
 

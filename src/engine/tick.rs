@@ -248,7 +248,12 @@ impl Engine {
                 Refusal::Gate(r) => {
                     self.stats.gate_rejects += 1;
                     self.last_gate_reject = Some((r.code, r.gate));
-                    self.trace.push(TraceEvent::gate_reject(i.hash().value(), r, now));
+                    self.trace.push(TraceEvent::gate_reject(
+                        i.hash().value(),
+                        r,
+                        inputs.base.trading_mode,
+                        now,
+                    ));
                 }
                 Refusal::Duplicate => {}
                 Refusal::WalFailed { code, .. } => {

@@ -181,7 +181,7 @@ pub struct TraceEvent {
     pub reject: Option<RejectReasonCode>,
     /// The gate that refused.
     pub gate: Option<GateName>,
-    /// The new mode of a [`TraceKind::ModeChange`].
+    /// The new mode of a [`TraceKind::ModeChange`]; the mode the gates saw for a refusal.
     pub mode: Option<TradingMode>,
     /// Send failure class.
     pub error: Option<SendErrorClass>,
@@ -211,12 +211,14 @@ impl TraceEvent {
         }
     }
 
-    /// A gate refusal (AT-902: intent id, gate and reason code on the record).
+    /// A gate refusal: AT-902's fields (intent id, gate, the trading mode the gates saw,
+    /// reason code) on one record.
     #[must_use]
-    pub const fn gate_reject(intent_id: u64, r: &Rejection, ts_ms: i64) -> Self {
+    pub const fn gate_reject(intent_id: u64, r: &Rejection, mode: TradingMode, ts_ms: i64) -> Self {
         let mut e = Self::new(TraceKind::GateReject, intent_id, ts_ms);
         e.reject = Some(r.code);
         e.gate = Some(r.gate);
+        e.mode = Some(mode);
         e
     }
 
