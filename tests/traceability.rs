@@ -119,6 +119,25 @@ fn binary_run_carries_ids_on_logs_and_metrics() {
     for s in &scrape.samples {
         assert_eq!(s.labels.get("run_id"), Some(RUN_ID), "{} lacks the run id", s.metric);
     }
+    // Engine-fed state, not registry defaults: trading after a clean reconciliation.
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        let s = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .unwrap_or_else(|| panic!("no sample {name} {label:?}"));
+        match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("{name} is not a scalar"),
+        }
+    };
+    assert_eq!(value("stoic_trading_mode", Some(("mode", "Active"))), 1.0);
+    assert_eq!(value("stoic_open_permission_latch", None), 0.0);
+    assert!(value("stoic_last_reconcile_age_seconds", None).is_finite(), "reconciled once");
+    assert_eq!(value("duplicate_dispatch_count", None), 0.0);
+    assert_eq!(value("stoic_ring_overflow_total", Some(("ring", "evidence_log"))), 0.0);
     let rejects = scrape
         .samples
         .iter()
