@@ -196,7 +196,8 @@ pub struct MetricsRegistry {
     latch_codes: [Gauge; LATCH_CODES],
     /// Durable-append latency (write + fdatasync) per group commit.
     pub wal_sync_latency: Histogram,
-    /// From market-data tick received to the order's first byte on the socket.
+    /// From the strategy tick's start to the order written to the socket (the engine measures
+    /// per sent intent; gates, WAL append and the batch's sync are inside the interval).
     pub tick_to_send: Histogram,
     ring_depth: [Gauge; RINGS],
     ring_overflow: [Counter; RINGS],
@@ -396,7 +397,7 @@ impl MetricsRegistry {
             out,
             run,
             "stoic_tick_to_send_seconds",
-            "Market tick received to order bytes written to the venue socket.",
+            "Strategy tick start to the order written to the venue socket (gates, WAL append and sync included).",
             &self.tick_to_send,
         );
 
