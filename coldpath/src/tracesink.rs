@@ -281,6 +281,23 @@ mod tests {
     }
 
     #[test]
+    fn the_thread_drains_everything_before_it_stops() {
+        let (mut p, c) = trace_ring(64);
+        let m = Arc::new(MetricsRegistry::new("run-2"));
+        let buf = Buf::default();
+        let handle = TraceSink::new(c, Arc::clone(&m), Box::new(buf.clone())).spawn().unwrap();
+        for i in 1..=50 {
+            p.push(TraceEvent::new(TraceKind::DuplicateDispatch, i, i as i64));
+        }
+        drop(p); // the engine is gone: the sink drains the rest and ends on its own
+        handle.stop();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 50);
+        assert!(text.lines().all(|l| l.starts_with("{\"run_id\":\"run-2\"")));
+        assert_eq!(m.duplicate_dispatch_count.get(), 50);
+    }
+
+    #[test]
     fn events_become_lines_and_metrics() {
         let (mut p, c) = trace_ring(4);
         let m = Arc::new(MetricsRegistry::new("run-1"));
