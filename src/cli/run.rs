@@ -52,7 +52,7 @@ pub struct Args {
     pub tick_ms: u64,
     /// Run id stamped on every trace line and metric (default: pid and start time, unique
     /// per process start). Fixed ids are for reproducible evidence runs.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::engine::trace::parse_run_id)]
     pub run_id: Option<String>,
     /// Trace log: one JSON line per engine event (default: trace.jsonl next to the WAL dir).
     #[arg(long)]
@@ -158,15 +158,14 @@ fn progress_line(s: &EngineSnapshot) {
 #[allow(clippy::needless_pass_by_value)]
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     signals::install();
-    let run_id = args.run_id.clone().unwrap_or_else(|| {
-        format!(
-            "{:x}-{:x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis())
-        )
-    });
+    let run_id = format!(
+        "{:x}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    );
+    let run_id = args.run_id.clone().unwrap_or(run_id);
     let wal_dir = args
         .wal_dir
         .clone()

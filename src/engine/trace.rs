@@ -60,3 +60,50 @@ pub fn start_sink(
     .spawn()?;
     Ok((producer, sink))
 }
+
+/// Why a `--run-id` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunIdError {
+    /// Empty.
+    #[error("run id is empty")]
+    Empty,
+    /// Longer than [`RUN_ID_LEN_MAX`].
+    #[error("run id is longer than {RUN_ID_LEN_MAX} characters")]
+    TooLong,
+    /// A character outside `[A-Za-z0-9-_.:]` (it would need escaping in labels and JSON).
+    #[error("run id has a character outside [A-Za-z0-9-_.:]: {0:?}")]
+    BadChar(char),
+}
+
+/// Longest accepted run id (the metrics registry keeps this many characters).
+pub const RUN_ID_LEN_MAX: usize = 64;
+
+/// Validates an operator-given run id, so log lines and metric labels carry it verbatim.
+///
+/// # Errors
+/// [`RunIdError`].
+pub fn parse_run_id(s: &str) -> Result<String, RunIdError> {
+    if s.is_empty() {
+        return Err(RunIdError::Empty);
+    }
+    if s.chars().count() > RUN_ID_LEN_MAX {
+        return Err(RunIdError::TooLong);
+    }
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c))) {
+        return Err(RunIdError::BadChar(c));
+    }
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_that_would_need_escaping_are_refused() {
+        assert_eq!(parse_run_id("at902-run.1:a_b").as_deref(), Ok("at902-run.1:a_b"));
+        assert_eq!(parse_run_id(""), Err(RunIdError::Empty));
+        assert_eq!(parse_run_id("a\"b"), Err(RunIdError::BadChar('"')));
+        assert_eq!(parse_run_id(&"x".repeat(65)), Err(RunIdError::TooLong));
+    }
+}
