@@ -8,7 +8,9 @@
 
 mod control;
 pub mod edge;
+pub mod emergency;
 mod market_data;
+pub mod operator_socket;
 mod reconcile;
 mod reports;
 pub mod status;

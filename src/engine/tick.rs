@@ -10,8 +10,8 @@ use hotpath::gates::chain::{GateContext, PolicySlot};
 use hotpath::gates::market::{BookLevel, BookView};
 use hotpath::gates::positions::{ExposureBook, PortfolioView, PositionView};
 use hotpath::strategy::{MarketSnapshot, OpenOrderView, PositionsSnapshot, StrategyAction};
-use hotpath::trace::{SendErrorClass, TraceEvent, TraceKind};
-use hotpath::wal::{IntentState, Record};
+use hotpath::trace::{TraceEvent, TraceKind};
+use hotpath::wal::Record;
 
 impl Engine {
     /// Risk-reducing intents the WAL refused (capital supremacy, DESIGN invariant 6): sent
@@ -243,27 +243,17 @@ impl Engine {
                 }
                 events.push(ev);
             });
+        let mode_seen_by_gates = inputs.base.trading_mode;
         for (i, why) in &outcome.refused {
             match why {
                 Refusal::Gate(r) => {
                     self.stats.gate_rejects += 1;
                     self.last_gate_reject = Some((r.code, r.gate));
-                    self.trace.push(TraceEvent::gate_reject(
-                        i.hash().value(),
-                        r,
-                        inputs.base.trading_mode,
-                        now,
-                    ));
                 }
                 Refusal::Duplicate => {}
-                Refusal::WalFailed { code, .. } => {
-                    self.stats.wal_failures += 1;
-                    self.trace.push(
-                        TraceEvent::new(TraceKind::WalFailed, i.hash().value(), now)
-                            .with_reject(*code),
-                    );
-                }
+                Refusal::WalFailed { .. } => self.stats.wal_failures += 1,
             }
+            self.trace_refusal(i.hash().value(), why, mode_seen_by_gates, now);
         }
         let unjournaled = std::mem::take(&mut outcome.unjournaled);
         self.send_unjournaled(now, unjournaled)?;
@@ -299,14 +289,7 @@ impl Engine {
             match r {
                 SendOutcome::Sent { .. } => {
                     self.stats.sent += 1;
-                    // A second write of one intent shows as a ledger entry already past Recorded.
-                    if self.entry_state(h).is_some_and(|(st, ..)| st != IntentState::Recorded) {
-                        self.trace.push(TraceEvent::new(TraceKind::DuplicateDispatch, h, now));
-                    }
-                    self.trace.push(
-                        TraceEvent::new(TraceKind::Sent, h, now)
-                            .with_value(super::trace::ns_since(tick_started)),
-                    );
+                    self.trace_sent(h, now, super::trace::ns_since(tick_started));
                     self.append_checked(now, &Record::Sent { intent_hash: h })?;
                 }
                 SendOutcome::Failed(e) if e.certainly_not_sent() => {
@@ -329,22 +312,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    /// Traces a failed send; one the chokepoint refused as malformed also counts as an
-    /// illegal order attempt.
-    fn trace_send_failed(
-        &mut self,
-        kind: TraceKind,
-        h: u64,
-        now: i64,
-        e: &hotpath::dispatch::DispatcherError,
-    ) {
-        let ev = TraceEvent::send_failed(kind, h, now, e);
-        self.trace.push(ev);
-        if ev.error == Some(SendErrorClass::Illegal) {
-            self.trace.push(TraceEvent { kind: TraceKind::IllegalOrderAttempt, ..ev });
-        }
     }
 }
 

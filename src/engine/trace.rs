@@ -5,7 +5,10 @@
 
 use std::time::Instant;
 
-use hotpath::domain::reason_codes::ModeReasonCode;
+use hotpath::dispatch::{DispatcherError, Refusal};
+use hotpath::domain::reason_codes::{ModeReasonCode, TradingMode};
+use hotpath::trace::{SendErrorClass, TraceEvent, TraceKind};
+use hotpath::wal::IntentState;
 
 use super::Engine;
 
@@ -22,6 +25,43 @@ impl Engine {
             now,
         );
         self.trace.observe_latch(self.guard.latch().codes().iter(), now);
+    }
+
+    /// Traces a pipeline refusal (`mode`: what the gates saw). A duplicate of a journaled
+    /// intent is a local no-op and leaves no record.
+    pub(super) fn trace_refusal(&mut self, h: u64, why: &Refusal, mode: TradingMode, now: i64) {
+        match why {
+            Refusal::Gate(r) => self.trace.push(TraceEvent::gate_reject(h, r, mode, now)),
+            Refusal::Duplicate => {}
+            Refusal::WalFailed { code, .. } => {
+                self.trace.push(TraceEvent::new(TraceKind::WalFailed, h, now).with_reject(*code));
+            }
+        }
+    }
+
+    /// Traces a write to the socket (call before journaling `Sent`). A second write of one
+    /// intent shows as a ledger entry already past `Recorded`: `duplicate_dispatch_count`.
+    pub(super) fn trace_sent(&mut self, h: u64, now: i64, tick_to_send_ns: u64) {
+        if self.entry_state(h).is_some_and(|(st, ..)| st != IntentState::Recorded) {
+            self.trace.push(TraceEvent::new(TraceKind::DuplicateDispatch, h, now));
+        }
+        self.trace.push(TraceEvent::new(TraceKind::Sent, h, now).with_value(tick_to_send_ns));
+    }
+
+    /// Traces a failed send; one the chokepoint refused as malformed also counts as an
+    /// illegal order attempt.
+    pub(super) fn trace_send_failed(
+        &mut self,
+        kind: TraceKind,
+        h: u64,
+        now: i64,
+        e: &DispatcherError,
+    ) {
+        let ev = TraceEvent::send_failed(kind, h, now, e);
+        self.trace.push(ev);
+        if ev.error == Some(SendErrorClass::Illegal) {
+            self.trace.push(TraceEvent { kind: TraceKind::IllegalOrderAttempt, ..ev });
+        }
     }
 }
 
