@@ -12,6 +12,46 @@ use hotpath::wal::IntentState;
 
 use super::Engine;
 
+/// The engine's trace field: the ring's producer plus the start of the current tick (the
+/// tick-to-send histogram's origin). Derefs to the producer.
+#[derive(Debug)]
+pub struct EngineTrace {
+    producer: hotpath::trace::TraceProducer,
+    tick_started: Option<Instant>,
+}
+
+impl EngineTrace {
+    /// Wraps the producer end of the trace ring.
+    #[must_use]
+    pub const fn new(producer: hotpath::trace::TraceProducer) -> Self {
+        Self { producer, tick_started: None }
+    }
+
+    /// The strategy tick starts now (single-threaded topologies).
+    pub(super) fn mark_tick_start(&mut self) {
+        self.tick_started = Some(Instant::now());
+    }
+
+    /// The tick's start, or now when the actions came from the strategy thread (pinned
+    /// topology: the interval then starts when the trading stage takes the batch).
+    pub(super) fn take_tick_start(&mut self) -> Instant {
+        self.tick_started.take().unwrap_or_else(Instant::now)
+    }
+}
+
+impl std::ops::Deref for EngineTrace {
+    type Target = hotpath::trace::TraceProducer;
+    fn deref(&self) -> &Self::Target {
+        &self.producer
+    }
+}
+
+impl std::ops::DerefMut for EngineTrace {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.producer
+    }
+}
+
 impl Engine {
     /// Pushes a mode or latch record when either changed since the last call (two atomic
     /// loads and a compare when nothing changed; no allocation).
