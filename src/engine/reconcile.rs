@@ -139,6 +139,7 @@ impl Engine {
         let mut inputs = hotpath::mode::PolicyInputs::all_healthy(self.clock.now_ms());
         inputs.risk_state = self.pipeline.risk_state;
         inputs.wal_append_healthy = self.wal.poisoned().is_none();
+        inputs.group_lock_timeout = self.groups.holding();
         match self.guard.operator_relax(action, &inputs) {
             Ok(rec) => {
                 self.journal_operator_action(

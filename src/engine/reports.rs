@@ -143,7 +143,7 @@ impl Engine {
     pub(super) fn drain_reports(&mut self) {
         let reports = std::mem::take(&mut self.reports);
         for r in &reports {
-            if let Err(e) = self.apply_report(r) {
+            if let Err(e) = self.apply_report(r).and_then(|()| self.group_on_report(r)) {
                 let h = self.wal.ledger().by_label(r.label()).map_or(0, |e| e.intent_hash);
                 let now = self.clock.now_ms();
                 self.trace.push(TraceEvent::new(TraceKind::ReportNotJournaled, h, now));
