@@ -150,6 +150,10 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
         sim.ws_url(),
         cfg.policy_path.display()
     );
+    // Engine trace lines go beside the WAL (scratch), like `stoic run`'s.
+    let metrics = Arc::new(coldpath::metrics::MetricsRegistry::new(&run_id));
+    let (trace, sink) =
+        crate::engine::trace::start_sink(None, &cfg.work_dir.join("wal"), &metrics)?;
     let opts = EngineOptions {
         venue_url: sim.ws_url(),
         credentials: dev_credentials(),
@@ -168,6 +172,7 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
         taker_fee_bps: 5.0,
         maker_fee_bps: 0.0,
         run_id,
+        trace,
     };
     let mut engine = Engine::with_clock(opts, Arc::new(VenueTimeClock(time.clone())))?;
     let published: crate::engine::status::Published = Arc::default();
@@ -201,6 +206,8 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
     let log = watcher.join().map_err(|_| anyhow::anyhow!("paper watcher panicked"))?;
     time.set_running(false);
     let final_snapshot = engine.snapshot();
+    drop(engine); // the trace producer goes with it: the sink drains what is left
+    sink.stop();
     let venue_end = sim.state();
     let oracle = simulator::journal::Summary::from_file(sim.journal_path())
         .with_context(|| format!("read {}", sim.journal_path().display()))?;
