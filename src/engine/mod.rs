@@ -9,8 +9,10 @@
 mod control;
 pub mod edge;
 mod market_data;
+pub mod pnl;
 mod reconcile;
 mod reports;
+pub mod risk_watch;
 pub mod status;
 pub mod strategies;
 mod tick;
@@ -184,6 +186,37 @@ pub struct EngineSnapshot {
     pub last_gate_reject: Option<String>,
     /// Realised cash flow of fills in quote terms (price × amount, sells positive), 1e-8.
     pub cash_flow: i128,
+    /// The day's PnL (capital stop input), with holdings, marks and average prices.
+    pub daily_pnl: pnl::PnlView,
+    /// Recent mode transitions, oldest first.
+    pub mode_transitions: Vec<risk_watch::ModeTransition>,
+    /// Live orders (label order).
+    pub open_orders: Vec<OpenOrderRow>,
+    /// What the last reconciliation found.
+    pub last_reconcile: ReconcileSummary,
+    /// Gate refusals by reject code since start.
+    pub rejects_by_code: Vec<(&'static str, u64)>,
+    /// Deployment environment of the loaded policy (`None`: the policy did not load).
+    pub environment: Option<&'static str>,
+}
+
+/// A live order as /status shows it (amounts and prices raw 1e-8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOrderRow {
+    /// Our label.
+    pub label: String,
+    /// Instrument.
+    pub instrument: String,
+    /// Buy (true) or sell.
+    pub buy: bool,
+    /// Limit price.
+    pub price: i64,
+    /// Order amount.
+    pub amount: i64,
+    /// Filled so far.
+    pub filled: i64,
+    /// The gates classified it risk-reducing (unknown for orders adopted at reconciliation).
+    pub reducing: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +269,9 @@ pub struct Engine {
     last_gate_reject:
         Option<(hotpath::domain::reason_codes::RejectReasonCode, hotpath::gates::chain::GateName)>,
     control: Option<status::ControlPort>,
+    daily_pnl: pnl::DailyPnl,
+    mode_history: risk_watch::ModeHistory,
+    rejects_by_code: BTreeMap<&'static str, u64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -278,6 +314,8 @@ impl Engine {
             })
             .unwrap_or((0, 0));
         let _ = per_min;
+        let guard = PolicyGuard::at_start();
+        let start_word = guard.cell().load();
         Ok(Self {
             opts_url: opts.venue_url,
             credentials: opts.credentials,
@@ -285,7 +323,7 @@ impl Engine {
             clock,
             wal,
             policy,
-            guard: PolicyGuard::at_start(),
+            guard,
             instruments: InstrumentCache::new(),
             instruments_ms: 0,
             md: None,
@@ -309,6 +347,12 @@ impl Engine {
             events: Vec::new(),
             last_gate_reject: None,
             control: None,
+            daily_pnl: pnl::DailyPnl::new(now),
+            mode_history: risk_watch::ModeHistory::new(
+                start_word.mode(),
+                start_word.mode_reasons().to_vec(),
+            ),
+            rejects_by_code: BTreeMap::new(),
         })
     }
 
@@ -333,6 +377,12 @@ impl Engine {
             mode_reasons: self.guard.cell().load().mode_reasons().to_vec(),
             latch_codes: self.guard.latch().open_permission_reason_codes(),
             at_ms: self.clock.now_ms(),
+            daily_pnl: self.daily_pnl.last().clone(),
+            mode_transitions: self.mode_history.recent(),
+            open_orders: self.open_order_rows(),
+            last_reconcile: self.last_reconcile,
+            rejects_by_code: self.rejects_by_code.iter().map(|(k, v)| (*k, *v)).collect(),
+            environment: self.policy.as_ref().ok().map(|p| p.environment.as_str()),
         }
     }
 
@@ -532,6 +582,7 @@ impl Engine {
                     }
                 }
             }
+            self.watch_risk();
             self.serve_control();
             if Instant::now() >= next_progress {
                 next_progress = Instant::now() + Duration::from_secs(1);

@@ -89,6 +89,7 @@ impl Engine {
         // Reports that arrived during reconciliation describe intents now resolved; the
         // ledger refuses any stale transition, so applying them is safe.
         self.drain_reports();
+        self.daily_pnl.adopt_positions(&self.positions);
         let still = self
             .wal
             .ledger()

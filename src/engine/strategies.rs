@@ -21,6 +21,11 @@ pub fn default_name() -> &'static str {
 /// # Errors
 /// Unknown name or a strategy that cannot be built.
 pub fn build(name: &str, seed: u64) -> anyhow::Result<Box<dyn Strategy>> {
+    // `scripted:<file>`: the policy-limit tests' fixed order sequence (never a default).
+    if let Some(path) = name.strip_prefix("scripted:") {
+        let s = hotpath::strategy::scripted::Scripted::from_file(seed, std::path::Path::new(path))?;
+        return Ok(Box::new(s));
+    }
     match name {
         "churn" => Ok(Box::new(Churn::new(seed)?)),
         other => anyhow::bail!("unknown strategy {other:?} (known: {})", NAMES.join(", ")),

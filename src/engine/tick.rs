@@ -126,6 +126,7 @@ impl Engine {
         }
         ex.set_portfolio(PortfolioView {
             gross_notional_usd: hotpath::domain::units::Usd::from_raw(gross),
+            daily_pnl_usd: self.daily_pnl.last().total_usd,
             ..PortfolioView::default()
         });
         for l in self.live.values() {
@@ -233,6 +234,7 @@ impl Engine {
                 Refusal::Gate(r) => {
                     self.stats.gate_rejects += 1;
                     self.last_gate_reject = Some((r.code, r.gate));
+                    *self.rejects_by_code.entry(r.code.as_str()).or_default() += 1;
                     tracing::debug!(
                         run_id = %self.run_id,
                         intent_id = %format!("{:016x}", i.hash().value()),

@@ -1,0 +1,190 @@
+//! The engine's once-per-loop risk watch: daily PnL against the capital stop (Kill through
+//! PolicyGuard, see `pnl.rs`) and the history of mode transitions shown on /status and the
+//! dashboard. Called once per run-loop iteration (`Engine::watch_risk`); cheap when nothing
+//! changed.
+
+use std::collections::VecDeque;
+
+use hotpath::domain::reason_codes::{ModeReasonCode, TradingMode};
+use hotpath::mode::PolicyInputs;
+
+use super::pnl::mark_from;
+use super::Engine;
+
+/// Transitions kept for /status (the status payload carries at most 20).
+pub const TRANSITIONS_MAX: usize = 20;
+
+/// One observed change of the published mode or of its reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeTransition {
+    /// When the engine observed it (engine clock, epoch ms).
+    pub at_ms: i64,
+    /// Mode before.
+    pub from: TradingMode,
+    /// Mode after.
+    pub to: TradingMode,
+    /// `mode_reasons` after the change (registry order; empty when Active).
+    pub reasons: Vec<ModeReasonCode>,
+}
+
+/// Remembers the last published (mode, reasons) and the recent changes.
+#[derive(Debug, Clone)]
+pub struct ModeHistory {
+    mode: TradingMode,
+    reasons: Vec<ModeReasonCode>,
+    recent: VecDeque<ModeTransition>,
+}
+
+impl ModeHistory {
+    /// Starts from the mode a fresh engine publishes (ReduceOnly, latched).
+    #[must_use]
+    pub fn new(mode: TradingMode, reasons: Vec<ModeReasonCode>) -> Self {
+        Self { mode, reasons, recent: VecDeque::with_capacity(TRANSITIONS_MAX) }
+    }
+
+    /// Records a change if `(mode, reasons)` differs from the last seen; returns it.
+    pub fn observe(
+        &mut self,
+        at_ms: i64,
+        mode: TradingMode,
+        reasons: &[ModeReasonCode],
+    ) -> Option<&ModeTransition> {
+        if mode == self.mode && reasons == self.reasons.as_slice() {
+            return None;
+        }
+        if self.recent.len() == TRANSITIONS_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(ModeTransition {
+            at_ms,
+            from: self.mode,
+            to: mode,
+            reasons: reasons.to_vec(),
+        });
+        self.mode = mode;
+        self.reasons = reasons.to_vec();
+        self.recent.back()
+    }
+
+    /// Recent transitions, oldest first.
+    #[must_use]
+    pub fn recent(&self) -> Vec<ModeTransition> {
+        self.recent.iter().cloned().collect()
+    }
+}
+
+impl Engine {
+    /// Values the day's PnL, trips the capital stop, records mode transitions.
+    pub(super) fn watch_risk(&mut self) {
+        let now = self.clock.now_ms();
+        let books = &self.books;
+        let index = self.index;
+        let mark = |i: &hotpath::domain::instrument::Instrument| {
+            mark_from(i, books.get(i.as_str()).map(|s| &s.book), index)
+        };
+        self.daily_pnl.evaluate(now, &mark, index);
+        let limit = self.policy.as_ref().ok().map(|p| p.effective_risk_limits().max_daily_loss_usd);
+        if let Some(limit) = limit {
+            if self.daily_pnl.breached(limit)
+                && !self.guard.cell().load().mode_reasons().contains(ModeReasonCode::KillRiskstateKill)
+            {
+                self.trip_capital_stop(now, limit);
+            }
+        }
+        let word = self.guard.cell().load();
+        let reasons = word.mode_reasons().to_vec();
+        if let Some(t) = self.mode_history.observe(now, word.mode(), &reasons) {
+            let codes: Vec<&str> = t.reasons.iter().map(|r| r.as_str()).collect();
+            println!(
+                "mode: {:?} -> {:?} reasons=[{}] (run_id={})",
+                t.from,
+                t.to,
+                codes.join(","),
+                self.run_id
+            );
+        }
+    }
+
+    /// A fill's contribution to the day's PnL (fee in the settlement currency).
+    pub(super) fn note_fill_pnl(&mut self, f: &hotpath::dispatch::FillReport) {
+        let Ok(instrument) = hotpath::domain::instrument::Instrument::parse(&f.instrument) else {
+            return;
+        };
+        let index = self.index.for_currency(instrument.base_currency().as_str());
+        self.daily_pnl.on_fill(
+            &f.trade_id,
+            instrument,
+            f.buy,
+            hotpath::domain::units::Price::from_raw(f.price.raw),
+            hotpath::domain::units::Qty::from_raw(f.amount.raw),
+            f.fee.map(|d| d.raw),
+            index,
+        );
+    }
+
+    /// Live orders for /status, label order.
+    pub(super) fn open_order_rows(&self) -> Vec<super::OpenOrderRow> {
+        self.live
+            .iter()
+            .map(|(label, l)| super::OpenOrderRow {
+                label: label.clone(),
+                instrument: l.instrument.as_str().to_owned(),
+                buy: matches!(l.side, hotpath::domain::intent::Side::Buy),
+                price: l.price.raw(),
+                amount: l.qty,
+                filled: self.wal.ledger().get(l.intent_hash).map_or(0, |e| e.filled_qty),
+                reducing: l.accepted.is_some_and(|a| a.class.is_risk_reducing()),
+            })
+            .collect()
+    }
+
+    /// Daily loss reached the limit: PolicyGuard evaluates with `daily_loss_limit_breached`
+    /// and resolves Kill (`KILL_RISKSTATE_KILL`). Sticky: only a restart by an operator lifts it.
+    fn trip_capital_stop(&mut self, now: i64, limit: hotpath::domain::units::Usd) {
+        let mut inputs = PolicyInputs::all_healthy(now);
+        inputs.risk_state = self.pipeline.risk_state;
+        inputs.wal_append_healthy = self.wal.poisoned().is_none();
+        inputs.daily_loss_limit_breached = true;
+        let decision = self.guard.evaluate(&inputs);
+        let total = self.daily_pnl.last().total_usd;
+        tracing::error!(
+            run_id = %self.run_id,
+            daily_pnl_usd = total.to_f64_lossy(),
+            limit_usd = limit.to_f64_lossy(),
+            mode = ?decision.mode,
+            "capital stop: daily loss reached the policy limit; KILL_RISKSTATE_KILL"
+        );
+        println!(
+            "capital stop: daily pnl {:.2} USD reached -{:.2} USD -> mode {:?} (KILL_RISKSTATE_KILL, run_id={})",
+            total.to_f64_lossy(),
+            limit.to_f64_lossy(),
+            decision.mode,
+            self.run_id
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_records_changes_only_and_is_bounded() {
+        let ro = vec![ModeReasonCode::ReduceonlyOpenPermissionLatched];
+        let mut h = ModeHistory::new(TradingMode::ReduceOnly, ro.clone());
+        assert!(h.observe(1, TradingMode::ReduceOnly, &ro).is_none());
+        let t = h.observe(2, TradingMode::Active, &[]).cloned().unwrap();
+        assert_eq!((t.from, t.to, t.at_ms), (TradingMode::ReduceOnly, TradingMode::Active, 2));
+        assert!(h.observe(3, TradingMode::Active, &[]).is_none());
+        let kill = [ModeReasonCode::KillRiskstateKill];
+        assert_eq!(h.observe(4, TradingMode::Kill, &kill).unwrap().reasons, kill.to_vec());
+        for i in 0..50 {
+            let m = if i % 2 == 0 { TradingMode::Active } else { TradingMode::Kill };
+            let r: &[ModeReasonCode] = if i % 2 == 0 { &[] } else { &kill };
+            h.observe(10 + i, m, r);
+        }
+        let r = h.recent();
+        assert_eq!(r.len(), TRANSITIONS_MAX);
+        assert_eq!(r.last().unwrap().at_ms, 59, "newest last");
+    }
+}
