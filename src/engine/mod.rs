@@ -198,6 +198,8 @@ pub struct EngineSnapshot {
     pub rejects_by_code: Vec<(&'static str, u64)>,
     /// Deployment environment of the loaded policy (`None`: the policy did not load).
     pub environment: Option<&'static str>,
+    /// The daily loss limit in force (`None`: the policy did not load).
+    pub max_daily_loss_usd: Option<hotpath::domain::units::Usd>,
 }
 
 /// A live order as /status shows it (amounts and prices raw 1e-8).
@@ -383,6 +385,11 @@ impl Engine {
             last_reconcile: self.last_reconcile,
             rejects_by_code: self.rejects_by_code.iter().map(|(k, v)| (*k, *v)).collect(),
             environment: self.policy.as_ref().ok().map(|p| p.environment.as_str()),
+            max_daily_loss_usd: self
+                .policy
+                .as_ref()
+                .ok()
+                .map(|p| p.effective_risk_limits().max_daily_loss_usd),
         }
     }
 

@@ -189,7 +189,11 @@ impl DailyPnl {
             fees: 0,
             unconverted: false,
             seen_trades: VecDeque::new(),
-            last: PnlView { day_start_ms: utc_day(now_ms) * DAY_MS, complete: true, ..PnlView::default() },
+            last: PnlView {
+                day_start_ms: utc_day(now_ms) * DAY_MS,
+                complete: true,
+                ..PnlView::default()
+            },
         }
     }
 

@@ -86,7 +86,12 @@ impl Engine {
         let limit = self.policy.as_ref().ok().map(|p| p.effective_risk_limits().max_daily_loss_usd);
         if let Some(limit) = limit {
             if self.daily_pnl.breached(limit)
-                && !self.guard.cell().load().mode_reasons().contains(ModeReasonCode::KillRiskstateKill)
+                && !self
+                    .guard
+                    .cell()
+                    .load()
+                    .mode_reasons()
+                    .contains(ModeReasonCode::KillRiskstateKill)
             {
                 self.trip_capital_stop(now, limit);
             }

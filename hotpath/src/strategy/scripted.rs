@@ -125,9 +125,9 @@ fn parse_step(index: usize, s: &StepFile) -> Result<Step, ScriptError> {
     let price = match s.price.as_str() {
         "bid" => PriceRule::Bid,
         "ask" => PriceRule::Ask,
-        text => PriceRule::Fixed(
-            Price::from_decimal_str(text).map_err(|e| bad(format!("price: {e}")))?,
-        ),
+        text => {
+            PriceRule::Fixed(Price::from_decimal_str(text).map_err(|e| bad(format!("price: {e}")))?)
+        }
     };
     let time_in_force = match s.time_in_force.as_deref().unwrap_or("gtc") {
         "gtc" => TimeInForce::GoodTilCancelled,
@@ -217,12 +217,7 @@ impl Scripted {
                 .all(|(_, v)| !v.pending_buy.is_positive() && !v.pending_sell.is_positive())
     }
 
-    fn intent(
-        &self,
-        step: &Step,
-        order: u32,
-        market: &MarketSnapshot<'_>,
-    ) -> Option<OrderIntent> {
+    fn intent(&self, step: &Step, order: u32, market: &MarketSnapshot<'_>) -> Option<OrderIntent> {
         let name = step.instrument.name();
         let meta = market.instruments.get(name.as_str())?;
         let book = market.book(name.as_str())?;
