@@ -576,6 +576,7 @@ impl Engine {
                 self.recover_connection(&EngineError::Conn(ConnError::Closed))?;
                 continue;
             }
+            self.watch_risk();
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + self.tick;
                 if !self.guard.latch().is_latched() {
@@ -589,7 +590,6 @@ impl Engine {
                     }
                 }
             }
-            self.watch_risk();
             self.serve_control();
             if Instant::now() >= next_progress {
                 next_progress = Instant::now() + Duration::from_secs(1);

@@ -11,7 +11,9 @@
 //! - `price`: `"bid"` / `"ask"` (the touch when the step fires) or a decimal limit price;
 //! - `time_in_force`: `"gtc"` (default) or `"ioc"`; `post_only`, `reduce_only`: default false;
 //! - `count` (1..=16, default 1): orders of this step placed in the same tick (the order-rate
-//!   test bursts with it).
+//!   test bursts with it);
+//! - `delay_ms` (default 0): the step fires only after the strategy has been idle this long
+//!   (lets venue-side consequences of the previous step, such as a price move, land first).
 //!
 //! A step fires once, only when the strategy is idle (no live order, no pending exposure) and
 //! every instrument of the script has a two-sided book; then the next step waits for idle
@@ -75,6 +77,8 @@ struct StepFile {
     reduce_only: bool,
     #[serde(default)]
     count: Option<u32>,
+    #[serde(default)]
+    delay_ms: Option<i64>,
 }
 
 /// Where a step's limit price comes from.
@@ -107,6 +111,8 @@ pub struct Step {
     pub reduce_only: bool,
     /// Orders placed in the same tick.
     pub count: u32,
+    /// Idle time before the step fires, ms.
+    pub delay_ms: i64,
 }
 
 fn parse_step(index: usize, s: &StepFile) -> Result<Step, ScriptError> {
@@ -138,7 +144,12 @@ fn parse_step(index: usize, s: &StepFile) -> Result<Step, ScriptError> {
     if count == 0 || count > STEP_COUNT_MAX {
         return Err(bad(format!("count must be 1..={STEP_COUNT_MAX}")));
     }
+    let delay_ms = s.delay_ms.unwrap_or(0);
+    if !(0..=3_600_000).contains(&delay_ms) {
+        return Err(bad("delay_ms must be 0..=3600000".into()));
+    }
     Ok(Step {
+        delay_ms,
         instrument,
         side,
         amount,
@@ -158,6 +169,7 @@ pub struct Scripted {
     steps: Vec<Step>,
     instruments: Vec<InstrumentName>,
     next: usize,
+    idle_since: Option<i64>,
 }
 
 impl Scripted {
@@ -188,6 +200,7 @@ impl Scripted {
             steps,
             instruments,
             next: 0,
+            idle_since: None,
         })
     }
 
@@ -269,6 +282,11 @@ impl Strategy for Scripted {
     ) {
         let Some(step) = self.steps.get(self.next).copied() else { return };
         if !self.idle(positions) {
+            self.idle_since = None;
+            return;
+        }
+        let since = *self.idle_since.get_or_insert(market.now_ms);
+        if market.now_ms.saturating_sub(since) < step.delay_ms {
             return;
         }
         let books_ready = self.instruments.iter().all(|n| {
@@ -290,6 +308,7 @@ impl Strategy for Scripted {
             }
         }
         self.next += 1;
+        self.idle_since = None;
     }
 }
 
