@@ -236,7 +236,7 @@ fn test_policy_limit_order_rate() {
 /// Daily loss (20 USD): 1000 USD long BTC-PERPETUAL, the index drops 10 % through the order
 /// (filled) and the mark with it: the day's PnL is about -100 USD, the engine goes to Kill
 /// with `KILL_RISKSTATE_KILL`, and the next open (scripted after the drop) never reaches the
-/// venue (`TradingModeKill`).
+/// venue (`TradingModeKill`). A reconnect (reconcile + start-up relax) does not lift it.
 #[test]
 fn test_policy_limit_daily_loss_kills() {
     let policy = policy_with(|p| p["risk_limits"]["max_daily_loss_usd"] = json!(20.0));
@@ -262,5 +262,38 @@ fn test_policy_limit_daily_loss_kills() {
     assert_eq!(position(&s, "BTC-PERPETUAL"), 1000.0);
     assert_eq!(run.our_orders().len(), 1, "no order reached the venue after Kill");
     assert!(run.engine.output().contains("capital stop:"));
+    // A reconnect reconciles and tries the start-up relax again: the capital stop holds.
+    run.sim.faults().disconnect_all();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while run.engine.output().matches("reconciled:").count() < 2 {
+        assert!(Instant::now() < deadline, "no reconcile after the reconnect");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let s = run.wait_status("the loop after the reconnect", |s| s["counters"]["reconnects"] == 1);
+    assert_eq!(s["trading_mode"], "Kill", "{s:#}");
+    assert_eq!(s["mode_reasons"], json!(["KILL_RISKSTATE_KILL"]));
+    assert!(run.engine.output().contains("mode: relax refused"), "{}", run.engine.output());
+    let to_active =
+        s["mode_transitions"].as_array().unwrap().iter().filter(|t| t["to"] == "Active");
+    assert_eq!(to_active.count(), 1, "only the start-up relax: {s:#}");
+    assert_eq!(run.our_orders().len(), 1);
+    run.stop();
+}
+
+/// A policy that fails the strict loader: the engine does not trade — Kill with
+/// `KILL_RISKSTATE_KILL` (launch policy: "policy missing or invalid at start"), the start-up
+/// relax refused, the scripted open refused `ConfigMissingOrInvalid` (the config gate is the
+/// first), nothing reaches the venue.
+#[test]
+fn test_policy_invalid_at_start_kills() {
+    let policy = policy_with(|p| p["risk_limits"]["max_daily_loss_usd"] = json!(-1.0));
+    let run = start(&policy, &json!([buy("BTC-PERPETUAL", "10")]));
+    let s = run.wait_status("Kill", |s| s["trading_mode"] == "Kill");
+    assert_eq!(s["mode_reasons"], json!(["KILL_RISKSTATE_KILL"]));
+    assert!(!s["is_trading_allowed"].as_bool().unwrap());
+    assert!(s["daily_pnl"]["max_daily_loss_usd"].is_null());
+    run.wait_status("the scripted open refused", |s| rejects(s, "ConfigMissingOrInvalid") == 1);
+    assert!(run.engine.output().contains("mode: relax refused"));
+    assert!(run.our_orders().is_empty());
     run.stop();
 }

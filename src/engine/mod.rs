@@ -274,6 +274,7 @@ pub struct Engine {
     daily_pnl: pnl::DailyPnl,
     mode_history: risk_watch::ModeHistory,
     rejects_by_code: BTreeMap<&'static str, u64>,
+    capital_stop_tripped: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -355,6 +356,7 @@ impl Engine {
                 start_word.mode_reasons().to_vec(),
             ),
             rejects_by_code: BTreeMap::new(),
+            capital_stop_tripped: false,
         })
     }
 

@@ -126,9 +126,7 @@ impl Engine {
         let reason = "start-up relax after a clean reconciliation (paper/simulator run)";
         let action = OperatorAction::relax(auth, TradingMode::Active, reason)
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
-        let mut inputs = hotpath::mode::PolicyInputs::all_healthy(self.clock.now_ms());
-        inputs.risk_state = self.pipeline.risk_state;
-        inputs.wal_append_healthy = self.wal.poisoned().is_none();
+        let inputs = self.kill_inputs(self.clock.now_ms());
         match self.guard.operator_relax(action, &inputs) {
             Ok(rec) => {
                 self.journal_operator_action(

@@ -85,16 +85,17 @@ impl Engine {
         self.daily_pnl.evaluate(now, &mark, index);
         let limit = self.policy.as_ref().ok().map(|p| p.effective_risk_limits().max_daily_loss_usd);
         if let Some(limit) = limit {
-            if self.daily_pnl.breached(limit)
-                && !self
-                    .guard
-                    .cell()
-                    .load()
-                    .mode_reasons()
-                    .contains(ModeReasonCode::KillRiskstateKill)
-            {
-                self.trip_capital_stop(now, limit);
+            if !self.capital_stop_tripped && self.daily_pnl.breached(limit) {
+                self.capital_stop_tripped = true;
+                self.report_capital_stop(limit);
             }
+        }
+        // Both causes hold for the life of the process: a later relax (the start-up relax
+        // after a reconnect) that cleared the reason is undone here, before the next tick.
+        let kill_held =
+            self.guard.cell().load().mode_reasons().contains(ModeReasonCode::KillRiskstateKill);
+        if (self.capital_stop_tripped || self.policy.is_err()) && !kill_held {
+            self.guard.evaluate(&self.kill_inputs(now));
         }
         let word = self.guard.cell().load();
         let reasons = word.mode_reasons().to_vec();
@@ -143,27 +144,35 @@ impl Engine {
             .collect()
     }
 
-    /// Daily loss reached the limit: PolicyGuard evaluates with `daily_loss_limit_breached`
-    /// and resolves Kill (`KILL_RISKSTATE_KILL`). Sticky: only a restart by an operator lifts it.
-    fn trip_capital_stop(&mut self, now: i64, limit: hotpath::domain::units::Usd) {
+    /// PolicyGuard's inputs as the engine knows them: the capital stop
+    /// (`daily_loss_limit_breached`, held once tripped) and a policy that failed to load
+    /// (`risk_state: Kill`; launch policy: "the engine does not trade: Kill") both resolve to
+    /// `KILL_RISKSTATE_KILL`. The start-up relax uses the same inputs, so it cannot lift them.
+    pub(super) fn kill_inputs(&self, now: i64) -> PolicyInputs {
         let mut inputs = PolicyInputs::all_healthy(now);
         inputs.risk_state = self.pipeline.risk_state;
+        if self.policy.is_err() {
+            inputs.risk_state = hotpath::domain::reason_codes::RiskState::Kill;
+        }
         inputs.wal_append_healthy = self.wal.poisoned().is_none();
-        inputs.daily_loss_limit_breached = true;
-        let decision = self.guard.evaluate(&inputs);
+        inputs.daily_loss_limit_breached = self.capital_stop_tripped;
+        inputs
+    }
+
+    /// Daily loss reached the limit: logged here; `watch_risk` then has PolicyGuard resolve
+    /// Kill (`KILL_RISKSTATE_KILL`). Held until an operator restarts the engine.
+    fn report_capital_stop(&self, limit: hotpath::domain::units::Usd) {
         let total = self.daily_pnl.last().total_usd;
         tracing::error!(
             run_id = %self.run_id,
             daily_pnl_usd = total.to_f64_lossy(),
             limit_usd = limit.to_f64_lossy(),
-            mode = ?decision.mode,
             "capital stop: daily loss reached the policy limit; KILL_RISKSTATE_KILL"
         );
         println!(
-            "capital stop: daily pnl {:.2} USD reached -{:.2} USD -> mode {:?} (KILL_RISKSTATE_KILL, run_id={})",
+            "capital stop: daily pnl {:.2} USD reached -{:.2} USD -> Kill (KILL_RISKSTATE_KILL, run_id={})",
             total.to_f64_lossy(),
             limit.to_f64_lossy(),
-            decision.mode,
             self.run_id
         );
     }
