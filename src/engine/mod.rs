@@ -353,7 +353,7 @@ impl Engine {
             daily_pnl: pnl::DailyPnl::new(now),
             mode_history: risk_watch::ModeHistory::new(
                 start_word.mode(),
-                start_word.mode_reasons().to_vec(),
+                start_word.mode_reasons(),
             ),
             rejects_by_code: BTreeMap::new(),
             capital_stop_tripped: false,

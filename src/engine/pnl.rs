@@ -128,7 +128,7 @@ impl Holding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldingView {
     /// Instrument.
-    pub instrument: String,
+    pub instrument: InstrumentName,
     /// Signed amount (raw 1e-8, amount unit).
     pub size: i64,
     /// Average entry price (raw), when known.
@@ -317,7 +317,9 @@ impl DailyPnl {
         }
         let mut complete = !self.unconverted;
         let mut unrealised: i128 = 0;
-        let mut views = Vec::new();
+        // Reuses last evaluation's buffer: nothing is allocated per loop once warm.
+        let mut views = std::mem::take(&mut self.last.holdings);
+        views.clear();
         for (n, h) in &mut self.holdings {
             if h.size == 0 {
                 continue;
@@ -339,7 +341,7 @@ impl DailyPnl {
                 None => complete = false,
             }
             views.push(HoldingView {
-                instrument: n.as_str().to_owned(),
+                instrument: *n,
                 size: i64::try_from(h.size).unwrap_or(0),
                 avg_price: h.avg_price(),
                 mark: m.map(Price::raw),

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use hotpath::domain::reason_codes::{ModeReasonCode, TradingMode};
-use hotpath::mode::PolicyInputs;
+use hotpath::mode::{PolicyInputs, ReasonSet};
 
 use super::pnl::mark_from;
 use super::Engine;
@@ -31,25 +31,26 @@ pub struct ModeTransition {
 #[derive(Debug, Clone)]
 pub struct ModeHistory {
     mode: TradingMode,
-    reasons: Vec<ModeReasonCode>,
+    reasons: ReasonSet,
     recent: VecDeque<ModeTransition>,
 }
 
 impl ModeHistory {
     /// Starts from the mode a fresh engine publishes (ReduceOnly, latched).
     #[must_use]
-    pub fn new(mode: TradingMode, reasons: Vec<ModeReasonCode>) -> Self {
+    pub fn new(mode: TradingMode, reasons: ReasonSet) -> Self {
         Self { mode, reasons, recent: VecDeque::with_capacity(TRANSITIONS_MAX) }
     }
 
     /// Records a change if `(mode, reasons)` differs from the last seen; returns it.
+    /// Allocates only when something changed.
     pub fn observe(
         &mut self,
         at_ms: i64,
         mode: TradingMode,
-        reasons: &[ModeReasonCode],
+        reasons: ReasonSet,
     ) -> Option<&ModeTransition> {
-        if mode == self.mode && reasons == self.reasons.as_slice() {
+        if mode == self.mode && reasons == self.reasons {
             return None;
         }
         if self.recent.len() == TRANSITIONS_MAX {
@@ -62,7 +63,7 @@ impl ModeHistory {
             reasons: reasons.to_vec(),
         });
         self.mode = mode;
-        self.reasons = reasons.to_vec();
+        self.reasons = reasons;
         self.recent.back()
     }
 
@@ -98,8 +99,7 @@ impl Engine {
             self.guard.evaluate(&self.kill_inputs(now));
         }
         let word = self.guard.cell().load();
-        let reasons = word.mode_reasons().to_vec();
-        if let Some(t) = self.mode_history.observe(now, word.mode(), &reasons) {
+        if let Some(t) = self.mode_history.observe(now, word.mode(), word.mode_reasons()) {
             let codes: Vec<&str> = t.reasons.iter().map(|r| r.as_str()).collect();
             println!(
                 "mode: {:?} -> {:?} reasons=[{}] (run_id={})",
@@ -184,17 +184,20 @@ mod tests {
 
     #[test]
     fn history_records_changes_only_and_is_bounded() {
-        let ro = vec![ModeReasonCode::ReduceonlyOpenPermissionLatched];
-        let mut h = ModeHistory::new(TradingMode::ReduceOnly, ro.clone());
-        assert!(h.observe(1, TradingMode::ReduceOnly, &ro).is_none());
-        let t = h.observe(2, TradingMode::Active, &[]).cloned().unwrap();
+        let ro = ReasonSet::of(ModeReasonCode::ReduceonlyOpenPermissionLatched);
+        let mut h = ModeHistory::new(TradingMode::ReduceOnly, ro);
+        assert!(h.observe(1, TradingMode::ReduceOnly, ro).is_none());
+        let t = h.observe(2, TradingMode::Active, ReasonSet::EMPTY).cloned().unwrap();
         assert_eq!((t.from, t.to, t.at_ms), (TradingMode::ReduceOnly, TradingMode::Active, 2));
-        assert!(h.observe(3, TradingMode::Active, &[]).is_none());
-        let kill = [ModeReasonCode::KillRiskstateKill];
-        assert_eq!(h.observe(4, TradingMode::Kill, &kill).unwrap().reasons, kill.to_vec());
+        assert!(h.observe(3, TradingMode::Active, ReasonSet::EMPTY).is_none());
+        let kill = ReasonSet::of(ModeReasonCode::KillRiskstateKill);
+        assert_eq!(
+            h.observe(4, TradingMode::Kill, kill).unwrap().reasons,
+            vec![ModeReasonCode::KillRiskstateKill]
+        );
         for i in 0..50 {
             let m = if i % 2 == 0 { TradingMode::Active } else { TradingMode::Kill };
-            let r: &[ModeReasonCode] = if i % 2 == 0 { &[] } else { &kill };
+            let r = if i % 2 == 0 { ReasonSet::EMPTY } else { kill };
             h.observe(10 + i, m, r);
         }
         let r = h.recent();

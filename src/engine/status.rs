@@ -66,7 +66,8 @@ fn fill_status(st: &mut StatusSnapshot, s: &EngineSnapshot) {
         .positions
         .iter()
         .map(|(n, q)| {
-            let h = s.daily_pnl.holdings.iter().find(|h| &h.instrument == n && h.size == *q);
+            let h =
+                s.daily_pnl.holdings.iter().find(|h| h.instrument.as_str() == n && h.size == *q);
             PositionView {
                 instrument_name: n.clone(),
                 size: fx(*q),
