@@ -117,6 +117,8 @@ pub struct DailyPnlView {
 /// What the last start-up or reconnect reconciliation found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReconcileView {
+    /// When it completed, RFC 3339 UTC.
+    pub completed_utc: String,
     /// In-doubt intents found.
     pub in_doubt: u64,
     /// Still live at the venue (adopted).

@@ -194,6 +194,8 @@ pub struct EngineSnapshot {
     pub open_orders: Vec<OpenOrderRow>,
     /// What the last reconciliation found.
     pub last_reconcile: ReconcileSummary,
+    /// When it completed (engine clock), `None` before the first.
+    pub last_reconcile_ms: Option<i64>,
     /// Gate refusals by reject code since start.
     pub rejects_by_code: Vec<(&'static str, u64)>,
     /// Deployment environment of the loaded policy (`None`: the policy did not load).
@@ -275,6 +277,7 @@ pub struct Engine {
     mode_history: risk_watch::ModeHistory,
     rejects_by_code: BTreeMap<&'static str, u64>,
     capital_stop_tripped: bool,
+    last_reconcile_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -357,6 +360,7 @@ impl Engine {
             ),
             rejects_by_code: BTreeMap::new(),
             capital_stop_tripped: false,
+            last_reconcile_ms: None,
         })
     }
 
@@ -385,6 +389,7 @@ impl Engine {
             mode_transitions: self.mode_history.recent(),
             open_orders: self.open_order_rows(),
             last_reconcile: self.last_reconcile,
+            last_reconcile_ms: self.last_reconcile_ms,
             rejects_by_code: self.rejects_by_code.iter().map(|(k, v)| (*k, *v)).collect(),
             environment: self.policy.as_ref().ok().map(|p| p.environment.as_str()),
             max_daily_loss_usd: self

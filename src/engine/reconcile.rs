@@ -106,6 +106,7 @@ impl Engine {
             .complete_reconcile(ticket, &report)
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
         self.last_reconcile = sum;
+        self.last_reconcile_ms = Some(self.clock.now_ms());
         println!(
             "reconciled: run_id={} in_doubt={} live={} filled={} cancelled={} rejected={} abandoned={}",
             self.run_id, sum.in_doubt, sum.live, sum.filled, sum.cancelled, sum.rejected, sum.abandoned

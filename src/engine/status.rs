@@ -111,7 +111,8 @@ fn fill_status(st: &mut StatusSnapshot, s: &EngineSnapshot) {
         complete: d.complete,
     });
     let r = s.last_reconcile;
-    st.last_reconcile = Some(ReconcileView {
+    st.last_reconcile = s.last_reconcile_ms.map(|at| ReconcileView {
+        completed_utc: coldpath::status::format_rfc3339_ms(at),
         in_doubt: r.in_doubt,
         live: r.live,
         filled: r.filled,
