@@ -14,6 +14,8 @@ mod reconcile;
 mod reports;
 pub mod risk_watch;
 pub mod status;
+#[cfg(test)]
+mod status_tests;
 pub mod strategies;
 mod tick;
 
