@@ -315,6 +315,84 @@ impl Strategy for Scripted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::metadata::InstrumentCache;
+    use crate::gates::market::{BookLevel, BookView};
+    use crate::gates::positions::ExposureBook;
+    use crate::strategy::IndexPrices;
+
+    fn cache() -> InstrumentCache {
+        let mut c = InstrumentCache::new();
+        let v = serde_json::json!([
+            {"instrument_name":"BTC-PERPETUAL","kind":"future","tick_size":0.5,"min_trade_amount":10,
+             "contract_size":10,"expiration_timestamp":32503680000000_i64,"creation_timestamp":1,
+             "is_active":true,"settlement_period":"perpetual","base_currency":"BTC",
+             "quote_currency":"USD","settlement_currency":"BTC","counter_currency":"USD",
+             "instrument_type":"reversed","option_type":null,"strike":null}
+        ]);
+        c.load_get_instruments(&v, 0).unwrap();
+        c
+    }
+
+    fn book() -> BookView {
+        let lvl = |p: f64| BookLevel {
+            price: Price::from_f64_checked(p).unwrap(),
+            qty: Qty::from_f64_checked(1000.0).unwrap(),
+        };
+        BookView::from_levels(
+            Instrument::parse("BTC-PERPETUAL").unwrap().name(),
+            &[lvl(99_999.5)],
+            &[lvl(100_000.0)],
+            0,
+            false,
+        )
+    }
+
+    fn tick(s: &mut Scripted, now_ms: i64) -> Vec<StrategyAction> {
+        let c = cache();
+        let books = [book()];
+        let m = MarketSnapshot {
+            now_ms,
+            instruments: &c,
+            books: &books,
+            index: IndexPrices::default(),
+        };
+        let ex = ExposureBook::new();
+        let p = PositionsSnapshot { exposure: &ex, open_orders: &[] };
+        let mut out = ActionBuffer::with_capacity(16);
+        s.on_tick(&m, &p, &mut out);
+        out.drain().collect()
+    }
+
+    const SCRIPT: &str = r#"{"steps":[
+        {"instrument":"BTC-PERPETUAL","side":"buy","amount":"30","price":"bid","post_only":true,"count":2},
+        {"instrument":"BTC-PERPETUAL","side":"sell","amount":"10","price":"ask","delay_ms":500}]}"#;
+
+    #[test]
+    fn deterministic_one_step_per_idle_tick_and_delay_respected() {
+        let run = || {
+            let mut s = Scripted::from_json(7, SCRIPT).unwrap();
+            let first = tick(&mut s, 1_000);
+            let early = tick(&mut s, 1_100);
+            let later = tick(&mut s, 1_600);
+            let after = tick(&mut s, 5_000);
+            (first, early, later, after)
+        };
+        let (first, early, later, after) = run();
+        assert_eq!(run().0, first, "same inputs, same intents");
+        assert_eq!(first.len(), 2, "count places that many in one tick");
+        let StrategyAction::Place(a) = &first[0] else { panic!() };
+        let StrategyAction::Place(b) = &first[1] else { panic!() };
+        assert_ne!(a.hash(), b.hash(), "each order of a step is its own intent");
+        assert_eq!(a.fields().limit_price.unwrap(), Price::from_f64_checked(99_999.5).unwrap());
+        assert!(a.fields().post_only);
+        // The delay counts from the first idle tick after the step before (1 100 ms).
+        assert!(early.is_empty());
+        assert_eq!(later.len(), 1);
+        let StrategyAction::Place(c) = &later[0] else { panic!() };
+        assert_eq!(c.fields().side, Side::Sell);
+        assert_eq!(c.fields().limit_price.unwrap(), Price::from_f64_checked(100_000.0).unwrap());
+        assert!(after.is_empty(), "the script is done");
+    }
 
     #[test]
     fn parses_and_refuses_bad_steps() {
