@@ -202,6 +202,8 @@ pub struct EngineSnapshot {
     pub rejects_by_code: Vec<(&'static str, u64)>,
     /// Deployment environment of the loaded policy (`None`: the policy did not load).
     pub environment: Option<&'static str>,
+    /// SHA-256 (hex) of the policy file as loaded (`"unreadable"` when it could not be read).
+    pub config_hash: String,
     /// The daily loss limit in force (`None`: the policy did not load).
     pub max_daily_loss_usd: Option<hotpath::domain::units::Usd>,
 }
@@ -280,6 +282,7 @@ pub struct Engine {
     rejects_by_code: BTreeMap<&'static str, u64>,
     capital_stop_tripped: bool,
     last_reconcile_ms: Option<i64>,
+    config_hash: String,
 }
 
 impl std::fmt::Debug for Engine {
@@ -363,6 +366,7 @@ impl Engine {
             rejects_by_code: BTreeMap::new(),
             capital_stop_tripped: false,
             last_reconcile_ms: None,
+            config_hash: risk_watch::config_hash(&opts.policy_path),
         })
     }
 
@@ -394,6 +398,7 @@ impl Engine {
             last_reconcile_ms: self.last_reconcile_ms,
             rejects_by_code: self.rejects_by_code.iter().map(|(k, v)| (*k, *v)).collect(),
             environment: self.policy.as_ref().ok().map(|p| p.environment.as_str()),
+            config_hash: self.config_hash.clone(),
             max_daily_loss_usd: self
                 .policy
                 .as_ref()

@@ -11,6 +11,21 @@ use hotpath::mode::{PolicyInputs, ReasonSet};
 use super::pnl::mark_from;
 use super::Engine;
 
+/// `runtime_config_hash`: SHA-256 of the policy file's bytes, hex (the engine's only runtime
+/// config file); `"unreadable"` when it cannot be read (the loader then failed too).
+#[must_use]
+pub fn config_hash(policy_path: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+    match std::fs::read(policy_path) {
+        Ok(bytes) => Sha256::digest(&bytes).iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        }),
+        Err(_) => "unreadable".to_owned(),
+    }
+}
+
 /// Transitions kept for /status (the status payload carries at most 20).
 pub const TRANSITIONS_MAX: usize = 20;
 

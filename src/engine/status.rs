@@ -59,6 +59,7 @@ fn fill_status(st: &mut StatusSnapshot, s: &EngineSnapshot) {
     st.open_permission_requires_reconcile = s.latched;
     st.open_permission_reason_codes = s.latch_codes.clone();
     st.loop_tick_last_ts_ms = s.at_ms;
+    st.runtime_config_hash.clone_from(&s.config_hash);
     if let Some(env) = s.environment {
         st.environment = env.to_owned();
     }

@@ -73,6 +73,7 @@ fn killed_snapshot() -> EngineSnapshot {
         last_reconcile_ms: Some(0),
         rejects_by_code: vec![("TradingModeKill", 1)],
         environment: Some("PAPER"),
+        config_hash: "abc".into(),
         max_daily_loss_usd: Some(Usd::from_raw(20 * X)),
     }
 }
