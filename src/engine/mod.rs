@@ -8,7 +8,9 @@
 
 mod control;
 pub mod edge;
+pub mod emergency;
 mod market_data;
+pub mod operator_socket;
 pub mod pnl;
 mod reconcile;
 mod reports;
@@ -280,7 +282,8 @@ pub struct Engine {
     daily_pnl: pnl::DailyPnl,
     mode_history: risk_watch::ModeHistory,
     rejects_by_code: BTreeMap<&'static str, u64>,
-    capital_stop_tripped: bool,
+    /// Start of the UTC day on which the capital stop tripped.
+    capital_stop_day: Option<i64>,
     last_reconcile_ms: Option<i64>,
     config_hash: String,
 }
@@ -364,7 +367,7 @@ impl Engine {
                 start_word.mode_reasons(),
             ),
             rejects_by_code: BTreeMap::new(),
-            capital_stop_tripped: false,
+            capital_stop_day: None,
             last_reconcile_ms: None,
             config_hash: risk_watch::config_hash(&opts.policy_path),
         })

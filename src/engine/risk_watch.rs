@@ -101,16 +101,18 @@ impl Engine {
         self.daily_pnl.evaluate(now, &mark, index);
         let limit = self.policy.as_ref().ok().map(|p| p.effective_risk_limits().max_daily_loss_usd);
         if let Some(limit) = limit {
-            if !self.capital_stop_tripped && self.daily_pnl.breached(limit) {
-                self.capital_stop_tripped = true;
+            if !self.capital_stop_tripped() && self.daily_pnl.breached(limit) {
+                self.capital_stop_day = Some(self.daily_pnl.last().day_start_ms);
                 self.report_capital_stop(limit);
             }
         }
-        // Both causes hold for the life of the process: a later relax (the start-up relax
-        // after a reconnect) that cleared the reason is undone here, before the next tick.
+        // The capital stop holds for the rest of its UTC day, a policy that failed to load for
+        // the life of the process. Every relax path is refused meanwhile (`kill_inputs`); this
+        // also undoes any that was not, before the next tick. After midnight the Kill stays
+        // (the mode is sticky) until an operator relaxes it (`stoic mode relax`).
         let kill_held =
             self.guard.cell().load().mode_reasons().contains(ModeReasonCode::KillRiskstateKill);
-        if (self.capital_stop_tripped || self.policy.is_err()) && !kill_held {
+        if (self.capital_stop_tripped() || self.policy.is_err()) && !kill_held {
             self.guard.evaluate(&self.kill_inputs(now));
         }
         let word = self.guard.cell().load();
@@ -160,9 +162,10 @@ impl Engine {
     }
 
     /// PolicyGuard's inputs as the engine knows them: the capital stop
-    /// (`daily_loss_limit_breached`, held once tripped) and a policy that failed to load
+    /// (`daily_loss_limit_breached`, held for the rest of its UTC day) and a policy that failed to load
     /// (`risk_state: Kill`; launch policy: "the engine does not trade: Kill") both resolve to
-    /// `KILL_RISKSTATE_KILL`. The start-up relax uses the same inputs, so it cannot lift them.
+    /// `KILL_RISKSTATE_KILL`. The start-up relax and the operator relax see the same flags, so
+    /// neither can lift them while they hold.
     pub(super) fn kill_inputs(&self, now: i64) -> PolicyInputs {
         let mut inputs = PolicyInputs::all_healthy(now);
         inputs.risk_state = self.pipeline.risk_state;
@@ -170,12 +173,17 @@ impl Engine {
             inputs.risk_state = hotpath::domain::reason_codes::RiskState::Kill;
         }
         inputs.wal_append_healthy = self.wal.poisoned().is_none();
-        inputs.daily_loss_limit_breached = self.capital_stop_tripped;
+        inputs.daily_loss_limit_breached = self.capital_stop_tripped();
         inputs
     }
 
+    /// The capital stop tripped on the UTC day being counted.
+    pub(super) fn capital_stop_tripped(&self) -> bool {
+        self.capital_stop_day == Some(self.daily_pnl.last().day_start_ms)
+    }
+
     /// Daily loss reached the limit: logged here; `watch_risk` then has PolicyGuard resolve
-    /// Kill (`KILL_RISKSTATE_KILL`). Held until an operator restarts the engine.
+    /// Kill (`KILL_RISKSTATE_KILL`).
     fn report_capital_stop(&self, limit: hotpath::domain::units::Usd) {
         let total = self.daily_pnl.last().total_usd;
         tracing::error!(

@@ -183,5 +183,6 @@ pub mod churn;
 pub mod pipeline;
 pub mod quoter;
 pub mod registry;
+pub mod runaway;
 pub mod scripted;
 pub mod vertical;
