@@ -22,7 +22,7 @@ use simulator::journal::Entry;
 const OUR_KEY: &str = "sim-dev-trade";
 
 struct Run {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     sim: simulator::SimHandle,
     engine: Proc,
     status_url: String,
@@ -68,7 +68,7 @@ fn start(policy: &Value, steps: &Value) -> Run {
     engine
         .wait_line("trading:", Duration::from_secs(60))
         .unwrap_or_else(|| panic!("engine did not start trading:\n{}", engine.output()));
-    Run { _dir: dir, sim, engine, status_url }
+    Run { dir, sim, engine, status_url }
 }
 
 impl Run {
@@ -236,7 +236,8 @@ fn test_policy_limit_order_rate() {
 /// Daily loss (20 USD): 1000 USD long BTC-PERPETUAL, the index drops 10 % through the order
 /// (filled) and the mark with it: the day's PnL is about -100 USD, the engine goes to Kill
 /// with `KILL_RISKSTATE_KILL`, and the next open (scripted after the drop) never reaches the
-/// venue (`TradingModeKill`). A reconnect (reconcile + start-up relax) does not lift it.
+/// venue (`TradingModeKill`). Neither a reconnect (reconcile + start-up relax) nor an operator
+/// relax lifts it that day.
 #[test]
 fn test_policy_limit_daily_loss_kills() {
     let policy = policy_with(|p| p["risk_limits"]["max_daily_loss_usd"] = json!(20.0));
@@ -276,6 +277,21 @@ fn test_policy_limit_daily_loss_kills() {
     let to_active =
         s["mode_transitions"].as_array().unwrap().iter().filter(|t| t["to"] == "Active");
     assert_eq!(to_active.count(), 1, "only the start-up relax: {s:#}");
+    // The operator relax (host-local socket) is refused while the day's loss holds the stop.
+    let wal = run.dir.path().join("wal");
+    let out = Command::new(BIN)
+        .args(["mode", "relax", "--to", "active", "--socket"])
+        .arg(wal.join("control.sock"))
+        .arg("--token-file")
+        .arg(wal.join("control_token"))
+        .args(["--reason", "policy_limits_sim: try to lift the capital stop"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "relax must be refused: {text}");
+    assert!(text.contains("KillRiskstateKill"), "{text}");
+    assert_eq!(run.status()["trading_mode"], "Kill");
     assert_eq!(run.our_orders().len(), 1);
     run.stop();
 }
