@@ -368,16 +368,16 @@ impl DailyPnl {
     }
 }
 
-/// The engine's mark for an instrument: its book's mid when both sides are live, else the
-/// index for futures and perpetuals. See the module docs.
+/// The engine's mark for an instrument: its book's mid when the book is two-sided and not
+/// gapped, else the index for futures and perpetuals. See the module docs.
 #[must_use]
 pub fn mark_from(
     instrument: &Instrument,
-    book: Option<&hotpath::feed::book::L2Book>,
+    book: Option<&hotpath::gates::market::BookView>,
     index: IndexPrices,
 ) -> Option<Price> {
-    let mid = book.filter(|b| b.is_live()).and_then(|b| {
-        let (bid, ask) = (b.best_bid()?.0.raw, b.best_ask()?.0.raw);
+    let mid = book.filter(|b| !b.gapped).and_then(|b| {
+        let (bid, ask) = (b.best_bid()?.price.raw(), b.best_ask()?.price.raw());
         (bid > 0 && ask >= bid).then(|| Price::from_raw(bid + (ask - bid) / 2))
     });
     mid.or_else(|| match instrument.kind() {

@@ -127,7 +127,8 @@ impl Engine {
         let reason = "start-up relax after a clean reconciliation (paper/simulator run)";
         let action = OperatorAction::relax(auth, TradingMode::Active, reason)
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
-        let inputs = self.kill_inputs(self.clock.now_ms());
+        let mut inputs = self.kill_inputs(self.clock.now_ms());
+        inputs.group_lock_timeout = self.groups.holding();
         match self.guard.operator_relax(action, &inputs) {
             Ok(rec) => {
                 self.journal_operator_action(
@@ -157,8 +158,9 @@ impl Engine {
             let price = instrument_of_canonical(&e.canonical).map_or(Price::from_raw(0), |_| {
                 o.average_price.map_or(Price::from_raw(0), |p| Price::from_raw(p.raw))
             });
-            self.live.insert(
-                e.label.clone(),
+            let label = e.label.clone();
+            self.live.insert_text(
+                &label,
                 LiveIntent {
                     intent_hash: h,
                     accepted: None,

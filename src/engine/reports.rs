@@ -127,7 +127,7 @@ impl Engine {
     pub(super) fn drain_reports(&mut self) {
         let reports = std::mem::take(&mut self.reports);
         for r in &reports {
-            if let Err(e) = self.apply_report(r) {
+            if let Err(e) = self.apply_report(r).and_then(|()| self.group_on_report(r)) {
                 tracing::error!(run_id = %self.run_id, error = %e, "could not journal an execution report");
             }
         }

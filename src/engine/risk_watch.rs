@@ -93,10 +93,10 @@ impl Engine {
     /// Values the day's PnL, trips the capital stop, records mode transitions.
     pub(super) fn watch_risk(&mut self) {
         let now = self.clock.now_ms();
-        let books = &self.books;
-        let index = self.index;
+        let market = &self.market;
+        let index = market.index().unwrap_or(self.index);
         let mark = |i: &hotpath::domain::instrument::Instrument| {
-            mark_from(i, books.get(i.as_str()).map(|s| &s.book), index)
+            mark_from(i, market.view(i.name()), index)
         };
         self.daily_pnl.evaluate(now, &mark, index);
         let limit = self.policy.as_ref().ok().map(|p| p.effective_risk_limits().max_daily_loss_usd);
@@ -150,7 +150,7 @@ impl Engine {
         self.live
             .iter()
             .map(|(label, l)| super::OpenOrderRow {
-                label: label.clone(),
+                label: label.as_str().to_owned(),
                 instrument: l.instrument.as_str().to_owned(),
                 buy: matches!(l.side, hotpath::domain::intent::Side::Buy),
                 price: l.price.raw(),

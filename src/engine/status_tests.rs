@@ -31,6 +31,7 @@ fn killed_snapshot() -> EngineSnapshot {
         at_ms: 1_795_600_000_000,
         last_gate_reject: Some("risk_mode:TradingModeKill".into()),
         cash_flow: 0,
+        pnl_mark: 0,
         daily_pnl: PnlView {
             day_start_ms: 1_795_564_800_000,
             realised_usd: Usd::from_raw(0),
