@@ -261,6 +261,28 @@ fn test_policy_limit_daily_loss_kills() {
     let s = run.wait_status("the scripted open refused", |s| rejects(s, "TradingModeKill") >= 1);
     assert!(!s["is_trading_allowed"].as_bool().unwrap());
     assert_eq!(position(&s, "BTC-PERPETUAL"), 1000.0);
+    // Units end to end: the engine's PnL agrees with the venue's own valuation of the
+    // position (floating PnL in BTC at the mark, times the index), and its average price with
+    // the venue's. Both move with the simulator's index walk between the two reads, hence the
+    // tolerance.
+    let venue = run.sim.state();
+    let vp = venue["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["positions"].as_array().unwrap().iter())
+        .find(|p| p["instrument_name"] == "BTC-PERPETUAL" && p["size"] == 1000.0)
+        .expect("the venue holds the position")
+        .clone();
+    let venue_usd =
+        vp["floating_profit_loss"].as_f64().unwrap() * vp["index_price"].as_f64().unwrap();
+    let ours = s["daily_pnl"]["total_usd"].as_f64().unwrap();
+    assert!(
+        (ours - venue_usd).abs() <= 2.0 + venue_usd.abs() * 0.03,
+        "engine {ours} vs venue {venue_usd}: {vp}"
+    );
+    let avg = s["positions"][0]["average_price"].as_f64().unwrap();
+    assert!((avg - vp["average_price"].as_f64().unwrap()).abs() < 0.01, "{avg} vs {vp}");
     assert_eq!(run.our_orders().len(), 1, "no order reached the venue after Kill");
     assert!(run.engine.output().contains("capital stop:"));
     // A reconnect reconciles and tries the start-up relax again: the capital stop holds.
