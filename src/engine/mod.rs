@@ -30,6 +30,7 @@ mod status_tests;
 pub mod strategies;
 pub mod strategy_stage;
 mod tick;
+pub mod trace;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -104,6 +105,8 @@ pub struct EngineOptions {
     pub maker_fee_bps: f64,
     /// Per process start; on every log line about an intent.
     pub run_id: String,
+    /// Producer end of the trace ring (the cold sink stamps `run_id` on what it drains).
+    pub trace: hotpath::trace::TraceProducer,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -332,6 +335,7 @@ pub struct Engine {
     last_reconcile_ms: Option<i64>,
     config_hash: String,
     groups: groups::GroupDesk,
+    trace: trace::EngineTrace,
 }
 
 impl std::fmt::Debug for Engine {
@@ -428,6 +432,7 @@ impl Engine {
             last_reconcile_ms: None,
             config_hash: risk_watch::config_hash(&opts.policy_path),
             groups,
+            trace: trace::EngineTrace::new(opts.trace),
         })
     }
 
@@ -820,6 +825,7 @@ impl Engine {
                 next_publish = now + PUBLISH_PERIOD;
                 self.serve_control();
             }
+            self.trace_state();
             if now >= next_progress {
                 next_progress = now + Duration::from_secs(1);
                 progress(&self.snapshot());

@@ -14,6 +14,7 @@ impl Engine {
     /// Resolves in-doubt intents and clears the latch (the only path to trading).
     pub(super) fn reconcile(&mut self) -> Result<ReconcileSummary, EngineError> {
         let ticket = self.guard.latch().begin_reconcile();
+        self.trace_state();
         let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
         let resolutions = disp.resolve_in_doubt(self.wal.ledger(), &mut self.reports)?;
         let mut sum = ReconcileSummary { in_doubt: resolutions.len() as u64, ..Default::default() };
@@ -107,11 +108,21 @@ impl Engine {
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
         self.last_reconcile = sum;
         self.last_reconcile_ms = Some(self.clock.now_ms());
+        self.trace.push(
+            hotpath::trace::TraceEvent::new(
+                hotpath::trace::TraceKind::Reconciled,
+                0,
+                self.clock.now_ms(),
+            )
+            .with_value(sum.in_doubt),
+        );
         println!(
             "reconciled: run_id={} in_doubt={} live={} filled={} cancelled={} rejected={} abandoned={}",
             self.run_id, sum.in_doubt, sum.live, sum.filled, sum.cancelled, sum.rejected, sum.abandoned
         );
         self.startup_relax()?;
+        // Before the first tick: every refusal after this line is traced under its mode.
+        self.trace_state();
         Ok(sum)
     }
 
