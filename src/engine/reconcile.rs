@@ -90,6 +90,7 @@ impl Engine {
         // Reports that arrived during reconciliation describe intents now resolved; the
         // ledger refuses any stale transition, so applying them is safe.
         self.drain_reports();
+        self.daily_pnl.adopt_positions(&self.positions);
         let still = self
             .wal
             .ledger()
@@ -106,6 +107,7 @@ impl Engine {
             .complete_reconcile(ticket, &report)
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
         self.last_reconcile = sum;
+        self.last_reconcile_ms = Some(self.clock.now_ms());
         self.trace.push(
             hotpath::trace::TraceEvent::new(
                 hotpath::trace::TraceKind::Reconciled,
@@ -136,9 +138,7 @@ impl Engine {
         let reason = "start-up relax after a clean reconciliation (paper/simulator run)";
         let action = OperatorAction::relax(auth, TradingMode::Active, reason)
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
-        let mut inputs = hotpath::mode::PolicyInputs::all_healthy(self.clock.now_ms());
-        inputs.risk_state = self.pipeline.risk_state;
-        inputs.wal_append_healthy = self.wal.poisoned().is_none();
+        let mut inputs = self.kill_inputs(self.clock.now_ms());
         inputs.group_lock_timeout = self.groups.holding();
         match self.guard.operator_relax(action, &inputs) {
             Ok(rec) => {
