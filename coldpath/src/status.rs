@@ -198,6 +198,11 @@ pub struct StatusSnapshot {
     /// Last mode changes, newest last (at most [`MODE_TRANSITIONS_MAX`]).
     #[serde(default)]
     pub mode_transitions: Vec<ModeTransitionView>,
+    /// Continuous reconciliation (extension key; `status_csp_min` allows extra keys): last
+    /// pass time and result, findings and repairs, latch codes and mode reasons seen since
+    /// start. Absent until the engine reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<serde_json::Value>,
 }
 
 /// `GET /api/v1/health`: minimal liveness for an external watchdog (AT-022).
@@ -289,6 +294,7 @@ impl StatusSnapshot {
             positions: Vec::new(),
             open_orders: Vec::new(),
             mode_transitions: Vec::new(),
+            reconcile: None,
         };
         s.derive(now_ms);
         s

@@ -871,6 +871,10 @@ impl Engine {
         }
         let text: Arc<str> = Arc::from(notification(ch, data));
         self.send_to_subscribers(account, ch, &text);
+        if self.faults.duplicate_fills > 0 && ch.starts_with("user.trades.") {
+            self.faults.duplicate_fills -= 1;
+            self.send_to_subscribers(account, ch, &text);
+        }
     }
 
     fn send_to_subscribers(&mut self, account: Option<usize>, ch: &str, text: &Arc<str>) {
@@ -2308,6 +2312,7 @@ impl Engine {
                 self.faults.clock_skew_ms = (*ms).clamp(-86_400_000, 86_400_000);
             }
             Fault::FreezeMarketData { on } => self.faults.frozen = *on,
+            Fault::DuplicateFillNotifications { count } => self.faults.duplicate_fills = *count,
             Fault::Clear => {
                 let was_maint = self.faults.maintenance;
                 let locked = std::mem::take(&mut self.faults.locked_indices);

@@ -82,6 +82,12 @@ pub enum Fault {
     },
     /// Clear every fault.
     Clear,
+    /// Deliver each of the next `count` `user.trades` notifications twice (a venue that
+    /// repeats a fill notification; the trade id is the same both times).
+    DuplicateFillNotifications {
+        /// How many notifications to duplicate.
+        count: u32,
+    },
 }
 
 /// Live fault state (inside the engine lock).
@@ -113,6 +119,8 @@ pub struct FaultState {
     pub clock_skew_ms: i64,
     /// Market data frozen.
     pub frozen: bool,
+    /// `user.trades` notifications left to deliver twice.
+    pub duplicate_fills: u32,
 }
 
 impl FaultState {

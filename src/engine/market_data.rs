@@ -16,7 +16,10 @@ impl Engine {
         let books = &mut self.books;
         let index = &mut self.index;
         let clock = &self.clock;
-        md.poll(Duration::from_millis(2), &mut |inc| apply_md(&inc, books, index, clock.now_ms()))?;
+        let health = &mut self.recon.md;
+        md.poll(Duration::from_millis(2), &mut |inc| {
+            apply_md(&inc, books, index, health, clock.now_ms());
+        })?;
         // Gap recovery: resubscribe the book's channel for a fresh snapshot.
         let gapped: Vec<String> = self
             .books
@@ -25,6 +28,7 @@ impl Engine {
             .map(|s| s.channel.clone())
             .collect();
         for ch in gapped {
+            self.on_book_gap();
             let md = self.md.as_mut().ok_or(EngineError::Reconcile("md gone".into()))?;
             let _ = md.call(
                 methods::PUBLIC_UNSUBSCRIBE,
@@ -38,8 +42,9 @@ impl Engine {
             let books = &mut self.books;
             let index = &mut self.index;
             let clock = &self.clock;
+            let health = &mut self.recon.md;
             md.subscribe(&[ch.as_str()], Duration::from_secs(5), &mut |inc| {
-                apply_md(&inc, books, index, clock.now_ms());
+                apply_md(&inc, books, index, health, clock.now_ms());
             })?;
             for s in self.books.values_mut().filter(|s| s.channel == ch) {
                 s.book.resubscribe_sent();
@@ -55,18 +60,22 @@ pub(super) fn apply_md(
     inc: &Incoming<'_>,
     books: &mut BTreeMap<String, BookSlot>,
     index: &mut IndexPrices,
+    health: &mut super::reconcile_service::MdHealth,
     now: i64,
 ) {
     let Message::Notification(n) = inc.msg else { return };
     match &n.data {
         NotificationData::Book(u) => {
+            health.on_event(now, u.timestamp);
             if let Some(slot) = books.get_mut(u.instrument_name) {
                 if slot.book.apply(u).is_ok() {
                     slot.last_ms = now;
                 }
             }
         }
-        NotificationData::PriceIndex { index_name, price, .. } => {
+        NotificationData::PlatformState(p) => health.on_platform_state(p.maintenance),
+        NotificationData::PriceIndex { index_name, price, timestamp } => {
+            health.on_event(now, *timestamp);
             let p = Some(Price::from_raw(price.raw));
             match *index_name {
                 "btc_usd" => index.btc = p,

@@ -10,6 +10,7 @@ mod control;
 pub mod edge;
 mod market_data;
 mod reconcile;
+pub mod reconcile_service;
 mod reports;
 pub mod status;
 pub mod strategies;
@@ -184,6 +185,8 @@ pub struct EngineSnapshot {
     pub last_gate_reject: Option<String>,
     /// Realised cash flow of fills in quote terms (price × amount, sells positive), 1e-8.
     pub cash_flow: i128,
+    /// Continuous reconciliation and health inputs (`/status` `reconcile`).
+    pub recon: reconcile_service::ReconView,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +239,7 @@ pub struct Engine {
     last_gate_reject:
         Option<(hotpath::domain::reason_codes::RejectReasonCode, hotpath::gates::chain::GateName)>,
     control: Option<status::ControlPort>,
+    recon: reconcile_service::ReconState,
 }
 
 impl std::fmt::Debug for Engine {
@@ -309,6 +313,7 @@ impl Engine {
             events: Vec::new(),
             last_gate_reject: None,
             control: None,
+            recon: reconcile_service::ReconState::default(),
         })
     }
 
@@ -333,6 +338,7 @@ impl Engine {
             mode_reasons: self.guard.cell().load().mode_reasons().to_vec(),
             latch_codes: self.guard.latch().open_permission_reason_codes(),
             at_ms: self.clock.now_ms(),
+            recon: self.recon.view.clone(),
         }
     }
 
@@ -385,8 +391,9 @@ impl Engine {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(attempt, error = %e, "connect failed; retrying");
+                    self.note_connect_error(&e);
                     last = Some(e);
-                    std::thread::sleep(Duration::from_millis(100 * u64::from(attempt.min(5) + 1)));
+                    std::thread::sleep(Duration::from_millis(self.reconnect_delay_ms()));
                 }
             }
         }
@@ -434,12 +441,14 @@ impl Engine {
         }
         channels.push("deribit_price_index.btc_usd".into());
         channels.push("deribit_price_index.eth_usd".into());
+        channels.push("platform_state".into());
         let refs: Vec<&str> = channels.iter().map(String::as_str).collect();
         let books = &mut self.books;
         let index = &mut self.index;
         let clock = &self.clock;
+        let health = &mut self.recon.md;
         let n = md.subscribe(&refs, Duration::from_secs(5), &mut |inc| {
-            apply_md(&inc, books, index, clock.now_ms());
+            apply_md(&inc, books, index, health, clock.now_ms());
         })?;
         if n != refs.len() {
             return Err(EngineError::Reconcile(format!(
@@ -482,6 +491,7 @@ impl Engine {
     /// Reconnects both sessions and reconciles before trading again.
     fn recover_connection(&mut self, why: &EngineError) -> Result<(), EngineError> {
         println!("reconnect: {why} (run_id={})", self.run_id);
+        self.on_session_lost(why);
         self.guard.latch().set(hotpath::domain::reason_codes::OpenPermissionReasonCode::SessionTerminationReconcileRequired);
         self.stats.reconnects += 1;
         self.connect_and_reconcile()?;
@@ -532,6 +542,7 @@ impl Engine {
                     }
                 }
             }
+            self.service_health();
             self.serve_control();
             if Instant::now() >= next_progress {
                 next_progress = Instant::now() + Duration::from_secs(1);

@@ -78,6 +78,7 @@ impl Engine {
         self.stats.abandoned += sum.abandoned;
         // Positions: the venue's word, after every in-doubt intent is resolved.
         self.positions.clear();
+        self.recon.pos_gen += 1;
         let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
         for ccy in ["BTC", "ETH"] {
             for p in disp.positions(ccy, &mut self.reports)? {
@@ -125,10 +126,9 @@ impl Engine {
         let reason = "start-up relax after a clean reconciliation (paper/simulator run)";
         let action = OperatorAction::relax(auth, TradingMode::Active, reason)
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
-        let mut inputs = hotpath::mode::PolicyInputs::all_healthy(self.clock.now_ms());
-        inputs.risk_state = self.pipeline.risk_state;
-        inputs.wal_append_healthy = self.wal.poisoned().is_none();
-        match self.guard.operator_relax(action, &inputs) {
+        let now = self.clock.now_ms();
+        let inputs = self.policy_inputs(now);
+        let outcome = match self.guard.operator_relax(action, &inputs) {
             Ok(rec) => {
                 self.journal_operator_action(
                     OperatorActionKind::ModeRelax,
@@ -142,7 +142,9 @@ impl Engine {
                 println!("mode: relax refused: {e}");
                 Ok(())
             }
-        }
+        };
+        self.record_mode(now);
+        outcome
     }
 
     pub(super) fn adopt(&mut self, h: u64, o: &OrderReport, now: i64) -> Result<(), EngineError> {

@@ -51,6 +51,20 @@ fn to_status(p: &Published) -> StatusSnapshot {
                 unrealized_pnl_usd: None,
             })
             .collect();
+        st.count_10028_5m = s.recon.count_10028_5m;
+        st.ws_event_lag_ms = u64::try_from(s.recon.md_lag_ms).unwrap_or(0);
+        st.mode_transitions = s
+            .recon
+            .transitions
+            .iter()
+            .map(|(ts_ms, from, to, reasons)| coldpath::status::ModeTransitionView {
+                ts_ms: *ts_ms,
+                from: *from,
+                to: *to,
+                reasons: reasons.clone(),
+            })
+            .collect();
+        st.reconcile = Some(s.recon.to_json());
     }
     st.derive(now);
     st

@@ -582,6 +582,12 @@ impl Dispatcher {
         Ok(id)
     }
 
+    /// Rate-limit breaker trips (10028 / 429) seen on this trading session since it
+    /// connected: the engine's breaker monitor reads it before the session is replaced.
+    pub fn rate_limit_trips(&mut self) -> u64 {
+        self.client.connection().breaker().trips_total()
+    }
+
     /// Cancels every open order of the account (shutdown).
     ///
     /// # Errors
