@@ -869,6 +869,11 @@ impl Engine {
         if !self.wanted(ch) {
             return;
         }
+        let private_fills = ["user.orders.", "user.trades.", "user.changes."];
+        if self.faults.drop_user > 0 && private_fills.iter().any(|p| ch.starts_with(p)) {
+            self.faults.drop_user -= 1;
+            return;
+        }
         let text: Arc<str> = Arc::from(notification(ch, data));
         self.send_to_subscribers(account, ch, &text);
         if self.faults.duplicate_fills > 0 && ch.starts_with("user.trades.") {
@@ -2313,6 +2318,7 @@ impl Engine {
             }
             Fault::FreezeMarketData { on } => self.faults.frozen = *on,
             Fault::DuplicateFillNotifications { count } => self.faults.duplicate_fills = *count,
+            Fault::DropUserNotifications { count } => self.faults.drop_user = *count,
             Fault::Clear => {
                 let was_maint = self.faults.maintenance;
                 let locked = std::mem::take(&mut self.faults.locked_indices);

@@ -88,6 +88,13 @@ pub enum Fault {
         /// How many notifications to duplicate.
         count: u32,
     },
+    /// Do not deliver the next `count` private order/trade notifications (`user.orders.*`,
+    /// `user.trades.*`, `user.changes.*`): a private-channel gap; the venue state moves on
+    /// (fills happen), the subscriber learns it only by asking.
+    DropUserNotifications {
+        /// How many notifications to drop.
+        count: u32,
+    },
 }
 
 /// Live fault state (inside the engine lock).
@@ -121,6 +128,8 @@ pub struct FaultState {
     pub frozen: bool,
     /// `user.trades` notifications left to deliver twice.
     pub duplicate_fills: u32,
+    /// Private order/trade notifications left to drop.
+    pub drop_user: u32,
 }
 
 impl FaultState {

@@ -13,6 +13,7 @@ use hotpath::wal::{IntentState, OperatorActionKind, Record};
 impl Engine {
     /// Resolves in-doubt intents and clears the latch (the only path to trading).
     pub(super) fn reconcile(&mut self) -> Result<ReconcileSummary, EngineError> {
+        self.record_mode(self.clock.now_ms());
         let ticket = self.guard.latch().begin_reconcile();
         let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
         let resolutions = disp.resolve_in_doubt(self.wal.ledger(), &mut self.reports)?;
