@@ -216,17 +216,37 @@ fn chaos_crash_restart_mid_flight() {
 #[test]
 fn chaos_stale_data_liquidity_gate() {
     let mut c = Chaos::start("stale_data_liquidity_gate", 16);
-    c.fault(&Fault::FreezeMarketData { on: true });
+    let lines_before = c.engine().lines.lock().unwrap().len();
+    c.fault(&Fault::MuteMarketData { on: true });
+    // Before the zombie rule: books older than `l2_book_snapshot_max_age_ms` (1 s) fail the
+    // liquidity gate, so no open leaves while the data is merely stale.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let deadline = Instant::now() + DEADLINE;
+    while !c.engine().lines.lock().unwrap()[lines_before..]
+        .iter()
+        .any(|l| l.contains("last_gate_reject=liquidity:LiquidityGateNoL2"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "liquidity gate never refused a stale book:\n{}",
+            c.tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mark = c.journal_mark();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.opens_after(mark), 0, "opens on stale books");
+    c.notes.push("opens on stale books (liquidity gate, LiquidityGateNoL2): 0".into());
     c.wait_code("WS_DATA_STALE_RECONCILE_REQUIRED");
     let mark = c.journal_mark();
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(c.opens_after(mark), 0, "opens while market data is stale");
     c.notes.push("opens while stale data was latched: 0".into());
-    c.fault(&Fault::FreezeMarketData { on: false });
+    c.fault(&Fault::MuteMarketData { on: false });
     assert_recovered(&c, "recovery after market data resumed");
     c.assert_contained();
     c.write_evidence(
-        "`FreezeMarketData` on (no book/index notifications) for longer than `ws_zombie_silence_ms`.",
+        "`MuteMarketData` on (no book, ticker or index notification) for longer than `ws_zombie_silence_ms`.",
         &["WS_DATA_STALE_RECONCILE_REQUIRED", "REDUCEONLY_OPEN_PERMISSION_LATCHED"],
         true,
     );

@@ -869,6 +869,9 @@ impl Engine {
         if !self.wanted(ch) {
             return;
         }
+        if self.faults.muted && !ch.starts_with("user.") && ch != "platform_state" {
+            return;
+        }
         let private_fills = ["user.orders.", "user.trades.", "user.changes."];
         if self.faults.drop_user > 0 && private_fills.iter().any(|p| ch.starts_with(p)) {
             self.faults.drop_user -= 1;
@@ -1200,6 +1203,9 @@ impl Engine {
             msgs.push((qch.clone(), Arc::from(notification(&qch, &q))));
         }
         if msgs.is_empty() {
+            return;
+        }
+        if self.faults.muted {
             return;
         }
         let matches = |f: &Option<String>| f.as_deref().is_none_or(|x| x == name);
@@ -2319,6 +2325,7 @@ impl Engine {
             Fault::FreezeMarketData { on } => self.faults.frozen = *on,
             Fault::DuplicateFillNotifications { count } => self.faults.duplicate_fills = *count,
             Fault::DropUserNotifications { count } => self.faults.drop_user = *count,
+            Fault::MuteMarketData { on } => self.faults.muted = *on,
             Fault::Clear => {
                 let was_maint = self.faults.maintenance;
                 let locked = std::mem::take(&mut self.faults.locked_indices);

@@ -95,6 +95,14 @@ pub enum Fault {
         /// How many notifications to drop.
         count: u32,
     },
+    /// Mute public market data on/off: no book, ticker, trade or index notification is
+    /// delivered while on (matching goes on and book change ids advance, so the feed resumes
+    /// with a change-id gap). A silent feed, unlike `FreezeMarketData`, which stops the
+    /// market from moving but still publishes book changes caused by orders.
+    MuteMarketData {
+        /// On or off.
+        on: bool,
+    },
 }
 
 /// Live fault state (inside the engine lock).
@@ -130,6 +138,8 @@ pub struct FaultState {
     pub duplicate_fills: u32,
     /// Private order/trade notifications left to drop.
     pub drop_user: u32,
+    /// Public market data muted.
+    pub muted: bool,
 }
 
 impl FaultState {

@@ -66,6 +66,8 @@ pub struct Chaos {
     watcher: Option<std::thread::JoinHandle<()>>,
     /// Extra outcome lines for the evidence file.
     pub notes: Vec<String>,
+    /// Journal oracle at the containment check: (duplicates, illegal orders).
+    pub oracle: Option<(u64, u64)>,
 }
 
 impl Chaos {
@@ -91,6 +93,7 @@ impl Chaos {
             stop: Arc::new(AtomicBool::new(false)),
             watcher: None,
             notes: Vec::new(),
+            oracle: None,
         };
         c.spawn_engine();
         c.wait_active("the engine to trade after start");
@@ -358,6 +361,7 @@ impl Chaos {
     /// tolerance, engine positions equal the venue's.
     pub fn assert_contained(&mut self) {
         let s = simulator::journal::Summary::from_file(self.sim().journal_path()).unwrap();
+        self.oracle = Some((s.duplicate_dispatch_count, s.illegal_order_attempts));
         assert_eq!(
             s.duplicate_dispatch_count, 0,
             "[{}] duplicates {:?}",
@@ -413,8 +417,8 @@ impl Chaos {
             "outcome": if recovered { "pass" } else { "fail" },
             "asserted_codes": expect_codes,
             "modes": modes,
-            "duplicate_dispatch_count": 0,
-            "illegal_order_attempts": 0,
+            "duplicate_dispatch_count": self.oracle.map(|o| o.0),
+            "illegal_order_attempts": self.oracle.map(|o| o.1),
             "positions_match_venue": true,
             "recovered": recovered,
             "latch_codes_seen_count": latch.len(),
@@ -472,13 +476,14 @@ pub fn write_summary(dir: &Path) {
         }
     }
     let passed = results.values().filter(|v| v["outcome"] == "pass").count();
+    let total = |k: &str| results.values().map(|v| v[k].as_u64().unwrap_or(0)).sum::<u64>();
     let summary = json!({
         "suite": "chaos",
         "scenarios": results.len(),
         "passed": passed,
         "failed": results.len() - passed,
-        "duplicate_dispatch_count_total": 0,
-        "illegal_order_attempts_total": 0,
+        "duplicate_dispatch_count_total": total("duplicate_dispatch_count"),
+        "illegal_order_attempts_total": total("illegal_order_attempts"),
         "results": results.values().map(|v| json!({
             "scenario": v["scenario"],
             "outcome": v["outcome"],
