@@ -123,7 +123,7 @@ fn chaos_ws_gap_late_fills() {
         assert!(Instant::now() < deadline, "no late fill adopted:\n{}", c.tail());
         c.fault(&Fault::DropUserNotifications { count: 6 });
         n += 1;
-        probe_take_resting(&c, &mut p, n);
+        probe_take_resting(&c, &mut p, n, None);
         std::thread::sleep(Duration::from_millis(1_500));
     }
     c.fault(&Fault::DropUserNotifications { count: 0 });
@@ -148,39 +148,59 @@ fn chaos_ws_gap_late_fills() {
     c.finish();
 }
 
-/// AT-328 shape with what the engine has: takers fill partially (leg A) and the next order
-/// on the other instrument is rejected (leg B); exposure stays within tolerance and the
-/// engine's positions equal the venue's. (Multi-leg group flattening belongs to the group
-/// executor; this drives single-leg churn orders.)
+/// AT-328 shape with what the engine has (single-leg churn, no group executor on this
+/// branch): an outside taker fills a resting order (exposure), the close (leg A) fills only
+/// partially (`PartialFill` 0.5) and the next order on the other instrument (leg B) is
+/// rejected. Exposure stays within tolerance, no mismatch is left behind, the engine's
+/// positions equal the venue's.
 #[test]
 fn chaos_partial_fill_leg_a_reject_leg_b() {
     let mut c = Chaos::start("partial_fill_leg_a_reject_leg_b", 14);
     let mark = c.journal_mark();
     c.fault(&Fault::PartialFill { fraction: 0.5 });
     c.fault(&Fault::RejectNextOrder { instrument: "ETH-PERPETUAL".into(), code: None });
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let rejected = c.journal().iter().any(|e| {
+    let mut p = probe(&c);
+    let reduce_only_after = |c: &Chaos| {
+        c.journal()
+            .iter()
+            .filter(|e| e["seq"].as_u64().unwrap_or(0) > mark && e["key"] == chaos_support::OUR_KEY)
+            .filter(|e| e["flags"]["reduce_only"] == true && e["instrument"] == "BTC-PERPETUAL")
+            .count()
+    };
+    let rejected = |c: &Chaos| {
+        c.journal().iter().any(|e| {
             e["seq"].as_u64().unwrap_or(0) > mark
                 && e["key"] == chaos_support::OUR_KEY
                 && e["instrument"] == "ETH-PERPETUAL"
                 && e["result"]["error"].is_number()
-        });
-        if rejected {
-            break;
+        })
+    };
+    let deadline = Instant::now() + DEADLINE;
+    let mut n = 0;
+    // A partially filled close is followed by another close of the rest.
+    while reduce_only_after(&c) < 2 || !rejected(&c) {
+        assert!(Instant::now() < deadline, "no partial close / leg B reject:\n{}", c.tail());
+        n += 1;
+        if reduce_only_after(&c) < 2 {
+            // BTC only: the injected reject is meant for the engine's ETH order.
+            probe_take_resting(&c, &mut p, n, Some("BTC-PERPETUAL"));
         }
-        assert!(Instant::now() < deadline, "leg B never rejected:\n{}", c.tail());
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(500));
     }
+    c.notes.push(
+        "leg A: close filled partially, remainder closed by a further reduce-only order".into(),
+    );
+    c.notes.push("leg B: the venue rejected the order (11030)".into());
     c.fault(&Fault::Clear);
-    // No mismatch may persist: the rejection and the partial fills are ordinary reports.
     assert_recovered(&c, "trading after the reject");
     let (latch, _) = c.codes_seen();
     assert!(!latch.contains("INVENTORY_MISMATCH_RECONCILE_REQUIRED"), "{latch:?}");
     c.assert_contained();
     c.write_evidence(
-        "`PartialFill` 0.5 (takers fill half) and `RejectNextOrder` on ETH-PERPETUAL.",
-        &["(no mode change: reject and partial fill are ordinary reports; no inventory mismatch)"],
+        "`PartialFill` 0.5 (takers fill half) while an outside taker creates exposure, and \
+         `RejectNextOrder` on ETH-PERPETUAL. Driven with single-leg churn orders: the group \
+         executor (flatten of a mixed group) is not on this branch.",
+        &["(no mode change: a reject and a partial fill are ordinary reports; no inventory mismatch)"],
         true,
     );
     c.finish();
@@ -316,7 +336,7 @@ fn chaos_duplicate_fill_notification() {
         assert!(Instant::now() < deadline, "no repeated fill seen:\n{}", c.tail());
         c.fault(&Fault::DuplicateFillNotifications { count: 4 });
         n += 1;
-        probe_take_resting(&c, &mut p, n);
+        probe_take_resting(&c, &mut p, n, None);
         std::thread::sleep(Duration::from_millis(700));
     }
     c.fault(&Fault::Clear);

@@ -499,10 +499,16 @@ pub fn write_summary(dir: &Path) {
 
 /// Waits for a resting (open) order of ours in the journal and has the probe account take
 /// it with an IOC at its price, so it fills. Returns whether a take was sent.
-pub fn probe_take_resting(c: &Chaos, probe: &mut simulator::client::WsClient, n: u64) -> bool {
+pub fn probe_take_resting(
+    c: &Chaos,
+    probe: &mut simulator::client::WsClient,
+    n: u64,
+    instrument: Option<&str>,
+) -> bool {
     let j = c.journal();
     let resting = j.iter().rev().find(|e| {
         e["key"] == OUR_KEY
+            && instrument.is_none_or(|i| e["instrument"] == i)
             && matches!(e["method"].as_str(), Some("private/buy" | "private/sell"))
             && e["result"]["order_state"] == "open"
     });
