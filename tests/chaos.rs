@@ -30,6 +30,11 @@ fn reconcile_count(c: &Chaos, key: &str) -> u64 {
 }
 
 /// Trading resumed: Active, latch clear, new orders reach the venue.
+fn assert_left_active(c: &Chaos) {
+    let modes = c.modes_seen();
+    assert!(modes.contains("ReduceOnly"), "[{}] never left Active: {modes:?}", c.name);
+}
+
 fn assert_recovered(c: &Chaos, what: &str) {
     c.wait_active(what);
     let mark = c.journal_mark();
@@ -51,7 +56,7 @@ fn chaos_disconnect_mid_flight() {
     c.write_evidence(
         "`DisconnectAll` while orders rest at the venue (cancel-on-disconnect runs).",
         &["SESSION_TERMINATION_RECONCILE_REQUIRED", "REDUCEONLY_OPEN_PERMISSION_LATCHED"],
-        true,
+        &["Active", "ReduceOnly", "Active"],
     );
     c.finish();
 }
@@ -84,22 +89,18 @@ fn chaos_rate_limit_storm() {
     // The windowed count stays (5 minutes) while the breaker's own session reason cleared.
     let st = c.status().unwrap();
     assert!(st["10028_count_5m"].as_u64().unwrap_or(0) >= 1);
-    c.notes.push(format!(
-        "10028 reaction: {}",
-        if kill { "Kill (>= 3 in 5 min)" } else { "ReduceOnly (unconfirmed)" }
-    ));
+    assert!(kill || unconfirmed);
+    let modes = c.modes_seen();
+    assert!(modes.contains("ReduceOnly") || modes.contains("Kill"), "{modes:?}");
+    c.notes.push("10028_count_5m >= 1 after recovery (the windowed counter is kept)".into());
     c.assert_contained();
-    let mut codes = vec!["SESSION_TERMINATION_RECONCILE_REQUIRED"];
-    if unconfirmed {
-        codes.push("REDUCEONLY_SESSION_KILL_UNCONFIRMED");
-    }
-    if kill {
-        codes.push("KILL_RATE_LIMIT_SESSION_TERMINATION");
-    }
     c.write_evidence(
         "`RateLimitStorm` 2 s: every request answers 10028 and the session closes.",
-        &codes,
-        true,
+        &[
+            "SESSION_TERMINATION_RECONCILE_REQUIRED",
+            "REDUCEONLY_SESSION_KILL_UNCONFIRMED (< 3 in 5 min) or KILL_RATE_LIMIT_SESSION_TERMINATION (>= 3)",
+        ],
+        &["Active", "ReduceOnly or Kill (by 10028_count_5m)", "Active"],
     );
     c.finish();
 }
@@ -135,6 +136,7 @@ fn chaos_ws_gap_late_fills() {
     );
     assert_recovered(&c, "recovery after the late fills were adopted");
     c.notes.push("late fill adopted by reconciliation: yes".into());
+    assert_left_active(&c);
     c.assert_contained();
     c.write_evidence(
         "`DropBookMessages` 3 on BTC-PERPETUAL, then `DropUserNotifications` while an outside \
@@ -143,7 +145,7 @@ fn chaos_ws_gap_late_fills() {
             "WS_BOOK_GAP_RECONCILE_REQUIRED",
             "WS_TRADES_GAP_RECONCILE_REQUIRED | INVENTORY_MISMATCH_RECONCILE_REQUIRED",
         ],
-        true,
+        &["Active", "ReduceOnly", "Active"],
     );
     c.finish();
 }
@@ -201,7 +203,7 @@ fn chaos_partial_fill_leg_a_reject_leg_b() {
          `RejectNextOrder` on ETH-PERPETUAL. Driven with single-leg churn orders: the group \
          executor (flatten of a mixed group) is not on this branch.",
         &["(no mode change: a reject and a partial fill are ordinary reports; no inventory mismatch)"],
-        true,
+        &["Active"],
     );
     c.finish();
 }
@@ -221,11 +223,12 @@ fn chaos_crash_restart_mid_flight() {
     assert_recovered(&c, "recovery after the restart");
     let restarted = c.engine().wait_line("reconciled:", Duration::from_secs(5));
     assert!(restarted.is_some(), "no start-up reconciliation line");
+    assert_left_active(&c);
     c.assert_contained();
     c.write_evidence(
         "`DelayFills` 1.5 s, SIGKILL of `stoic run` with orders in flight, restart on the same WAL.",
         &["RESTART_RECONCILE_REQUIRED"],
-        true,
+        &["ReduceOnly (start, latched)", "Active"],
     );
     c.finish();
 }
@@ -264,11 +267,12 @@ fn chaos_stale_data_liquidity_gate() {
     c.notes.push("opens while stale data was latched: 0".into());
     c.fault(&Fault::MuteMarketData { on: false });
     assert_recovered(&c, "recovery after market data resumed");
+    assert_left_active(&c);
     c.assert_contained();
     c.write_evidence(
         "`MuteMarketData` on (no book, ticker or index notification) for longer than `ws_zombie_silence_ms`.",
         &["WS_DATA_STALE_RECONCILE_REQUIRED", "REDUCEONLY_OPEN_PERMISSION_LATCHED"],
-        true,
+        &["Active", "ReduceOnly", "Active"],
     );
     c.finish();
 }
@@ -291,11 +295,12 @@ fn chaos_clock_drift_halts_new_risk() {
     c.notes.push("opens while drifted: 0".into());
     c.fault(&Fault::ClockSkew { ms: 0 });
     assert_recovered(&c, "recovery after the clock came back");
+    assert_left_active(&c);
     c.assert_contained();
     c.write_evidence(
         "`ClockSkew` +5000 ms on every venue timestamp (drift > `time_drift_threshold_ms` 50).",
         &["REDUCEONLY_RISKSTATE_DEGRADED"],
-        true,
+        &["Active", "ReduceOnly", "Active"],
     );
     c.finish();
 }
@@ -315,11 +320,12 @@ fn chaos_exchange_maintenance() {
     c.notes.push("opens during maintenance: 0".into());
     c.fault(&Fault::Maintenance { on: false });
     assert_recovered(&c, "recovery after maintenance");
+    assert_left_active(&c);
     c.assert_contained();
     c.write_evidence(
         "`Maintenance` on: `platform_state {maintenance: true}`, private matching-engine requests answer 11051.",
         &["REDUCEONLY_RISKSTATE_MAINTENANCE"],
-        true,
+        &["Active", "ReduceOnly", "Active"],
     );
     c.finish();
 }
@@ -352,7 +358,7 @@ fn chaos_duplicate_fill_notification() {
     c.write_evidence(
         "`DuplicateFillNotifications`: each fill notification is delivered twice.",
         &["(none: the mode stays Active; the repeat is dropped by trade id)"],
-        true,
+        &["Active"],
     );
     c.finish();
 }
@@ -393,11 +399,12 @@ fn chaos_zombie_order_swept() {
     assert!(reconcile_count(&c, "zombies_cancelled") >= 1);
     assert_recovered(&c, "recovery after the sweep");
     c.notes.push("zombie cancelled through dispatch (cancel_by_label): yes".into());
+    assert_left_active(&c);
     c.assert_contained();
     c.write_evidence(
         "An open order labelled `s4:...` at the venue that no ledger intent owns.",
         &["INVENTORY_MISMATCH_RECONCILE_REQUIRED", "REDUCEONLY_OPEN_PERMISSION_LATCHED"],
-        true,
+        &["Active", "ReduceOnly", "Active"],
     );
     c.finish();
 }
