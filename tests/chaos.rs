@@ -346,6 +346,17 @@ fn chaos_duplicate_fill_notification() {
         std::thread::sleep(Duration::from_millis(700));
     }
     c.fault(&Fault::Clear);
+    // Every venue trade counted once: distinct fills applied == the venue's trades.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (ours, venue) = (reconcile_count(&c, "fills_applied"), c.venue_trade_count());
+        if ours == venue {
+            c.notes.push("fills applied by the engine == trades at the venue".into());
+            break;
+        }
+        assert!(Instant::now() < deadline, "fills {ours} != venue trades {venue}\n{}", c.tail());
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (latch, _) = c.codes_seen();
     assert!(
         !latch.contains("WS_TRADES_GAP_RECONCILE_REQUIRED")

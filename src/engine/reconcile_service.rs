@@ -162,6 +162,8 @@ pub struct ReconView {
     pub positions_adopted: u64,
     /// Repeated fill notifications ignored (same trade id).
     pub duplicate_fills_ignored: u64,
+    /// Distinct fills (trade ids) applied.
+    pub fills_applied: u64,
     /// Latch codes set since start (sticky, registry order).
     pub latch_codes_seen: BTreeSet<OpenPermissionReasonCode>,
     /// Mode reasons published since start (sticky, registry order).
@@ -202,6 +204,7 @@ impl ReconView {
             "orphan_fills_adopted": self.orphan_fills_adopted,
             "positions_adopted": self.positions_adopted,
             "duplicate_fills_ignored": self.duplicate_fills_ignored,
+            "fills_applied": self.fills_applied,
             "latch_codes_seen": self.latch_codes_seen.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
             "mode_reasons_seen": self.mode_reasons_seen.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
             "clock_drift_ms": self.clock_drift_ms,
@@ -435,6 +438,7 @@ impl Engine {
                     st.view.duplicate_fills_ignored += 1;
                     return false;
                 }
+                st.view.fills_applied += 1;
                 if self.wal.ledger().by_label(&f.label).is_none() {
                     self.fire(TriggerKind::OrphanFill);
                 }

@@ -317,6 +317,23 @@ impl Chaos {
         m
     }
 
+    /// Trades of our account at the venue (read-only key).
+    pub fn venue_trade_count(&self) -> u64 {
+        let mut c = simulator::client::WsClient::connect(self.sim().addr()).unwrap();
+        c.auth("sim-dev-read", "sim-dev-read-secret-0002").unwrap();
+        let mut n = 0;
+        for ccy in ["BTC", "ETH"] {
+            let v = c
+                .call(
+                    "private/get_user_trades_by_currency",
+                    &json!({"currency": ccy, "count": 1000}),
+                )
+                .unwrap();
+            n += v["trades"].as_array().map_or(0, Vec::len) as u64;
+        }
+        n
+    }
+
     /// The engine's positions from `/status`, non-zero only.
     pub fn engine_positions(status: &Value) -> BTreeMap<String, f64> {
         status["positions"]
