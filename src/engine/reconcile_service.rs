@@ -845,7 +845,7 @@ impl Engine {
                                 }
                             }
                             Err(e) => {
-                                tracing::warn!(run_id = %self.run_id, error = %e, "zombie cancel not sent")
+                                tracing::warn!(run_id = %self.run_id, error = %e, "zombie cancel not sent");
                             }
                         }
                     }
