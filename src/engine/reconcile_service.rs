@@ -952,7 +952,7 @@ mod tests {
         for i in 0..DRIFT_SAMPLES as i64 {
             h.on_event(30_000 + i, 35_000 + i - 3);
         }
-        assert_eq!(h.drift_ms(), -5_003);
+        assert_eq!(h.drift_ms(), -4_997);
     }
 
     #[test]
