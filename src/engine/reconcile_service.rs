@@ -19,7 +19,7 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 
 use coldpath::metrics::MetricsRegistry;
-use coldpath::reconcile::ratelimit::BreakerMonitor;
+use coldpath::reconcile::ratelimit::{admit, Admission, BreakerMonitor, BucketView, RequestClass};
 use coldpath::reconcile::service::Schedule;
 use coldpath::reconcile::{
     CancelReason, Finding, FindingKind, IntentDetail, LedgerRepair, LedgerSnapshot, LocalPositions,
@@ -164,6 +164,8 @@ pub struct ReconView {
     pub duplicate_fills_ignored: u64,
     /// Distinct fills (trade ids) applied.
     pub fills_applied: u64,
+    /// Opens refused to keep the credit reserve for cancels and closes (`RateLimitBrownout`).
+    pub brownout_rejects: u64,
     /// Latch codes set since start (sticky, registry order).
     pub latch_codes_seen: BTreeSet<OpenPermissionReasonCode>,
     /// Mode reasons published since start (sticky, registry order).
@@ -205,6 +207,7 @@ impl ReconView {
             "positions_adopted": self.positions_adopted,
             "duplicate_fills_ignored": self.duplicate_fills_ignored,
             "fills_applied": self.fills_applied,
+            "brownout_rejects": self.brownout_rejects,
             "latch_codes_seen": self.latch_codes_seen.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
             "mode_reasons_seen": self.mode_reasons_seen.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
             "clock_drift_ms": self.clock_drift_ms,
@@ -457,6 +460,37 @@ impl Engine {
         println!("rate-limit: 10028 x{events} (run_id={})", self.run_id);
     }
 
+    /// Brownout admission (§3.3, AT-239/AT-919) before the gates: with the matching-engine
+    /// credits below the critical reserve, or the breaker open or half-open, opens are refused
+    /// (`RateLimitBrownout`); reduce-only intents (closes, hedges) always pass, so the reserve
+    /// stays for them and for cancels.
+    pub(super) fn brownout(&mut self, intents: &mut Vec<hotpath::domain::intent::OrderIntent>) {
+        let now = self.clock.now_ms();
+        let Some(d) = self.disp.as_mut() else { return };
+        let (pool, breaker) = d.credit_view(now);
+        let bucket = BucketView {
+            available: pool.available,
+            capacity: pool.capacity,
+            cost: pool.cost,
+            wait_ms: pool.wait_ms,
+        };
+        let before = intents.len();
+        intents.retain(|i| {
+            let class =
+                if i.fields().reduce_only { RequestClass::Hedge } else { RequestClass::Open };
+            !matches!(admit(class, breaker, bucket, now), Admission::Reject(_) | Admission::Shed)
+        });
+        let refused = (before - intents.len()) as u64;
+        if refused > 0 {
+            self.recon.view.brownout_rejects += refused;
+            self.stats.gate_rejects += refused;
+            self.last_gate_reject = Some((
+                hotpath::domain::reason_codes::RejectReasonCode::RateLimitBrownout,
+                hotpath::gates::chain::GateName::OrderRate,
+            ));
+        }
+    }
+
     /// A connect attempt failed: a 10028 there counts toward the breaker.
     pub(super) fn note_connect_error(&mut self, e: &EngineError) {
         if is_10028(e) {
@@ -560,8 +594,14 @@ impl Engine {
         }
         if let Some((from, _)) = &self.recon.last_word {
             if *from != mode {
-                let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
-                println!("mode: {from:?} -> {mode:?} reasons={names:?} (run_id={})", self.run_id);
+                // A relax prints its own audit line; tightenings are printed here.
+                if mode > *from {
+                    let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+                    println!(
+                        "mode: {from:?} -> {mode:?} reasons={names:?} (run_id={})",
+                        self.run_id
+                    );
+                }
                 let t = &mut self.recon.view.transitions;
                 if t.len() == TRANSITIONS_MAX {
                     t.pop_front();

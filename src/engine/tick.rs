@@ -191,6 +191,7 @@ impl Engine {
                 }
             }
         }
+        self.brownout(&mut intents);
         if intents.is_empty() {
             return Ok(());
         }

@@ -458,6 +458,12 @@ impl Chaos {
     /// Stops the engine with SIGTERM (clean shutdown) and the simulator.
     pub fn finish(mut self) {
         self.stop_watcher();
+        if std::env::var_os("CHAOS_DUMP").is_some() {
+            let out = self.engine.as_ref().map(Proc::output).unwrap_or_default();
+            for l in out.lines().filter(|l| !l.starts_with("progress:")) {
+                println!("[{}] {l}", self.name);
+            }
+        }
         if let Some(mut e) = self.engine.take() {
             let _ = Command::new("kill").args(["-TERM", &e.pid().to_string()]).status();
             let _ = e.wait_exit(Duration::from_secs(20));
