@@ -62,6 +62,12 @@ pub const TRADE_IDS_MAX: usize = 4_096;
 /// Venue error: system maintenance (private matching-engine requests during maintenance).
 const VENUE_MAINTENANCE: i32 = 11_051;
 
+/// Wall-clock milliseconds: liveness, schedules and rate-limit windows are about the network,
+/// which `stoic paper` does not accelerate, so they never read the engine's trading clock.
+fn wall_ms() -> i64 {
+    hotpath::clock::SystemClock.now_ms()
+}
+
 /// Market-data health, fed by every decoded market-data message.
 #[derive(Debug, Default)]
 pub struct MdHealth {
@@ -74,9 +80,10 @@ pub struct MdHealth {
 }
 
 impl MdHealth {
-    /// A book or index message arrived at `now_ms`, stamped `venue_ts_ms` by the venue.
+    /// A book or index message arrived at trading time `now_ms`, stamped `venue_ts_ms` by the
+    /// venue (drift compares the two; liveness uses the wall clock).
     pub fn on_event(&mut self, now_ms: i64, venue_ts_ms: i64) {
-        self.last_event_ms = now_ms;
+        self.last_event_ms = wall_ms();
         self.events += 1;
         if venue_ts_ms > 0 {
             self.drift[self.drift_next] = now_ms.saturating_sub(venue_ts_ms);
@@ -425,12 +432,11 @@ impl Engine {
 
     /// Sees each execution report before it is applied; false = drop it (a repeated fill).
     pub(super) fn observe_report(&mut self, r: &ExecReport) -> bool {
-        let now = self.clock.now_ms();
         match r {
             ExecReport::Rejected { code, .. }
                 if i64::from(*code) == VenueErrorCode::TooManyRequests.code() =>
             {
-                self.note_10028(now, 1);
+                self.note_10028(1);
             }
             ExecReport::Rejected { code, .. } if *code == VENUE_MAINTENANCE => {
                 self.recon.md.maintenance = true;
@@ -451,7 +457,8 @@ impl Engine {
         true
     }
 
-    fn note_10028(&mut self, now: i64, events: u64) {
+    fn note_10028(&mut self, events: u64) {
+        let now = wall_ms();
         for _ in 0..events.min(8) {
             self.recon.breaker.on_10028(now);
         }
@@ -465,7 +472,7 @@ impl Engine {
     /// (`RateLimitBrownout`); reduce-only intents (closes, hedges) always pass, so the reserve
     /// stays for them and for cancels.
     pub(super) fn brownout(&mut self, intents: &mut Vec<hotpath::domain::intent::OrderIntent>) {
-        let now = self.clock.now_ms();
+        let now = wall_ms();
         let Some(d) = self.disp.as_mut() else { return };
         let (pool, breaker) = d.credit_view(now);
         let bucket = BucketView {
@@ -494,8 +501,7 @@ impl Engine {
     /// A connect attempt failed: a 10028 there counts toward the breaker.
     pub(super) fn note_connect_error(&mut self, e: &EngineError) {
         if is_10028(e) {
-            let now = self.clock.now_ms();
-            self.note_10028(now, 1);
+            self.note_10028(1);
         }
     }
 
@@ -514,7 +520,7 @@ impl Engine {
         trips += self.md.as_mut().map_or(0, |m| m.breaker().trips_total());
         let trips = trips.max(u64::from(is_10028(why)));
         if trips > 0 {
-            self.note_10028(now, trips);
+            self.note_10028(trips);
         }
         self.recon.pos_gen += 1;
         self.recon.job = None;
@@ -542,14 +548,11 @@ impl Engine {
         };
         i.wal_append_healthy = self.wal.poisoned().is_none();
         i.exchange_maintenance_imminent = self.recon.md.maintenance;
-        let breaker = if now < self.recon.last_10028_ms.saturating_add(BREAKER_OPEN_MS) {
-            BreakerState::Open {
-                until_ms: self.recon.last_10028_ms.saturating_add(BREAKER_OPEN_MS),
-            }
-        } else {
-            BreakerState::Closed
-        };
-        let r = self.recon.breaker.evaluate(breaker, now);
+        let wall = wall_ms();
+        let until_ms = self.recon.last_10028_ms.saturating_add(BREAKER_OPEN_MS);
+        let breaker =
+            if wall < until_ms { BreakerState::Open { until_ms } } else { BreakerState::Closed };
+        let r = self.recon.breaker.evaluate(breaker, wall);
         // Session killed until the reconnect's full reconciliation passed (ruling 2); the
         // windowed count decides ReduceOnly (unconfirmed) or Kill.
         i.rate_limit_session_kill_active =
@@ -615,20 +618,20 @@ impl Engine {
     /// The cold-path duties of one loop turn (bounded, never waits on the venue): collect a
     /// finished pass, check market-data health, evaluate the mode, start a due pass.
     pub(super) fn service_health(&mut self) {
-        let now = self.clock.now_ms();
-        if now.saturating_sub(self.recon.last_eval_ms) < EVALUATE_EVERY_MS {
+        let wall = wall_ms();
+        if wall.saturating_sub(self.recon.last_eval_ms) < EVALUATE_EVERY_MS {
             return;
         }
-        self.recon.last_eval_ms = now;
-        self.poll_reconcile_result(now);
-        self.check_market_data(now);
-        self.evaluate_mode(now);
-        self.maybe_start_pass(now);
+        self.recon.last_eval_ms = wall;
+        self.poll_reconcile_result(wall);
+        self.check_market_data(wall);
+        self.evaluate_mode(self.clock.now_ms());
+        self.maybe_start_pass(wall);
     }
 
-    fn check_market_data(&mut self, now: i64) {
+    fn check_market_data(&mut self, wall: i64) {
         let md = &self.recon.md;
-        let lag = if md.last_event_ms == 0 { 0 } else { now.saturating_sub(md.last_event_ms) };
+        let lag = if md.last_event_ms == 0 { 0 } else { wall.saturating_sub(md.last_event_ms) };
         self.recon.view.md_lag_ms = lag;
         self.recon.view.clock_drift_ms = md.drift_ms();
         self.recon.view.maintenance = md.maintenance;
@@ -653,8 +656,8 @@ impl Engine {
         self.recon.view.md_stale = self.recon.zombie;
     }
 
-    fn maybe_start_pass(&mut self, now: i64) {
-        if self.recon.job.is_some() || self.disp.is_none() || now < self.recon.next_job_ms {
+    fn maybe_start_pass(&mut self, wall: i64) {
+        if self.recon.job.is_some() || self.disp.is_none() || wall < self.recon.next_job_ms {
             return;
         }
         if self.recon.worker.is_none() {
@@ -666,7 +669,7 @@ impl Engine {
                 }
             }
         }
-        let Some(set) = self.recon.schedule.due(&self.recon.triggers, now) else { return };
+        let Some(set) = self.recon.schedule.due(&self.recon.triggers, wall) else { return };
         for k in set.iter() {
             *self.recon.view.triggers.entry(trigger_name(k)).or_insert(0) += 1;
         }
@@ -699,7 +702,7 @@ impl Engine {
         self.recon.job = Some(JobMeta { id, ticket, pos_gen: self.recon.pos_gen, seqs });
     }
 
-    fn poll_reconcile_result(&mut self, now: i64) {
+    fn poll_reconcile_result(&mut self, wall: i64) {
         let Some(w) = self.recon.worker.as_ref() else { return };
         let done = match w.rx.try_recv() {
             Ok(d) => d,
@@ -719,17 +722,18 @@ impl Engine {
                 self.recon.view.last_error = Some(e);
                 self.recon.view.last_result = "error";
                 let delay = i64::try_from(self.reconnect_delay_ms()).unwrap_or(30_000);
-                self.recon.next_job_ms = now.saturating_add(delay);
+                self.recon.next_job_ms = wall.saturating_add(delay);
                 self.fire(TriggerKind::Manual);
             }
             Ok(report) => {
-                self.recon.backoff.on_connected(now);
-                self.apply_pass(&meta, &report, now);
+                self.recon.backoff.on_connected(wall);
+                self.apply_pass(&meta, &report, wall);
             }
         }
     }
 
-    fn apply_pass(&mut self, meta: &JobMeta, report: &ReconcileReport, now: i64) {
+    fn apply_pass(&mut self, meta: &JobMeta, report: &ReconcileReport, wall: i64) {
+        let now = self.clock.now_ms();
         let v = &mut self.recon.view;
         v.last_ts_ms = report.fetched_ms;
         v.last_findings = report.summary().findings;
@@ -757,7 +761,7 @@ impl Engine {
             self.apply_stale_cancels(report);
             self.recon.view.last_result =
                 if mismatches.is_empty() { "unresolved" } else { "suspect" };
-            self.recon.next_job_ms = now.saturating_add(CONFIRM_DELAY_MS);
+            self.recon.next_job_ms = wall.saturating_add(CONFIRM_DELAY_MS);
             self.fire(TriggerKind::Manual);
             return;
         }
