@@ -52,6 +52,21 @@ fn chaos_disconnect_mid_flight() {
     c.wait_code("REDUCEONLY_OPEN_PERMISSION_LATCHED");
     assert_recovered(&c, "recovery after the reconnect and reconciliation");
     assert!(c.modes_seen().contains("ReduceOnly"), "modes {:?}", c.modes_seen());
+    // `/status` and the metric show the last reconciliation: a clean pass after recovery.
+    let st = c.wait_status("a clean continuous pass", |v| {
+        v["reconcile"]["last_result"] == "clean" && v["reconcile"]["clean_runs"].as_u64() >= Some(1)
+    });
+    assert!(st["reconcile"]["last_ts_ms"].as_i64().unwrap_or(0) > 0);
+    let metrics = chaos_support::http_get_text(&c.status_addr, "/metrics").unwrap_or_default();
+    let age = metrics
+        .lines()
+        .find(|l| l.starts_with("stoic_last_reconcile_age_seconds"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(age.is_some_and(f64::is_finite), "reconcile age metric: {age:?}");
+    c.notes.push(
+        "`/status` reconcile.last_result clean; stoic_last_reconcile_age_seconds finite".into(),
+    );
     c.assert_contained();
     c.write_evidence(
         "`DisconnectAll` while orders rest at the venue (cancel-on-disconnect runs).",

@@ -587,6 +587,9 @@ impl Engine {
         let reasons = w.mode_reasons().to_vec();
         self.recon.view.mode_reasons_seen.extend(reasons.iter().copied());
         let codes = self.guard.latch().open_permission_reason_codes();
+        if let Some(m) = &self.recon.metrics {
+            m.set_latch(&codes);
+        }
         self.recon.view.latch_codes_seen.extend(codes);
         let changed = match &self.recon.last_word {
             Some((m, r)) => *m != mode || *r != reasons,
@@ -597,6 +600,9 @@ impl Engine {
         }
         if let Some((from, _)) = &self.recon.last_word {
             if *from != mode {
+                if let Some(m) = &self.recon.metrics {
+                    m.record_mode_transition(mode, &reasons);
+                }
                 // A relax prints its own audit line; tightenings are printed here.
                 if mode > *from {
                     let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();

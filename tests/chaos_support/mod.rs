@@ -27,6 +27,16 @@ pub const EXPOSURE_TOLERANCE: f64 = 100.0;
 /// Generous bound for every wait.
 pub const DEADLINE: Duration = Duration::from_secs(45);
 
+/// GET `path` on `addr`; the body as text.
+pub fn http_get_text(addr: &str, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    Some(buf.split_once("\r\n\r\n")?.1.to_owned())
+}
+
 /// GET `path` on `addr`; the JSON body.
 pub fn http_get(addr: &str, path: &str) -> Option<Value> {
     let mut s = TcpStream::connect(addr).ok()?;
