@@ -1,5 +1,5 @@
 //! The control-plane HTTP server: `/api/v1/health`, `/api/v1/status`,
-//! `POST /api/v1/emergency/reduce_only`, `/metrics`, `/api/v1/reason_text` and the owner
+//! `POST /api/v1/emergency/{reduce_only,kill,close}`, `/metrics`, `/api/v1/reason_text` and the owner
 //! dashboard at `/`.
 //!
 //! A cold-path server, deliberately small: blocking std sockets, one thread per connection,
@@ -11,7 +11,8 @@
 //!   and only ever holds its own thread); writes time out after `write_timeout`.
 //!
 //! The server never touches the hot loop: it reads state through [`StatusSource`] (published
-//! snapshots) and sends the one command it has through [`ControlSink`] (the control ring).
+//! snapshots) and sends its commands ([`ControlCommand`]) through [`ControlSink`] (the control
+//! ring).
 //! Nothing served here can loosen risk: there is no endpoint that sets Active.
 
 use std::io::{self, Read, Write};
@@ -54,7 +55,7 @@ pub trait StatusSource: Send + Sync {
     }
 }
 
-/// Where the server sends the one command it accepts.
+/// Where the server sends the commands it accepts.
 pub trait ControlSink: Send + Sync {
     /// Latches emergency ReduceOnly (`REDUCEONLY_EMERGENCY_REDUCEONLY_ACTIVE`) and returns the
     /// status *after* the change. Must record `req` (who, when, why) in the WAL before
@@ -65,6 +66,65 @@ pub trait ControlSink: Send + Sync {
     /// [`ControlError`] when the command could not be delivered or recorded; the server
     /// answers 503 and the caller must retry or use another break-glass path.
     fn emergency_reduce_only(&self, req: EmergencyRequest) -> Result<StatusSnapshot, ControlError>;
+
+    /// Carries out `cmd` (every one tightens or contains; none loosens, contract §7.0) and
+    /// returns the status after it. Same recording rules as [`Self::emergency_reduce_only`].
+    /// The default knows only reduce-only, so a sink without the other commands answers 501.
+    ///
+    /// # Errors
+    /// [`ControlError`]; [`ControlError::Unsupported`] for a command this sink lacks.
+    fn command(
+        &self,
+        cmd: ControlCommand,
+        req: EmergencyRequest,
+    ) -> Result<StatusSnapshot, ControlError> {
+        match cmd {
+            ControlCommand::ReduceOnly => self.emergency_reduce_only(req),
+            other => Err(ControlError::Unsupported(other)),
+        }
+    }
+}
+
+/// A control-plane command (`POST /api/v1/emergency/<path>`). Relaxing is deliberately not
+/// one: nothing may loosen risk over HTTP (contract §7.0); see `docs/control_plane.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlCommand {
+    /// `reduce_only`: latch emergency ReduceOnly for the cooldown (ruling 8).
+    ReduceOnly,
+    /// `kill`: operator asserts Kill (RiskState Kill ⇒ `KILL_RISKSTATE_KILL`, RS-005) and the
+    /// engine cancels its risk-increasing orders.
+    Kill,
+    /// `close`: run the deterministic emergency close (contract B §3.1) now.
+    EmergencyClose,
+}
+
+impl ControlCommand {
+    /// Every command, in endpoint order.
+    pub const ALL: [Self; 3] = [Self::ReduceOnly, Self::Kill, Self::EmergencyClose];
+
+    /// The endpoint path.
+    #[must_use]
+    pub const fn path(self) -> &'static str {
+        match self {
+            Self::ReduceOnly => "/api/v1/emergency/reduce_only",
+            Self::Kill => "/api/v1/emergency/kill",
+            Self::EmergencyClose => "/api/v1/emergency/close",
+        }
+    }
+
+    /// The name used in logs and the WAL.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ReduceOnly => "reduce_only",
+            Self::Kill => "kill",
+            Self::EmergencyClose => "close",
+        }
+    }
+
+    fn from_path(path: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.path() == path)
+    }
 }
 
 /// An authenticated emergency reduce-only request.
@@ -89,6 +149,13 @@ pub enum ControlError {
     /// The command could not be recorded durably (so it was not applied).
     #[error("could not record the command: {0}")]
     RecordFailed(String),
+    /// The sink does not implement this command.
+    #[error("command {} not supported by this engine", .0.as_str())]
+    Unsupported(ControlCommand),
+    /// The engine applied the command's record but could not carry it out (e.g. an
+    /// emergency close that left exposure); the body says what remains.
+    #[error("command failed: {0}")]
+    Failed(String),
 }
 
 /// Server settings.
@@ -409,6 +476,12 @@ const ALLOW_POST: &[(&str, &str)] = &[("Allow", "POST")];
 
 fn route(shared: &Shared, req: &Request, peer: SocketAddr) -> Response {
     let get = req.method == "GET";
+    if let Some(cmd) = ControlCommand::from_path(&req.path) {
+        if req.method == "POST" {
+            return emergency(shared, req, peer, cmd);
+        }
+        return method_not_allowed(ALLOW_POST);
+    }
     match req.path.as_str() {
         "/api/v1/health" if get => {
             json_response(200, "OK", &HealthSnapshot::from_status(&shared.source.status()))
@@ -436,14 +509,12 @@ fn route(shared: &Shared, req: &Request, peer: SocketAddr) -> Response {
             body: DASHBOARD_HTML.as_bytes().to_vec(),
             extra_headers: &[("Cache-Control", "no-store")],
         },
-        "/api/v1/emergency/reduce_only" if req.method == "POST" => emergency(shared, req, peer),
         "/api/v1/health"
         | "/api/v1/status"
         | "/api/v1/reason_text"
         | "/metrics"
         | "/"
         | "/index.html" => method_not_allowed(ALLOW_GET),
-        "/api/v1/emergency/reduce_only" => method_not_allowed(ALLOW_POST),
         _ => text(404, "Not Found", "not found"),
     }
 }
@@ -487,11 +558,12 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-fn emergency(shared: &Shared, req: &Request, peer: SocketAddr) -> Response {
+fn emergency(shared: &Shared, req: &Request, peer: SocketAddr, cmd: ControlCommand) -> Response {
+    let command = cmd.as_str();
     let token = match load_token(&shared.config) {
         Ok(t) => t,
         Err(why) => {
-            tracing::error!(target: "stoic::control", %peer, %why, "emergency reduce_only refused: endpoint has no usable token");
+            tracing::error!(target: "stoic::control", %peer, command, %why, "control command refused: endpoint has no usable token");
             return error_json(
                 503,
                 "Service Unavailable",
@@ -506,7 +578,7 @@ fn emergency(shared: &Shared, req: &Request, peer: SocketAddr) -> Response {
         .map(<[u8]>::trim_ascii);
     let authorised = presented.is_some_and(|p| constant_time_eq(p, &token));
     if !authorised {
-        tracing::warn!(target: "stoic::control", %peer, "emergency reduce_only refused: missing or wrong bearer token");
+        tracing::warn!(target: "stoic::control", %peer, command, "control command refused: missing or wrong bearer token");
         return Response {
             extra_headers: &[("WWW-Authenticate", "Bearer")],
             ..error_json(401, "Unauthorized", "missing or wrong bearer token")
@@ -559,12 +631,16 @@ fn emergency(shared: &Shared, req: &Request, peer: SocketAddr) -> Response {
         requested_by = er.requested_by.as_deref().unwrap_or("-"),
         reason = er.reason.as_deref().unwrap_or("-"),
         at_ms = er.received_at_ms,
-        "emergency reduce_only accepted"
+        command,
+        "control command accepted"
     );
-    match shared.sink.emergency_reduce_only(er) {
+    match shared.sink.command(cmd, er) {
         Ok(status) => json_response(200, "OK", &status),
+        Err(ControlError::Unsupported(_)) => {
+            error_json(501, "Not Implemented", &format!("command {command} not supported"))
+        }
         Err(e) => {
-            tracing::error!(target: "stoic::control", %peer, error = %e, "emergency reduce_only could not be applied");
+            tracing::error!(target: "stoic::control", %peer, command, error = %e, "control command could not be applied");
             error_json(503, "Service Unavailable", &e.to_string())
         }
     }

@@ -5,10 +5,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod control_call;
 mod decode;
 mod drill;
+mod drill_break_glass;
+mod emergency;
 mod health;
 mod keys;
+mod mode;
 mod paper;
 mod record;
 mod replay;
@@ -38,6 +42,10 @@ enum Command {
     Health(health::Args),
     /// Print engine status (trading mode, reasons, latch, positions); non-zero exit when not ok.
     Status(status::Args),
+    /// Operator mode switches of a running engine: kill, reduce-only, relax.
+    Mode(mode::Args),
+    /// Emergency actions on a running engine: close every position now.
+    Emergency(emergency::Args),
     /// Run an operational drill against the simulator (e.g. break-glass).
     Drill(drill::Args),
     /// Probe API keys: authenticate, read scopes, try an action outside them.
@@ -66,6 +74,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(a) => sim::main(a),
         Command::Health(a) => health::main(a),
         Command::Status(a) => status::main(a),
+        Command::Mode(a) => mode::main(a),
+        Command::Emergency(a) => emergency::main(a),
         Command::Drill(a) => drill::main(a),
         Command::Keys(a) => keys::main(a),
         Command::Wal(a) => wal::main(a),

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hotpath::venue::auth::{Credentials, Secret};
 
+use crate::engine::operator_socket::OperatorSocket;
 use crate::engine::{strategies, Engine, EngineOptions, EngineSnapshot};
 
 /// Arguments of `stoic run`.
@@ -151,6 +152,13 @@ fn progress_line(s: &EngineSnapshot) {
 #[allow(clippy::needless_pass_by_value)]
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     signals::install();
+    // Warnings and errors (control-plane audit lines under target `stoic::control`, WAL and
+    // venue trouble) go to stderr; progress stays on stdout.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .with_target(true)
+        .try_init();
     let run_id = format!(
         "{:x}-{:x}",
         std::process::id(),
@@ -195,6 +203,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         policy_path.display(),
         token_path.display()
     );
+    let wal_dir_for_socket = wal_dir.clone();
     let opts = EngineOptions {
         venue_url,
         credentials,
@@ -210,6 +219,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut engine = Engine::new(opts)?;
     let mut server = None;
+    let mut operator_socket = None;
     if !args.headless || args.status_addr.is_some() {
         let published: crate::engine::status::Published = std::sync::Arc::default();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -225,19 +235,24 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
             token_file: Some(token_path.clone()),
             ..coldpath::server::ServerConfig::default()
         };
+        let control = std::sync::Arc::new(crate::engine::status::EngineControl {
+            tx: std::sync::Mutex::new(tx),
+            published: published.clone(),
+        });
         let h = coldpath::server::start(
             cfg,
             std::sync::Arc::new(crate::engine::status::EngineStatus {
                 published: published.clone(),
             }),
-            std::sync::Arc::new(crate::engine::status::EngineControl {
-                tx: std::sync::Mutex::new(tx),
-                published: published.clone(),
-            }),
+            control.clone(),
             std::sync::Arc::clone(&metrics),
         )
         .context("start the status server")?;
         println!("status: http://{}/ (control token: {})", h.local_addr(), token_path.display());
+        let sock =
+            OperatorSocket::start(&wal_dir_for_socket, control).context("operator socket")?;
+        println!("operator socket: {} (stoic mode relax)", sock.path().display());
+        operator_socket = Some(sock);
         engine.set_control(crate::engine::status::ControlPort { rx, published });
         server = Some(h);
     }
@@ -250,6 +265,9 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(h) = server {
         h.shutdown();
+    }
+    if let Some(s) = operator_socket {
+        s.remove();
     }
     if let Some(h) = sim {
         h.shutdown();

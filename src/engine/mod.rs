@@ -8,7 +8,9 @@
 
 mod control;
 pub mod edge;
+pub mod emergency;
 mod market_data;
+pub mod operator_socket;
 mod reconcile;
 pub mod reconcile_service;
 mod reports;

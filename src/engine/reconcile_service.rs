@@ -528,15 +528,7 @@ impl Engine {
         self.fire(TriggerKind::PrivateGap);
         self.latch_set(OpenPermissionReasonCode::SessionTerminationReconcileRequired);
         self.evaluate_mode(now);
-        self.publish_now();
-    }
-
-    fn publish_now(&self) {
-        if let Some(port) = self.control.as_ref() {
-            if let Ok(mut g) = port.published.lock() {
-                *g = Some(self.snapshot());
-            }
-        }
+        self.publish_snapshot();
     }
 
     /// PolicyGuard inputs from the engine's state (what is not measured here is healthy).

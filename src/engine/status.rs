@@ -1,25 +1,79 @@
 //! The engine behind coldpath's status server: a published snapshot (written by the engine
-//! thread, read by the HTTP threads) and the one control command, emergency reduce-only,
-//! delivered to the engine thread over a channel and journaled there before the reply.
+//! thread, read by the HTTP threads) and the control commands (reduce-only, kill, emergency
+//! close from HTTP; relax from the host-local operator socket), delivered to the engine thread
+//! over a channel and journaled there before the reply.
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use coldpath::server::{ControlError, ControlSink, EmergencyRequest, StatusSource};
+use coldpath::server::{ControlCommand, ControlError, ControlSink, EmergencyRequest, StatusSource};
 use coldpath::status::{PositionView, StatusSnapshot};
+use hotpath::domain::reason_codes::TradingMode;
 
 use super::EngineSnapshot;
 
 /// The latest engine snapshot, shared with the status server.
 pub type Published = Arc<Mutex<Option<EngineSnapshot>>>;
 
-/// An emergency reduce-only request on its way to the engine thread.
+/// What the operator asks the engine to do.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ControlCmd {
+    /// Latch emergency ReduceOnly (ruling 8).
+    ReduceOnly,
+    /// Operator Kill (RiskState Kill, RS-005) and cancel of risk-increasing orders.
+    Kill,
+    /// The deterministic emergency close (contract B §3.1), see `engine::emergency`.
+    EmergencyClose,
+    /// Relax to `target`; the engine verifies `token` itself (`OperatorAuthenticated`).
+    Relax {
+        /// The mode asked for (below the published one).
+        target: TradingMode,
+        /// The bearer token the operator presented.
+        token: String,
+    },
+}
+
+impl std::fmt::Debug for ControlCmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Relax { target, .. } => write!(f, "Relax({target:?}, token=<redacted>)"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+impl ControlCmd {
+    /// Stable name (logs; never carries the token).
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::ReduceOnly => "reduce_only",
+            Self::Kill => "kill",
+            Self::EmergencyClose => "close",
+            Self::Relax { .. } => "relax",
+        }
+    }
+
+    /// How long the endpoint waits for the engine (an emergency close runs up to three IOC
+    /// rounds plus a hedge; the others are one WAL sync).
+    #[must_use]
+    pub fn reply_timeout(&self) -> Duration {
+        match self {
+            Self::EmergencyClose => Duration::from_secs(30),
+            _ => Duration::from_secs(3),
+        }
+    }
+}
+
+/// A control command on its way to the engine thread.
 #[derive(Debug)]
 pub struct ControlMsg {
-    /// The authenticated request.
+    /// What to do.
+    pub cmd: ControlCmd,
+    /// The authenticated request (who, why, from where, when).
     pub req: EmergencyRequest,
-    /// Where the engine answers (Ok once the mode is tightened and the action journaled).
+    /// Where the engine answers (Ok once the change is made and journaled).
     pub reply: Sender<Result<(), String>>,
 }
 
@@ -40,9 +94,11 @@ fn to_status(p: &Published) -> StatusSnapshot {
         st.open_permission_requires_reconcile = s.latched;
         st.open_permission_reason_codes = s.latch_codes.clone();
         st.loop_tick_last_ts_ms = s.at_ms;
+        // A flat instrument is no position (the engine keeps its zero entry after a close).
         st.positions = s
             .positions
             .iter()
+            .filter(|(_, q)| *q != 0)
             .map(|(n, q)| PositionView {
                 instrument_name: n.clone(),
                 size: *q as f64 / 1e8,
@@ -92,19 +148,49 @@ pub struct EngineControl {
     pub published: Published,
 }
 
-impl ControlSink for EngineControl {
-    fn emergency_reduce_only(&self, req: EmergencyRequest) -> Result<StatusSnapshot, ControlError> {
+impl EngineControl {
+    /// Hands `cmd` to the engine thread and waits (bounded) for its answer.
+    ///
+    /// # Errors
+    /// [`ControlError::Unavailable`] (engine gone or slow) or the engine's refusal.
+    pub fn submit(
+        &self,
+        cmd: ControlCmd,
+        req: EmergencyRequest,
+    ) -> Result<StatusSnapshot, ControlError> {
         let (reply_tx, reply_rx) = std::sync::mpsc::channel();
+        let wait = cmd.reply_timeout();
+        let is_close = cmd == ControlCmd::EmergencyClose;
         self.tx
             .lock()
             .map_err(|_| ControlError::Unavailable("control channel poisoned".into()))?
-            .send(ControlMsg { req, reply: reply_tx })
+            .send(ControlMsg { cmd, req, reply: reply_tx })
             .map_err(|_| ControlError::Unavailable("engine stopped".into()))?;
-        match reply_rx.recv_timeout(Duration::from_secs(3)) {
+        match reply_rx.recv_timeout(wait) {
             Ok(Ok(())) => Ok(to_status(&self.published)),
+            Ok(Err(e)) if is_close => Err(ControlError::Failed(e)),
             Ok(Err(e)) => Err(ControlError::RecordFailed(e)),
             Err(_) => Err(ControlError::Unavailable("engine did not answer in time".into())),
         }
+    }
+}
+
+impl ControlSink for EngineControl {
+    fn emergency_reduce_only(&self, req: EmergencyRequest) -> Result<StatusSnapshot, ControlError> {
+        self.submit(ControlCmd::ReduceOnly, req)
+    }
+
+    fn command(
+        &self,
+        cmd: ControlCommand,
+        req: EmergencyRequest,
+    ) -> Result<StatusSnapshot, ControlError> {
+        let cmd = match cmd {
+            ControlCommand::ReduceOnly => ControlCmd::ReduceOnly,
+            ControlCommand::Kill => ControlCmd::Kill,
+            ControlCommand::EmergencyClose => ControlCmd::EmergencyClose,
+        };
+        self.submit(cmd, req)
     }
 }
 

@@ -287,12 +287,14 @@ impl Resolution {
 }
 
 /// A venue position (signed: negative = short).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VenuePosition {
     /// Instrument.
     pub instrument: String,
     /// Signed size in the instrument's amount units.
     pub size: Decimal8,
+    /// The venue's delta of the position (base-currency units), when reported.
+    pub delta: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -429,6 +431,42 @@ impl Dispatcher {
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.client.connection_ref().is_closed()
+    }
+
+    /// Whether the rate-limit breaker refuses ordinary requests now.
+    pub fn breaker_open(&mut self) -> bool {
+        let conn = self.client.connection();
+        let now = conn.now_ms();
+        !conn.breaker().allows_requests(now)
+    }
+
+    /// The session's rate-limit breaker (tripping it only ever restricts).
+    pub fn rate_limit_breaker(&mut self) -> &mut crate::venue::credits::RateLimitBreaker {
+        self.client.connection().breaker()
+    }
+
+    /// Containment with the breaker open (B §3.3): draws `requests` credits from `reserve`
+    /// and lets exactly that many next requests of this session past the breaker. Nothing is
+    /// drawn while the breaker is closed (ordinary limits apply).
+    ///
+    /// # Errors
+    /// `RateLimitBrownout` when the reserve cannot cover `requests` (nothing granted).
+    pub fn grant_reserved(
+        &mut self,
+        reserve: &mut crate::emergency::CreditReserve,
+        requests: u32,
+    ) -> Result<(), crate::domain::reason_codes::RejectReasonCode> {
+        if !self.breaker_open() {
+            return Ok(());
+        }
+        reserve.take(requests.saturating_mul(crate::emergency::EMERGENCY_ORDER_CREDITS))?;
+        self.client.connection().set_reserved_passes(requests);
+        Ok(())
+    }
+
+    /// Revokes reserve passes left over from [`Self::grant_reserved`].
+    pub fn revoke_reserved(&mut self) {
+        self.client.connection().set_reserved_passes(0);
     }
 
     /// Requests still waiting for their reply.
@@ -604,12 +642,23 @@ impl Dispatcher {
     /// # Errors
     /// The client's refusal or a connection failure.
     pub fn cancel_all(&mut self) -> Result<(), DispatcherError> {
+        self.cancel_all_reporting(&mut Vec::new())
+    }
+
+    /// [`Self::cancel_all`], keeping the execution reports that arrive while it waits (the
+    /// cancelled orders' updates), so the caller's ledger sees them.
+    ///
+    /// # Errors
+    /// The client's refusal or a connection failure.
+    pub fn cancel_all_reporting(
+        &mut self,
+        out: &mut Vec<ExecReport>,
+    ) -> Result<(), DispatcherError> {
         let id = self.client.cancel_all()?;
         let deadline = Instant::now() + self.timeout;
         let mut done = false;
-        let mut sink = Vec::new();
         while !done && Instant::now() < deadline {
-            self.poll_inner(Duration::from_millis(50), &mut sink, Some(id), &mut done)?;
+            self.poll_inner(Duration::from_millis(50), out, Some(id), &mut done)?;
         }
         Ok(())
     }
@@ -774,6 +823,7 @@ impl Dispatcher {
                         .map(|p| VenuePosition {
                             instrument: p.instrument_name.to_owned(),
                             size: p.size,
+                            delta: p.delta,
                         })
                         .collect(),
                 ),
@@ -782,6 +832,7 @@ impl Dispatcher {
                         .then(|| VenuePosition {
                             instrument: p.instrument_name.to_owned(),
                             size: p.size,
+                            delta: p.delta,
                         })
                         .into_iter()
                         .collect(),

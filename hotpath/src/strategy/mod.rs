@@ -183,4 +183,5 @@ pub mod churn;
 pub mod pipeline;
 pub mod quoter;
 pub mod registry;
+pub mod runaway;
 pub mod vertical;

@@ -20,7 +20,7 @@ use super::vertical::{Vertical, VerticalParams};
 use super::Strategy;
 
 /// Every name [`by_name`] knows.
-pub const STRATEGY_NAMES: &[&str] = &["quoter", "vertical", "churn"];
+pub const STRATEGY_NAMES: &[&str] = &["quoter", "vertical", "churn", "runaway"];
 
 /// [`by_name`] could not build the strategy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +92,11 @@ pub fn by_name(
         "churn" => {
             let churn = super::churn::Churn::new(seed).map_err(|e| unusable("churn", &e))?;
             Ok(Box::new(churn))
+        }
+        // Drills only: keeps adding opens until the kill switch stops it.
+        "runaway" => {
+            let r = super::runaway::Runaway::new(seed).map_err(|e| unusable("runaway", &e))?;
+            Ok(Box::new(r))
         }
         other => Err(UnknownStrategy::Name(other.to_owned())),
     }

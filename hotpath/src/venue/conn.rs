@@ -265,6 +265,9 @@ pub struct Connection {
     in_flight_len: usize,
     limiter: CreditLimiter,
     breaker: RateLimitBreaker,
+    /// Requests the containment credit reserve paid for: they pass an open breaker and the
+    /// limiter (B §3.3, emergency close has top priority). Granted only by `crate::dispatch`.
+    reserved_passes: u32,
     token: Option<TokenState>,
     clock: Arc<dyn Clock>,
     stats: ConnStats,
@@ -377,6 +380,7 @@ impl Connection {
             in_flight_len: 0,
             limiter: CreditLimiter::with_defaults(now),
             breaker: RateLimitBreaker::new(),
+            reserved_passes: 0,
             token: None,
             clock,
             stats: ConnStats::default(),
@@ -432,6 +436,17 @@ impl Connection {
     /// The rate-limit breaker (the mode logic reads its state and severity).
     pub fn breaker(&mut self) -> &mut RateLimitBreaker {
         &mut self.breaker
+    }
+
+    /// Lets the next `passes` requests through an open breaker without charging the limiter
+    /// (the caller drew them from the containment reserve). `0` revokes what is left.
+    pub(crate) fn set_reserved_passes(&mut self, passes: u32) {
+        self.reserved_passes = passes;
+    }
+
+    /// The session clock's time (ms).
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The credit limiter (e.g. to apply the account's reported limits).
@@ -518,7 +533,9 @@ impl Connection {
         fill: impl FnOnce(&mut RequestBuf),
     ) -> Result<u64, ConnError> {
         let now = self.clock.now_ms();
-        if !self.breaker.allows_requests(now) {
+        let breaker_closed = self.breaker.allows_requests(now);
+        let reserved = !breaker_closed && self.reserved_passes > 0;
+        if !breaker_closed && !reserved {
             return Err(ConnError::BreakerOpen);
         }
         let id = self.next_id;
@@ -526,9 +543,13 @@ impl Connection {
         if self.in_flight[slot].is_some() {
             return Err(ConnError::InFlightFull);
         }
-        self.limiter
-            .try_acquire(method, now)
-            .map_err(|wait_ms| ConnError::Throttled { wait_ms })?;
+        if reserved {
+            self.reserved_passes -= 1;
+        } else {
+            self.limiter
+                .try_acquire(method, now)
+                .map_err(|wait_ms| ConnError::Throttled { wait_ms })?;
+        }
         self.req.begin(id, method);
         fill(&mut self.req);
         self.req.finish();

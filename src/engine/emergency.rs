@@ -1,0 +1,695 @@
+//! The engine's deterministic emergency close (contract B §3.1; rulings 1 and 7; DESIGN
+//! invariant 6): cancel every open order, then up to
+//! [`hotpath::emergency::CLOSE_ATTEMPTS_MAX`] rounds of
+//! reduce-only IOC limit closes on what the venue still reports, priced through the touch with
+//! a doubling, slippage-bounded buffer (`hotpath::emergency::plan_emergency_close`), then a
+//! perpetual hedge for any option still exposed.
+//!
+//! Every order takes the one road every order takes: gate chain (Kill lets an intent through
+//! only when it is flagged emergency-close and classified risk-reducing) → WAL record → one
+//! sync → `Dispatcher::send_batch` with the durable proof; when the WAL cannot append, the
+//! pipeline's unjournaled-reduce token and `send_unjournaled_reduce`. The venue's positions
+//! (not the engine's) decide what to close each round. With the rate-limit breaker open,
+//! every request of the run (queries, cancel-all, orders) is paid from the containment
+//! [`CreditReserve`] and let past the breaker by dispatch; a spent reserve stops the run with
+//! `RateLimitBrownout` rather than borrowing from anything else.
+//!
+//! The run blocks the engine loop (no strategy tick in between), so nothing new can be
+//! decided while it works; it is bounded: three rounds of at most [`ROUND_WAIT`] each, plus
+//! one hedge round.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::market_data::apply_md;
+use super::{edge, Engine, EngineError, LiveIntent};
+use hotpath::dispatch::{BatchInputs, OutboundIntent, PipelineEvent, Refusal, SendOutcome};
+use hotpath::domain::instrument::{Instrument, InstrumentKind, InstrumentName};
+use hotpath::domain::intent::{GroupId, IntentFields, OrderIntent, StrategyId};
+use hotpath::domain::metadata::{InstrumentCache, InstrumentMeta};
+use hotpath::domain::reason_codes::RejectReasonCode;
+use hotpath::domain::units::{Price, Qty};
+use hotpath::emergency::{
+    plan_close_order, plan_emergency_close, CloseIdentity, CreditReserve, EmergencyConfig,
+    EmergencyMarket, ExposedPosition, L1Ticker, PriceInputs, L2_BOOK_SNAPSHOT_MAX_AGE_MS,
+};
+use hotpath::gates::chain::{GateContext, PolicySlot};
+use hotpath::gates::market::BookView;
+use hotpath::gates::positions::{ExposureBook, PortfolioView, PositionView};
+use hotpath::mode::ModePermissions;
+use hotpath::venue::conn::ConnError;
+use hotpath::venue::messages::{Message, ResultPayload};
+use hotpath::venue::methods;
+use hotpath::wal::{OperatorActionKind, Record};
+
+/// Longest wait for one round's IOC orders to reach a terminal state.
+pub const ROUND_WAIT: Duration = Duration::from_secs(3);
+/// The strategy id on every emergency order's label.
+pub const EMERGENCY_STRATEGY_ID: &str = "emergency";
+/// Currencies whose positions the run reads (the instruments this engine trades).
+const CURRENCIES: [&str; 2] = ["BTC", "ETH"];
+/// Longest wait for one ticker reply (the L1 price fallback).
+const TICKER_WAIT: Duration = Duration::from_secs(2);
+
+/// What one emergency-close run did (the `AtomicNakedEvent`-shaped summary, B §3.1).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CloseOutcome {
+    /// Close rounds used (0 when nothing was exposed).
+    pub rounds: u8,
+    /// Venue positions before (instrument, signed size in 1e-8 amount units).
+    pub before: Vec<(String, i64)>,
+    /// Venue positions still open after the closes and the hedge.
+    pub residual: Vec<(String, i64)>,
+    /// Labels of every order sent, in order.
+    pub sent: Vec<String>,
+    /// Orders that could not be planned or were refused, and why.
+    pub refused: Vec<(String, String)>,
+    /// Whether a hedge order was sent.
+    pub hedge_used: bool,
+    /// `flat` / `closed` / `emergency_close_exhausted` / `hedge_fallback`.
+    pub cause: &'static str,
+    /// Why the run stopped early (venue unreachable, reserve spent, planning refused): then
+    /// `residual` is not known to be empty, whatever it says.
+    pub error: Option<String>,
+}
+
+impl CloseOutcome {
+    /// Whether the venue was read after the run and reported nothing exposed.
+    #[must_use]
+    pub fn flat(&self) -> bool {
+        self.error.is_none() && self.residual.is_empty()
+    }
+}
+
+impl CloseOutcome {
+    /// One line for logs and error replies.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let list = |v: &[(String, i64)]| {
+            v.iter().map(|(n, q)| format!("{n}:{}", *q as f64 / 1e8)).collect::<Vec<_>>().join(",")
+        };
+        format!(
+            "cause={} rounds={} sent={} hedge_used={} before=[{}] residual=[{}] refused=[{}] error={}",
+            self.cause,
+            self.rounds,
+            self.sent.len(),
+            self.hedge_used,
+            list(&self.before),
+            list(&self.residual),
+            self.refused.iter().map(|(a, b)| format!("{a}: {b}")).collect::<Vec<_>>().join("; "),
+            self.error.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+/// The planner's view of the engine's market: instrument metadata, the live books, and the
+/// tickers fetched for exposed instruments without a fresh book.
+struct EngineMarket<'a> {
+    instruments: &'a InstrumentCache,
+    books: &'a [BookView],
+    tickers: &'a BTreeMap<InstrumentName, L1Ticker>,
+}
+
+impl EmergencyMarket for EngineMarket<'_> {
+    fn meta(&self, instrument: &str) -> Option<&InstrumentMeta> {
+        self.instruments.get(instrument)
+    }
+
+    fn prices(&self, instrument: InstrumentName) -> PriceInputs {
+        PriceInputs {
+            book: self.books.iter().find(|b| b.instrument == instrument).copied(),
+            ticker: self.tickers.get(&instrument).copied(),
+        }
+    }
+}
+
+/// A venue position the run works on, with the venue's delta (for the hedge).
+#[derive(Debug, Clone, Copy)]
+struct Exposure {
+    position: ExposedPosition,
+    delta: Option<f64>,
+}
+
+fn as_pairs(v: &[Exposure]) -> Vec<(String, i64)> {
+    v.iter()
+        .map(|e| (e.position.instrument.as_str().to_owned(), e.position.position.raw()))
+        .collect()
+}
+
+impl Engine {
+    /// Runs the emergency close now, journaled as an `OperatorAction` first (a WAL that
+    /// cannot append does not stop it: capital supremacy). Never fails: what it could not do
+    /// is in the outcome (`residual`, `refused`).
+    pub fn emergency_close(&mut self, who: &str, reason: &str) -> CloseOutcome {
+        let started = Instant::now();
+        if let Err(e) =
+            self.journal_operator_action(OperatorActionKind::EmergencyClose, who, reason)
+        {
+            tracing::error!(run_id = %self.run_id, error = %e, "emergency close not journaled; running it anyway (capital supremacy)");
+        }
+        trip_breaker_for_test(self.disp.as_mut(), self.clock.now_ms());
+        let mut credits = CreditReserve::new(
+            self.disp.as_mut().is_some_and(hotpath::dispatch::Dispatcher::breaker_open),
+        );
+        let mut out = CloseOutcome { cause: "flat", ..CloseOutcome::default() };
+        match self.emergency_rounds(&mut credits, &mut out) {
+            Ok(()) => {}
+            Err(e) => out.error = Some(e.to_string()),
+        }
+        if let Some(d) = self.disp.as_mut() {
+            d.revoke_reserved();
+        }
+        println!(
+            "emergency close by {who}: {} reserve_drawn={} elapsed_ms={} (run_id={})",
+            out.describe(),
+            credits.drawn,
+            started.elapsed().as_millis(),
+            self.run_id
+        );
+        out
+    }
+
+    fn emergency_rounds(
+        &mut self,
+        credits: &mut CreditReserve,
+        out: &mut CloseOutcome,
+    ) -> Result<(), EngineError> {
+        let started_ms = self.clock.now_ms();
+        let sid = StrategyId::new_checked(EMERGENCY_STRATEGY_ID)
+            .map_err(|e| EngineError::Reconcile(format!("emergency strategy id: {e}")))?;
+        let cfg = EmergencyConfig::default();
+        let mut positions = self.venue_exposure(credits)?;
+        out.before = as_pairs(&positions);
+        if positions.is_empty() {
+            // Nothing to close, but open orders could still add exposure: the planner's
+            // round-0 cancel-all never runs, so do it here.
+            self.emergency_cancel_all(credits);
+        }
+        for attempt in 0..cfg.close_attempts_max {
+            if positions.is_empty() {
+                break;
+            }
+            self.refresh_market();
+            let mode = self.guard.cell().mode();
+            let permissions = ModePermissions::with_latch(mode, self.guard.latch().is_latched());
+            let identity = round_identity(&sid, started_ms, attempt);
+            let tickers = self.prepare_market(&positions, credits);
+            let exposed: Vec<ExposedPosition> = positions.iter().map(|e| e.position).collect();
+            let books = self.book_views();
+            let market =
+                EngineMarket { instruments: &self.instruments, books: &books, tickers: &tickers };
+            let plan = plan_emergency_close(
+                &exposed,
+                &market,
+                permissions,
+                mode,
+                credits,
+                attempt,
+                &cfg,
+                self.clock.now_ms(),
+                &identity,
+            )
+            .map_err(|e| EngineError::Reconcile(format!("emergency plan: {e}")))?;
+            out.rounds = attempt + 1;
+            out.cause = "closed";
+            if plan.cancel_all {
+                self.emergency_cancel_all(credits);
+            }
+            out.refused.extend(
+                plan.blocked.iter().map(|(n, code)| (n.as_str().to_owned(), format!("{code:?}"))),
+            );
+            let intents: Vec<OrderIntent> = plan.orders.iter().map(|c| c.intent).collect();
+            let sent = self.dispatch_emergency(&intents, &exposed, credits, out)?;
+            self.await_terminal(&sent);
+            positions = self.venue_exposure(credits)?;
+        }
+        if !positions.is_empty() && out.rounds > 0 {
+            out.cause = "emergency_close_exhausted";
+            let hedges = self.emergency_hedge(&sid, started_ms, &positions, credits, out)?;
+            if !hedges.is_empty() {
+                self.await_terminal(&hedges);
+                positions = self.venue_exposure(credits)?;
+            }
+        }
+        out.residual = as_pairs(&positions);
+        Ok(())
+    }
+
+    /// Reads market data for a moment so the books the planner prices off are fresh (the
+    /// run blocks the loop that normally does this).
+    fn refresh_market(&mut self) {
+        let until = Instant::now() + Duration::from_millis(60);
+        while Instant::now() < until {
+            if self.poll_md().and_then(|()| self.poll_exec(Duration::from_millis(10))).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Makes every exposed instrument plannable: metadata the engine did not load at start
+    /// (it loads futures; an adopted option position has none) is fetched per currency and
+    /// kind, and a ticker is fetched for each instrument without a fresh book (B §3.1 price
+    /// source 2, AT-937). What cannot be had is left out: the planner then reports
+    /// `InstrumentMetadataMissing` / `EmergencyCloseNoPrice` for it (fail closed, never a guess).
+    fn prepare_market(
+        &mut self,
+        positions: &[Exposure],
+        credits: &mut CreditReserve,
+    ) -> BTreeMap<InstrumentName, L1Ticker> {
+        let mut listings: Vec<(String, &'static str)> = positions
+            .iter()
+            .filter(|e| self.instruments.get(e.position.instrument.as_str()).is_none())
+            .map(|e| {
+                let kind = match e.position.instrument.kind() {
+                    InstrumentKind::Option => "option",
+                    _ => "future",
+                };
+                (e.position.instrument.base_currency().as_str().to_owned(), kind)
+            })
+            .collect();
+        listings.sort_unstable();
+        listings.dedup();
+        for (ccy, kind) in listings {
+            let Some(disp) = self.disp.as_mut() else { break };
+            if disp.grant_reserved(credits, 1).is_err() {
+                break;
+            }
+            match disp.instruments_json(&ccy, Some(kind), &mut self.reports) {
+                Ok(json) => {
+                    if let Err(e) =
+                        self.instruments.load_get_instruments(&json, self.clock.now_ms())
+                    {
+                        tracing::error!(run_id = %self.run_id, %ccy, kind, error = %e, "emergency close: instrument listing unusable");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(run_id = %self.run_id, %ccy, kind, error = %e, "emergency close: instrument listing not fetched");
+                }
+            }
+        }
+        self.drain_reports();
+        let mut tickers = BTreeMap::new();
+        for e in positions {
+            let name = e.position.instrument.name();
+            if !self.book_fresh(name) {
+                if let Some(t) = self.fetch_ticker(name) {
+                    tickers.insert(name, t);
+                }
+            }
+        }
+        tickers
+    }
+
+    fn book_fresh(&self, name: InstrumentName) -> bool {
+        let now = self.clock.now_ms();
+        self.books.get(name.as_str()).is_some_and(|s| {
+            s.book.is_live()
+                && !s.book.is_gapped()
+                && now.saturating_sub(s.last_ms) <= L2_BOOK_SNAPSHOT_MAX_AGE_MS
+        })
+    }
+
+    /// `public/ticker` on the market-data session (not the trading session: its breaker and
+    /// credits are the trading session's business); market data arriving meanwhile is applied.
+    fn fetch_ticker(&mut self, name: InstrumentName) -> Option<L1Ticker> {
+        let md = self.md.as_mut()?;
+        let books = &mut self.books;
+        let index = &mut self.index;
+        let clock = &self.clock;
+        let health = &mut self.recon.md;
+        let reply = md.call(
+            methods::TICKER,
+            |b| {
+                b.str("instrument_name", name.as_str());
+            },
+            TICKER_WAIT,
+            |m| match m {
+                Message::Response(r) => match &r.result {
+                    ResultPayload::Ticker(t) => match (t.best_bid_price, t.best_ask_price) {
+                        (Some(bid), Some(ask)) => Ok(L1Ticker {
+                            instrument: name,
+                            best_bid: Price::from_raw(bid.raw),
+                            best_ask: Price::from_raw(ask.raw),
+                            ts_ms: t.timestamp,
+                        }),
+                        _ => Err(ConnError::UnexpectedReply),
+                    },
+                    _ => Err(ConnError::UnexpectedReply),
+                },
+                _ => Err(ConnError::UnexpectedReply),
+            },
+            &mut |inc| apply_md(&inc, books, index, health, clock.now_ms()),
+        );
+        match reply {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(run_id = %self.run_id, instrument = name.as_str(), error = %e, "emergency close: no ticker");
+                None
+            }
+        }
+    }
+
+    /// The venue's non-zero positions, paid from the reserve when the breaker is open.
+    fn venue_exposure(
+        &mut self,
+        credits: &mut CreditReserve,
+    ) -> Result<Vec<Exposure>, EngineError> {
+        let mut out = Vec::new();
+        for ccy in CURRENCIES {
+            let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
+            disp.grant_reserved(credits, 1)
+                .map_err(|code| EngineError::Reconcile(format!("{code:?}")))?;
+            for p in disp.positions(ccy, &mut self.reports)? {
+                let Ok(instrument) = Instrument::parse(&p.instrument) else {
+                    tracing::warn!(instrument = %p.instrument, "emergency close: unparsable instrument skipped");
+                    continue;
+                };
+                out.push(Exposure {
+                    position: ExposedPosition { instrument, position: Qty::from_raw(p.size.raw) },
+                    delta: p.delta,
+                });
+            }
+        }
+        self.drain_reports();
+        out.sort_by_key(|e| e.position.instrument.name());
+        Ok(out)
+    }
+
+    /// Cancels every open order of the account (the first step of containment), keeping the
+    /// cancel reports for the ledger. A failure does not stop the closes: they cannot add risk.
+    fn emergency_cancel_all(&mut self, credits: &mut CreditReserve) {
+        let Some(disp) = self.disp.as_mut() else { return };
+        if let Err(code) = disp.grant_reserved(credits, 1) {
+            tracing::error!(run_id = %self.run_id, ?code, "emergency cancel-all: reserve spent");
+            return;
+        }
+        if let Err(e) = disp.cancel_all_reporting(&mut self.reports) {
+            tracing::error!(run_id = %self.run_id, error = %e, "emergency cancel-all failed; closing anyway");
+        }
+        self.drain_reports();
+    }
+
+    /// Gate → WAL (one sync) → send, exactly the tick's road; returns the intent hashes that
+    /// reached the socket (or may have).
+    fn dispatch_emergency(
+        &mut self,
+        intents: &[OrderIntent],
+        positions: &[ExposedPosition],
+        credits: &mut CreditReserve,
+        out: &mut CloseOutcome,
+    ) -> Result<Vec<u64>, EngineError> {
+        if intents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.clock.now_ms();
+        let books = self.book_views();
+        let mut ex = ExposureBook::new();
+        for p in positions {
+            ex.set_position(p.instrument.name(), p.position);
+        }
+        let taker = self.taker_fee_bps;
+        let edge_model = move |i: &OrderIntent, b: Option<&BookView>, idx: Option<Price>| {
+            edge::estimate(i, b, idx, taker)
+        };
+        let inputs = BatchInputs {
+            base: GateContext {
+                now_ms: now,
+                policy: PolicySlot::from_result(&self.policy),
+                instruments: &self.instruments,
+                book: None,
+                index_price: None,
+                position: PositionView::default(),
+                portfolio: PortfolioView::default(),
+                fee_model_updated_ms: Some(self.instruments_ms),
+                edge: None,
+                risk_state: self.pipeline.risk_state,
+                trading_mode: self.guard.cell().mode(),
+                open_permission_latched: self.guard.latch().is_latched(),
+                order_rate: self.pipeline.order_rate,
+            },
+            books: &books,
+            index: self.index,
+            edge: &edge_model,
+        };
+        let events = &mut self.events;
+        events.clear();
+        let mut outcome =
+            self.pipeline.record_batch(&mut self.wal, &mut ex, intents, &inputs, &mut |ev| {
+                events.push(ev);
+            });
+        for (i, why) in &outcome.refused {
+            let what = match why {
+                Refusal::Gate(r) => format!("{:?} ({})", r.code, r.gate.as_str()),
+                Refusal::Duplicate => "duplicate of a journaled intent".into(),
+                Refusal::WalFailed { error, .. } => {
+                    format!("RecordedBeforeDispatchFailed: {error}")
+                }
+            };
+            tracing::error!(run_id = %self.run_id, intent_id = %format!("{:016x}", i.hash().value()), %what, "emergency order refused");
+            out.refused.push((i.fields().instrument.as_str().to_owned(), what));
+        }
+        let mut hashes = Vec::new();
+        let unjournaled = std::mem::take(&mut outcome.unjournaled);
+        if !unjournaled.is_empty() {
+            self.grant(credits, unjournaled.len());
+            for u in &unjournaled {
+                hashes.push(u.intent.hash().value());
+                out.sent.push(u.accepted.label.as_str().to_owned());
+            }
+            self.send_unjournaled(now, unjournaled)?;
+        }
+        let Some(durable) = outcome.durable else { return Ok(hashes) };
+        self.stats.intents += outcome.staged.len() as u64;
+        for s in &outcome.staged {
+            let f = s.intent.fields();
+            self.live.insert(
+                s.accepted.label.as_str().to_owned(),
+                LiveIntent {
+                    intent_hash: s.intent.hash().value(),
+                    accepted: Some(s.accepted),
+                    instrument: f.instrument.name(),
+                    side: f.side,
+                    price: f.limit_price.unwrap_or(Price::from_raw(0)),
+                    qty: f.qty.raw(),
+                },
+            );
+        }
+        self.grant(credits, outcome.staged.len());
+        let batch: Vec<OutboundIntent<'_>> = outcome
+            .staged
+            .iter()
+            .map(|s| OutboundIntent {
+                intent: &s.intent,
+                label: s.accepted.label.as_str(),
+                record_seq: s.record_seq,
+            })
+            .collect();
+        let Some(disp) = self.disp.as_mut() else { return Ok(hashes) };
+        let results = disp.send_batch(&batch, durable);
+        for (s, r) in outcome.staged.iter().zip(results) {
+            let h = s.intent.hash().value();
+            let label = s.accepted.label.as_str();
+            match r {
+                SendOutcome::Sent { .. } => {
+                    self.stats.sent += 1;
+                    self.events.push(PipelineEvent::Sent { intent_hash: h });
+                    self.append_checked(now, &Record::Sent { intent_hash: h })?;
+                    hashes.push(h);
+                    out.sent.push(label.to_owned());
+                }
+                SendOutcome::Failed(e) if e.certainly_not_sent() => {
+                    tracing::error!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "emergency order not sent; abandoned");
+                    self.append_checked(
+                        now,
+                        &Record::Abandoned {
+                            intent_hash: h,
+                            reason: "emergency close: refused before the socket",
+                        },
+                    )?;
+                    self.stats.abandoned += 1;
+                    self.live.remove(label);
+                    out.refused
+                        .push((s.intent.fields().instrument.as_str().to_owned(), e.to_string()));
+                }
+                SendOutcome::Failed(e) => {
+                    tracing::error!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "emergency order send failed; in doubt");
+                    hashes.push(h);
+                }
+            }
+        }
+        Ok(hashes)
+    }
+
+    /// Lets `n` requests past an open breaker, paid from the reserve (logged when spent: the
+    /// sends then fail before the socket and are abandoned, never retried blindly).
+    fn grant(&mut self, credits: &mut CreditReserve, n: usize) {
+        let Some(disp) = self.disp.as_mut() else { return };
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        if let Err(code) = disp.grant_reserved(credits, n) {
+            tracing::error!(run_id = %self.run_id, ?code, "emergency close: credit reserve spent");
+        }
+    }
+
+    /// Polls until every intent in `hashes` is terminal in the ledger, or [`ROUND_WAIT`]
+    /// (at least one poll turn, so reports already on the wire land).
+    fn await_terminal(&mut self, hashes: &[u64]) {
+        let deadline = Instant::now() + ROUND_WAIT;
+        let mut turns = 0;
+        while Instant::now() < deadline {
+            let done = hashes
+                .iter()
+                .all(|h| self.wal.ledger().get(*h).is_none_or(|e| e.state.is_terminal()));
+            if done && turns > 0 {
+                break;
+            }
+            turns += 1;
+            if self.poll_md().and_then(|()| self.poll_exec(Duration::from_millis(20))).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Hedge fallback (B §3.1 step 3): for each option still exposed, an IOC order in its
+    /// currency's perpetual sized to the venue-reported delta (USD amount = |delta| × index),
+    /// priced like the last close round. It goes through the same gates: a hedge opens
+    /// exposure in the perpetual, so the gate classifies it as an open, and in ReduceOnly and
+    /// Kill it is refused with the mode's code (recorded in `refused`).
+    fn emergency_hedge(
+        &mut self,
+        sid: &StrategyId,
+        started_ms: i64,
+        residual: &[Exposure],
+        credits: &mut CreditReserve,
+        out: &mut CloseOutcome,
+    ) -> Result<Vec<u64>, EngineError> {
+        let cfg = EmergencyConfig::default();
+        let identity = round_identity(sid, started_ms, cfg.close_attempts_max);
+        let perps: Vec<Exposure> = residual
+            .iter()
+            .filter(|e| e.position.instrument.kind() == InstrumentKind::Option)
+            .filter_map(|e| {
+                let perp = format!("{}-PERPETUAL", e.position.instrument.base_currency().as_str());
+                let instrument = Instrument::parse(&perp).ok()?;
+                Some(Exposure {
+                    position: ExposedPosition { instrument, position: Qty::from_raw(0) },
+                    delta: None,
+                })
+            })
+            .collect();
+        let tickers = self.prepare_market(&perps, credits);
+        let books = self.book_views();
+        let mut hedges = Vec::new();
+        for e in residual {
+            if e.position.instrument.kind() != InstrumentKind::Option {
+                continue;
+            }
+            let ccy = e.position.instrument.base_currency();
+            let perp = format!("{}-PERPETUAL", ccy.as_str());
+            let (Ok(perp), Some(delta), Some(index)) =
+                (Instrument::parse(&perp), e.delta, self.index.for_currency(ccy.as_str()))
+            else {
+                out.refused.push((
+                    e.position.instrument.as_str().to_owned(),
+                    "hedge: no perpetual, delta or index price".into(),
+                ));
+                continue;
+            };
+            let usd = delta.abs() * index.to_f64_lossy();
+            let Ok(qty) = Qty::from_f64_checked(usd) else { continue };
+            // The position the hedge would flatten if it existed: the planner then prices
+            // the side that neutralises the delta (a positive delta is sold).
+            let hedge_pos = ExposedPosition {
+                instrument: perp,
+                position: if delta > 0.0 { qty } else { qty.neg() },
+            };
+            let market =
+                EngineMarket { instruments: &self.instruments, books: &books, tickers: &tickers };
+            let planned = plan_close_order(
+                &hedge_pos,
+                market.meta(perp.as_str()),
+                &market.prices(perp.name()),
+                cfg.close_attempts_max.saturating_sub(1),
+                &cfg,
+                self.clock.now_ms(),
+                &identity,
+                u8::try_from(hedges.len()).unwrap_or(u8::MAX),
+            )
+            // A hedge opens in the perpetual, where the venue's reduce_only flag would refuse
+            // it; it stays flagged emergency-close.
+            .map(|i| OrderIntent::new(IntentFields { reduce_only: false, ..*i.fields() }));
+            match planned {
+                Ok(i) => hedges.push(i),
+                Err(code) => out.refused.push((perp.as_str().to_owned(), hedge_code(code))),
+            }
+        }
+        if hedges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hedge_positions: Vec<ExposedPosition> = residual.iter().map(|e| e.position).collect();
+        let sent = self.dispatch_emergency(&hedges, &hedge_positions, credits, out)?;
+        if !sent.is_empty() {
+            out.hedge_used = true;
+            out.cause = "hedge_fallback";
+        }
+        Ok(sent)
+    }
+
+    /// Whether the venue's positions equal the engine's (the check an operator relax to
+    /// Active needs before RiskState may return to Healthy).
+    ///
+    /// # Errors
+    /// The venue query's.
+    pub(super) fn positions_match_venue(&mut self) -> Result<bool, EngineError> {
+        let mut credits = CreditReserve::new(false);
+        let venue = self.venue_exposure(&mut credits)?;
+        let ours: Vec<(String, i64)> = self
+            .positions
+            .iter()
+            .filter(|(_, q)| q.raw() != 0)
+            .map(|(n, q)| (n.as_str().to_owned(), q.raw()))
+            .collect();
+        Ok(as_pairs(&venue) == ours)
+    }
+}
+
+/// Test hook (feature `failpoints` only): with `STOIC_TRIP_BREAKER_BEFORE_CLOSE` set, the
+/// trading session's rate-limit breaker is tripped as the emergency close starts, as a 10028
+/// would, so the engine-level test watches the close run on the credit reserve.
+#[cfg(feature = "failpoints")]
+fn trip_breaker_for_test(disp: Option<&mut hotpath::dispatch::Dispatcher>, now_ms: i64) {
+    if let (Some(d), Some(_)) = (disp, std::env::var_os("STOIC_TRIP_BREAKER_BEFORE_CLOSE")) {
+        println!("emergency close: test fault: rate-limit breaker tripped");
+        d.rate_limit_breaker().trip(now_ms);
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn trip_breaker_for_test(_: Option<&mut hotpath::dispatch::Dispatcher>, _: i64) {}
+
+fn hedge_code(code: RejectReasonCode) -> String {
+    format!("hedge: {code:?}")
+}
+
+/// One group id per run and round, so a retry at the same price and size is a new intent
+/// (not a duplicate of the journaled one) while the same run replayed gives the same ids.
+fn round_identity(sid: &StrategyId, started_ms: i64, round: u8) -> CloseIdentity {
+    let mut key = [0u8; 9];
+    key[..8].copy_from_slice(&started_ms.to_le_bytes());
+    key[8] = round;
+    CloseIdentity { strategy_id: *sid, group_id: GroupId::derive(sid, &key) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_of_one_run_get_distinct_groups_and_replays_the_same() {
+        let sid = StrategyId::new_checked(EMERGENCY_STRATEGY_ID).unwrap();
+        let a = round_identity(&sid, 1_700_000_000_000, 0);
+        let b = round_identity(&sid, 1_700_000_000_000, 1);
+        assert_ne!(a.group_id, b.group_id);
+        assert_eq!(a, round_identity(&sid, 1_700_000_000_000, 0));
+        assert_ne!(a.group_id, round_identity(&sid, 1_700_000_000_001, 0).group_id);
+    }
+}
