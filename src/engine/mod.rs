@@ -533,14 +533,15 @@ impl Engine {
             }
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + self.tick;
-                if !self.guard.latch().is_latched() {
-                    if let Err(e) = self.tick() {
-                        if matches!(e, EngineError::Wal(_)) {
-                            tracing::error!(run_id = %self.run_id, error = %e, "WAL failure; reduce-only");
-                            self.pipeline.risk_state = RiskState::Degraded;
-                        } else {
-                            self.recover_connection(&e)?;
-                        }
+                // Ticks run while the open-permission latch is set: the gates refuse opens
+                // (`OpenPermissionLatched`), closes, hedges and cancels go on (CP-001,
+                // capital supremacy). Start-up and reconnects reconcile before the loop runs.
+                if let Err(e) = self.tick() {
+                    if matches!(e, EngineError::Wal(_)) {
+                        tracing::error!(run_id = %self.run_id, error = %e, "WAL failure; reduce-only");
+                        self.pipeline.risk_state = RiskState::Degraded;
+                    } else {
+                        self.recover_connection(&e)?;
                     }
                 }
             }
