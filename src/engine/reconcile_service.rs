@@ -236,7 +236,11 @@ pub struct ReconState {
     job: Option<JobMeta>,
     next_job_id: u64,
     next_job_ms: i64,
+    /// Session reconnects (ruling 3; reset after 60 s healthy).
     backoff: Backoff,
+    session_up: bool,
+    /// Failed reconciliation passes.
+    pass_backoff: Backoff,
     rng: JitterRng,
     suspects: BTreeSet<String>,
     processed: VecDeque<String>,
@@ -277,6 +281,8 @@ impl Default for ReconState {
             next_job_id: 1,
             next_job_ms: 0,
             backoff: Backoff::new(),
+            session_up: false,
+            pass_backoff: Backoff::new(),
             rng: JitterRng::new(u64::from(std::process::id())),
             suspects: BTreeSet::new(),
             processed: VecDeque::new(),
@@ -522,6 +528,8 @@ impl Engine {
         if trips > 0 {
             self.note_10028(trips);
         }
+        self.recon.backoff.on_disconnected(wall_ms());
+        self.recon.session_up = false;
         self.recon.pos_gen += 1;
         self.recon.job = None;
         self.recon.suspects.clear();
@@ -621,6 +629,11 @@ impl Engine {
             return;
         }
         self.recon.last_eval_ms = wall;
+        if !self.recon.session_up {
+            self.recon.backoff.on_connected(wall);
+            self.recon.session_up = true;
+        }
+        self.recon.backoff.on_healthy_tick(wall);
         self.poll_reconcile_result(wall);
         self.check_market_data(wall);
         self.evaluate_mode(self.clock.now_ms());
@@ -719,12 +732,14 @@ impl Engine {
                 self.recon.view.errors += 1;
                 self.recon.view.last_error = Some(e);
                 self.recon.view.last_result = "error";
-                let delay = i64::try_from(self.reconnect_delay_ms()).unwrap_or(30_000);
+                let r = self.recon.rng.next_u64();
+                let delay =
+                    i64::try_from(self.recon.pass_backoff.next_delay_ms(r)).unwrap_or(30_000);
                 self.recon.next_job_ms = wall.saturating_add(delay);
                 self.fire(TriggerKind::Manual);
             }
             Ok(report) => {
-                self.recon.backoff.on_connected(wall);
+                self.recon.pass_backoff = Backoff::new();
                 self.apply_pass(&meta, &report, wall);
             }
         }
