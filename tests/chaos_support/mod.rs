@@ -71,6 +71,8 @@ pub struct Chaos {
     pub status_addr: String,
     pub wal: PathBuf,
     pub seed: u64,
+    /// Engine arguments after the venue/WAL/status ones (strategy and its options).
+    pub engine_args: Vec<String>,
     seen: Arc<Mutex<Vec<Seen>>>,
     stop: Arc<AtomicBool>,
     watcher: Option<std::thread::JoinHandle<()>>,
@@ -84,12 +86,25 @@ impl Chaos {
     /// Starts the simulator and the engine (churn strategy) and waits until it trades with
     /// the latch clear and the mode Active.
     pub fn start(name: &'static str, seed: u64) -> Chaos {
+        let args = vec!["--strategy".into(), "churn".into(), "--seed".into(), seed.to_string()];
+        Self::start_with(name, seed, args, |_, _| {})
+    }
+
+    /// As [`Chaos::start`] with other engine arguments; `before` runs once the simulator is
+    /// up and before the engine starts (faults armed for its first orders, policy files).
+    pub fn start_with(
+        name: &'static str,
+        seed: u64,
+        engine_args: Vec<String>,
+        before: impl FnOnce(&SimHandle, &Path),
+    ) -> Chaos {
         let dir = tempfile::tempdir().unwrap();
         let sim = Simulator::start(SimConfig {
             journal: dir.path().join("journal.jsonl"),
             ..SimConfig::default()
         })
         .expect("simulator starts");
+        before(&sim, dir.path());
         let wal = dir.path().join("wal");
         let mut c = Chaos {
             name,
@@ -99,6 +114,7 @@ impl Chaos {
             status_addr: String::new(),
             wal,
             seed,
+            engine_args,
             seen: Arc::default(),
             stop: Arc::new(AtomicBool::new(false)),
             watcher: None,
@@ -121,8 +137,7 @@ impl Chaos {
             .arg(self.sim().ws_url())
             .arg("--wal-dir")
             .arg(&self.wal)
-            .args(["--strategy", "churn", "--seed"])
-            .arg(self.seed.to_string())
+            .args(&self.engine_args)
             .args(["--status-addr", "127.0.0.1:0"])
             .env_remove("STOIC_FAILPOINT")
             .env_remove("STOIC_FAILPOINT_AFTER")
