@@ -761,9 +761,18 @@ impl Engine {
             .filter(|(k, _)| self.recon.suspects.contains(k))
             .map(|(_, f)| *f)
             .collect();
-        let raced = meta.pos_gen != self.recon.pos_gen;
+        // Positions moved, or an intent the pass would repair moved, while the venue was read:
+        // the comparison is void (a fill adopted here could arrive again as a report).
+        let intent_moved = report.actions.iter().any(|a| match a {
+            RepairAction::Ledger(r) => {
+                let h = r.intent_hash();
+                self.wal.ledger().get(h).map(|e| e.updated_seq) != meta.seqs.get(&h).copied()
+            }
+            _ => false,
+        });
+        let raced = meta.pos_gen != self.recon.pos_gen || intent_moved;
         if raced {
-            // Positions moved while the venue was read: the comparison is void; look again.
+            // Look again.
             self.recon.suspects.extend(mismatches.into_iter().map(|(k, _)| k));
             self.recon.view.last_result = "raced";
             self.fire(TriggerKind::Manual);
@@ -796,7 +805,7 @@ impl Engine {
                 _ => {}
             }
         }
-        self.apply_actions(meta, report, now);
+        self.apply_actions(report, now);
         self.recon.suspects.clear();
         self.recon.view.last_result = "repaired";
         self.fire(TriggerKind::Manual);
@@ -846,15 +855,11 @@ impl Engine {
         }
     }
 
-    fn apply_actions(&mut self, meta: &JobMeta, report: &ReconcileReport, now: i64) {
+    fn apply_actions(&mut self, report: &ReconcileReport, now: i64) {
         for a in &report.actions {
             match a {
                 RepairAction::Ledger(r) => {
-                    let h = r.intent_hash();
-                    let cur = self.wal.ledger().get(h).map(|e| e.updated_seq);
-                    if cur != meta.seqs.get(&h).copied() {
-                        continue; // the engine moved this intent since the snapshot
-                    }
+                    // `apply_pass` checked that no repaired intent moved since the snapshot.
                     if let Err(e) = self.apply_ledger_repair(r, now) {
                         tracing::error!(run_id = %self.run_id, error = %e, "ledger repair failed");
                         continue;
