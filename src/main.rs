@@ -2,7 +2,9 @@
 #![deny(unsafe_code)]
 
 mod cli;
-mod engine;
+
+/// The engine lives in the library target so that tests can drive its stages in-process.
+use stoic::engine;
 
 use std::process::ExitCode;
 

@@ -108,7 +108,7 @@ impl Engine {
             .live
             .iter()
             .filter(|(_, l)| !l.accepted.is_some_and(|a| a.class.is_risk_reducing()))
-            .map(|(label, l)| (label.clone(), l.instrument.as_str().to_owned()))
+            .map(|(label, l)| (label.as_str().to_owned(), l.instrument.as_str().to_owned()))
             .collect();
         let Some(disp) = self.disp.as_mut() else { return 0 };
         let mut sent = 0;

@@ -21,7 +21,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::market_data::apply_md;
 use super::{edge, Engine, EngineError, LiveIntent};
 use hotpath::dispatch::{BatchInputs, OutboundIntent, PipelineEvent, Refusal, SendOutcome};
 use hotpath::domain::instrument::{Instrument, InstrumentKind, InstrumentName};
@@ -240,7 +239,8 @@ impl Engine {
     fn refresh_market(&mut self) {
         let until = Instant::now() + Duration::from_millis(60);
         while Instant::now() < until {
-            if self.poll_md().and_then(|()| self.poll_exec(Duration::from_millis(10))).is_err() {
+            self.absorb_market();
+            if self.poll_exec(Duration::from_millis(10)).is_err() {
                 break;
             }
         }
@@ -302,21 +302,29 @@ impl Engine {
 
     fn book_fresh(&self, name: InstrumentName) -> bool {
         let now = self.clock.now_ms();
-        self.books.get(name.as_str()).is_some_and(|s| {
-            s.book.is_live()
-                && !s.book.is_gapped()
-                && now.saturating_sub(s.last_ms) <= L2_BOOK_SNAPSHOT_MAX_AGE_MS
+        self.market.view(name).is_some_and(|b| {
+            !b.gapped && now.saturating_sub(b.last_update_ms) <= L2_BOOK_SNAPSHOT_MAX_AGE_MS
         })
     }
 
-    /// `public/ticker` on the market-data session (not the trading session: its breaker and
-    /// credits are the trading session's business); market data arriving meanwhile is applied.
+    /// `public/ticker` on a public session of its own (not the trading session: its breaker
+    /// and credits are the trading session's business; the market-data session belongs to the
+    /// feed thread). Opened on first use and kept for later rounds.
     fn fetch_ticker(&mut self, name: InstrumentName) -> Option<L1Ticker> {
-        let md = self.md.as_mut()?;
-        let books = &mut self.books;
-        let index = &mut self.index;
-        let clock = &self.clock;
-        let health = &mut self.recon.md;
+        if self.ticker_md.as_ref().is_none_or(hotpath::venue::conn::Connection::is_closed) {
+            let cfg = hotpath::venue::conn::ConnConfig::new(&self.opts_url);
+            match hotpath::venue::conn::Connection::connect(
+                &cfg,
+                std::sync::Arc::clone(&self.clock),
+            ) {
+                Ok(c) => self.ticker_md = Some(c),
+                Err(e) => {
+                    tracing::warn!(run_id = %self.run_id, error = %e, "emergency close: no public session for tickers");
+                    return None;
+                }
+            }
+        }
+        let md = self.ticker_md.as_mut()?;
         let reply = md.call(
             methods::TICKER,
             |b| {
@@ -338,7 +346,7 @@ impl Engine {
                 },
                 _ => Err(ConnError::UnexpectedReply),
             },
-            &mut |inc| apply_md(&inc, books, index, health, clock.now_ms()),
+            &mut |_| {},
         );
         match reply {
             Ok(t) => Some(t),
@@ -463,7 +471,7 @@ impl Engine {
         for s in &outcome.staged {
             let f = s.intent.fields();
             self.live.insert(
-                s.accepted.label.as_str().to_owned(),
+                s.accepted.label,
                 LiveIntent {
                     intent_hash: s.intent.hash().value(),
                     accepted: Some(s.accepted),
@@ -543,7 +551,8 @@ impl Engine {
                 break;
             }
             turns += 1;
-            if self.poll_md().and_then(|()| self.poll_exec(Duration::from_millis(20))).is_err() {
+            self.absorb_market();
+            if self.poll_exec(Duration::from_millis(20)).is_err() {
                 break;
             }
         }

@@ -1,88 +1,118 @@
-//! The market-data session: book updates, index prices, gap recovery by resubscribing.
+//! The trading thread's side of market data: the book board's reader, the latest view of
+//! every book, and the buffers one strategy tick reuses.
+//!
+//! Everything here is sized once (when the strategy is built) and reused: draining notices,
+//! refreshing views and rebuilding the tick's book list allocate nothing.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use hotpath::domain::intent::OrderIntent;
+use hotpath::domain::label::Label;
+use hotpath::gates::market::BookView;
+use hotpath::gates::positions::ExposureBook;
+use hotpath::limits::STAGE_WORK_BUDGET_PER_TURN;
+use hotpath::ring::{BookReader, FeedCounters};
+use hotpath::strategy::{IndexPrices, OpenOrderView};
 
-use super::{BookSlot, Engine, EngineError};
-use hotpath::domain::units::Price;
-use hotpath::strategy::IndexPrices;
-use hotpath::venue::conn::Incoming;
-use hotpath::venue::messages::{Message, NotificationData};
-use hotpath::venue::methods;
+/// Most actions the strategy may produce per tick (the action buffer's size).
+pub const ACTIONS_PER_TICK_MAX: usize = 256;
+/// Open orders a tick can show the strategy without growing its buffer.
+const OPEN_ORDERS_PER_TICK: usize = super::live::LIVE_ORDERS_CAPACITY;
 
-impl Engine {
-    pub(super) fn poll_md(&mut self) -> Result<(), EngineError> {
-        let Some(md) = self.md.as_mut() else { return Ok(()) };
-        let books = &mut self.books;
-        let index = &mut self.index;
-        let clock = &self.clock;
-        let health = &mut self.recon.md;
-        md.poll(Duration::from_millis(2), &mut |inc| {
-            apply_md(&inc, books, index, health, clock.now_ms());
-        })?;
-        // Gap recovery: resubscribe the book's channel for a fresh snapshot.
-        let gapped: Vec<String> = self
-            .books
-            .values()
-            .filter(|s| s.book.resubscribe_needed())
-            .map(|s| s.channel.clone())
-            .collect();
-        for ch in gapped {
-            self.on_book_gap();
-            let md = self.md.as_mut().ok_or(EngineError::Reconcile("md gone".into()))?;
-            let _ = md.call(
-                methods::PUBLIC_UNSUBSCRIBE,
-                |b| {
-                    b.str_array("channels", &[ch.as_str()]);
-                },
-                Duration::from_secs(5),
-                |_| Ok(()),
-                &mut |_| {},
-            );
-            let books = &mut self.books;
-            let index = &mut self.index;
-            let clock = &self.clock;
-            let health = &mut self.recon.md;
-            md.subscribe(&[ch.as_str()], Duration::from_secs(5), &mut |inc| {
-                apply_md(&inc, books, index, health, clock.now_ms());
-            })?;
-            for s in self.books.values_mut().filter(|s| s.channel == ch) {
-                s.book.resubscribe_sent();
-            }
-            self.stats.resubscribes += 1;
-            println!("resubscribed: {ch} (run_id={})", self.run_id);
+/// The latest book of every instrument on the board, as the trading thread last read it.
+#[derive(Debug, Default)]
+pub struct MarketView {
+    reader: Option<BookReader>,
+    /// By board slot (sorted instrument names); `None` until the first publication.
+    views: Vec<Option<BookView>>,
+    /// The tick's books: the `Some` views in slot (= name) order.
+    list: Vec<BookView>,
+}
+
+impl MarketView {
+    /// Starts reading `reader` (tables sized now).
+    pub fn attach(&mut self, reader: BookReader) {
+        let n = reader.names().len();
+        self.views = vec![None; n];
+        self.list = Vec::with_capacity(n);
+        self.reader = Some(reader);
+    }
+
+    /// Pops pending book notices (bounded per call) and refreshes the views they name.
+    /// Returns the number of market events consumed.
+    pub fn absorb(&mut self) -> usize {
+        let Some(r) = self.reader.as_mut() else { return 0 };
+        r.drain(STAGE_WORK_BUDGET_PER_TURN, &mut self.views)
+    }
+
+    /// Catches changes whose notices overflowed (one version check per slot), then rebuilds
+    /// the tick's book list. Returns the list.
+    pub fn books_for_tick(&mut self) -> &[BookView] {
+        if let Some(r) = self.reader.as_mut() {
+            r.sweep(&mut self.views);
         }
-        Ok(())
+        self.list.clear();
+        self.list.extend(self.views.iter().flatten().copied());
+        &self.list
+    }
+
+    /// Takes the books another thread ticked on (split topology: the gates judge the
+    /// strategy's intents against the books it saw). Allocates only the first time.
+    pub fn set_books(&mut self, books: &[BookView]) {
+        self.list.clear();
+        self.list.extend_from_slice(books);
+    }
+
+    /// The latest view of `name`: as last absorbed from the board, else as last set from a
+    /// strategy batch.
+    #[must_use]
+    pub fn view(&self, name: hotpath::domain::instrument::InstrumentName) -> Option<&BookView> {
+        self.views
+            .iter()
+            .flatten()
+            .find(|b| b.instrument == name)
+            .or_else(|| self.list.iter().find(|b| b.instrument == name))
+    }
+
+    /// The books as of the last `books_for_tick`.
+    #[must_use]
+    pub fn books(&self) -> &[BookView] {
+        &self.list
+    }
+
+    /// Index prices as the feed last published them.
+    #[must_use]
+    pub fn index(&self) -> Option<IndexPrices> {
+        self.reader.as_ref().map(BookReader::index)
+    }
+
+    /// The feed's counters for a cold thread, once attached.
+    #[must_use]
+    pub fn shared_counters(&self) -> Option<std::sync::Arc<FeedCounters>> {
+        self.reader.as_ref().map(BookReader::shared_counters)
+    }
+
+    /// The feed's counters, once attached.
+    #[must_use]
+    pub fn counters(&self) -> Option<&FeedCounters> {
+        self.reader.as_ref().map(BookReader::counters)
     }
 }
 
-pub(super) fn apply_md(
-    inc: &Incoming<'_>,
-    books: &mut BTreeMap<String, BookSlot>,
-    index: &mut IndexPrices,
-    health: &mut super::reconcile_service::MdHealth,
-    now: i64,
-) {
-    let Message::Notification(n) = inc.msg else { return };
-    match &n.data {
-        NotificationData::Book(u) => {
-            health.on_event(now, u.timestamp);
-            if let Some(slot) = books.get_mut(u.instrument_name) {
-                if slot.book.apply(u).is_ok() {
-                    slot.last_ms = now;
-                }
-            }
-        }
-        NotificationData::PlatformState(p) => health.on_platform_state(p.maintenance),
-        NotificationData::PriceIndex { index_name, price, timestamp } => {
-            health.on_event(now, *timestamp);
-            let p = Some(Price::from_raw(price.raw));
-            match *index_name {
-                "btc_usd" => index.btc = p,
-                "eth_usd" => index.eth = p,
-                _ => {}
-            }
-        }
-        _ => {}
+/// Buffers one strategy tick fills and clears, so a tick allocates nothing once warm.
+#[derive(Debug, Default)]
+pub struct TradingBuffers {
+    pub(super) open: Vec<OpenOrderView>,
+    pub(super) intents: Vec<OrderIntent>,
+    pub(super) cancels: Vec<Label>,
+    /// Positions + pending exposure, rebuilt in place every tick (entries are zeroed, never
+    /// removed, so a known instrument costs no tree node).
+    pub(super) exposure: ExposureBook,
+}
+
+impl TradingBuffers {
+    /// Sizes the buffers (once, when the strategy is built).
+    pub fn size(&mut self) {
+        self.open = Vec::with_capacity(OPEN_ORDERS_PER_TICK);
+        self.intents = Vec::with_capacity(ACTIONS_PER_TICK_MAX);
+        self.cancels = Vec::with_capacity(ACTIONS_PER_TICK_MAX);
     }
 }

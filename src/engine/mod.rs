@@ -1,5 +1,11 @@
-//! The engine: market data → strategy → gate chain → reserve → WAL (one sync per batch) →
-//! dispatch → execution reports, on one thread. See docs/engine.md.
+//! The engine: market data (feed thread) → strategy → gate chain → reserve → WAL (one sync
+//! per batch) → dispatch → execution reports (trading thread). See docs/engine.md.
+//!
+//! Threads: the feed stage (`feed.rs`) owns the market-data session and the books and hands
+//! book changes over through `hotpath::ring::book_board` (seqlock slots + a conflating notice
+//! ring); the trading stage is this struct, driven by [`Engine::run_until`] on the caller's
+//! thread: it owns the WAL, the trading session (the dispatch chokepoint), the strategy, the
+//! ledger and positions. Topology (`pinned`/`compact`) decides pinning and wait strategy.
 //!
 //! Start-up (and every reconnect) follows one rule: the open-permission latch is set, every
 //! in-doubt intent of the WAL is resolved with the venue by label, venue positions are
@@ -9,6 +15,8 @@
 mod control;
 pub mod edge;
 pub mod emergency;
+pub mod feed;
+mod live;
 mod market_data;
 pub mod operator_socket;
 mod reconcile;
@@ -16,9 +24,8 @@ pub mod reconcile_service;
 mod reports;
 pub mod status;
 pub mod strategies;
+pub mod strategy_stage;
 mod tick;
-
-use market_data::apply_md;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,19 +42,25 @@ use hotpath::domain::metadata::InstrumentCache;
 use hotpath::domain::policy::{Policy, PolicyError};
 use hotpath::domain::reason_codes::{RiskState, TradingMode};
 use hotpath::domain::units::{Price, Qty};
-use hotpath::feed::book::L2Book;
 use hotpath::gates::chain::Accepted;
 use hotpath::gates::rate::OrderRateBucket;
 use hotpath::mode::PolicyGuard;
+use hotpath::ring::Topology;
 use hotpath::strategy::{ActionBuffer, IndexPrices, Strategy};
 use hotpath::venue::auth::Credentials;
-use hotpath::venue::conn::{ConnConfig, ConnError, Connection};
+use hotpath::venue::conn::ConnError;
 use hotpath::wal::{IntentState, OperatorActionKind, Record, Wal, WalConfig, WalError};
 
-/// Depth kept per book side.
-const BOOK_DEPTH: usize = 20;
+pub use market_data::{MarketView, TradingBuffers};
+
 /// Attempts to (re)connect before giving up.
 const CONNECT_ATTEMPTS: u32 = 20;
+/// Longest a `compact` trading thread blocks in one trading-session poll: book notices are
+/// picked up at least this often.
+pub const EXEC_POLL_SLICE: Duration = Duration::from_millis(1);
+/// How often the trading thread publishes its status snapshot and serves control commands
+/// (the snapshot is a cold-path copy with strings; it is kept off the per-event path).
+pub const PUBLISH_PERIOD: Duration = Duration::from_millis(50);
 
 /// Everything the engine needs to run.
 pub struct EngineOptions {
@@ -59,8 +72,21 @@ pub struct EngineOptions {
     pub wal_dir: PathBuf,
     /// Policy file.
     pub policy_path: PathBuf,
-    /// The strategy.
-    pub strategy: Box<dyn Strategy>,
+    /// Builds the strategy once instruments are loaded (`strategies::factory`).
+    pub strategy: strategies::StrategyFactory,
+    /// `Pinned`: the trading thread polls its session without blocking (busy-spin) and the
+    /// feed thread is pinned and spins; `Compact`: both block in their socket polls (short
+    /// slices). Which cores: [`EngineOptions::cores`].
+    pub topology: Topology,
+    /// Cores for (feed, trading, strategy) under `Pinned` (from `hotpath::ring::core_plan`).
+    pub cores: [Option<hotpath::ring::topology::CoreId>; 3],
+    /// Start the feed thread (false: the caller attaches a board itself, as tests do).
+    pub spawn_feed: bool,
+    /// Run the strategy on its own thread (`strategy_stage.rs`; `pinned` sets it) instead of
+    /// inline on the trading thread.
+    pub strategy_thread: bool,
+    /// Idle behaviour of the strategy thread (`Spin` pinned; tests park).
+    pub strategy_wait: hotpath::ring::WaitStrategy,
     /// Stop after this many intents were journaled by this process.
     pub max_intents: Option<u64>,
     /// Strategy tick period.
@@ -137,8 +163,19 @@ pub struct EngineStats {
     pub in_doubt_resolved: u64,
     /// Reconnects.
     pub reconnects: u64,
-    /// Book gaps recovered by resubscribing.
+    /// Book gaps recovered by resubscribing (feed thread).
     pub resubscribes: u64,
+    /// Book changes the trading thread consumed (notices popped).
+    pub market_events: u64,
+    /// Book-change notices dropped because the ring was full (the books were not lost).
+    pub notice_overflows: u64,
+    /// Strategy ticks run.
+    pub ticks: u64,
+    /// Actions (places + cancels) the strategy produced.
+    pub actions: u64,
+    /// Strategy ticks whose actions were refused because the action ring was full
+    /// (`IntentRingFull`; strategy thread only).
+    pub intent_ring_full: u64,
 }
 
 /// What the last reconciliation found.
@@ -187,6 +224,9 @@ pub struct EngineSnapshot {
     pub last_gate_reject: Option<String>,
     /// Realised cash flow of fills in quote terms (price × amount, sells positive), 1e-8.
     pub cash_flow: i128,
+    /// PnL marked at the books' mids: cash flow + Σ position × mid (same units), 1e-8.
+    /// Positions in instruments without a book are left out.
+    pub pnl_mark: i128,
     /// Continuous reconciliation and health inputs (`/status` `reconcile`).
     pub recon: reconcile_service::ReconView,
 }
@@ -201,13 +241,6 @@ struct LiveIntent {
     qty: i64,
 }
 
-#[derive(Debug)]
-struct BookSlot {
-    book: L2Book,
-    channel: String,
-    last_ms: i64,
-}
-
 /// The engine.
 pub struct Engine {
     opts_url: String,
@@ -219,14 +252,25 @@ pub struct Engine {
     guard: PolicyGuard,
     instruments: InstrumentCache,
     instruments_ms: i64,
-    md: Option<Connection>,
-    books: BTreeMap<String, BookSlot>,
+    market: MarketView,
+    feed: Option<feed::FeedHandle>,
+    /// Public session for the emergency close's tickers (opened on first use).
+    ticker_md: Option<hotpath::venue::conn::Connection>,
+    spawn_feed: bool,
+    topology: Topology,
+    cores: [Option<hotpath::ring::topology::CoreId>; 3],
     index: IndexPrices,
     disp: Option<Dispatcher>,
     pipeline: IntentPipeline,
     positions: BTreeMap<InstrumentName, Qty>,
-    live: BTreeMap<String, LiveIntent>,
-    strategy: Box<dyn Strategy>,
+    live: live::LiveOrders,
+    strategy: Option<Box<dyn Strategy>>,
+    factory: Option<strategies::StrategyFactory>,
+    instrument_names: Vec<InstrumentName>,
+    strategy_thread: bool,
+    strategy_wait: hotpath::ring::WaitStrategy,
+    stage: Option<strategy_stage::StrategyLink>,
+    bufs: TradingBuffers,
     actions: ActionBuffer,
     stats: EngineStats,
     max_intents: Option<u64>,
@@ -294,15 +338,25 @@ impl Engine {
             guard: PolicyGuard::at_start(),
             instruments: InstrumentCache::new(),
             instruments_ms: 0,
-            md: None,
-            books: BTreeMap::new(),
+            market: MarketView::default(),
+            feed: None,
+            ticker_md: None,
+            spawn_feed: opts.spawn_feed,
+            topology: opts.topology,
+            cores: opts.cores,
             index: IndexPrices::default(),
             disp: None,
             pipeline: IntentPipeline::new(OrderRateBucket::full(burst, now)),
             positions: BTreeMap::new(),
-            live: BTreeMap::new(),
-            strategy: opts.strategy,
-            actions: ActionBuffer::with_capacity(16),
+            live: live::LiveOrders::default(),
+            strategy: None,
+            factory: Some(opts.strategy),
+            instrument_names: Vec::new(),
+            strategy_thread: opts.strategy_thread,
+            strategy_wait: opts.strategy_wait,
+            stage: None,
+            bufs: TradingBuffers::default(),
+            actions: ActionBuffer::with_capacity(market_data::ACTIONS_PER_TICK_MAX),
             stats: EngineStats::default(),
             max_intents: opts.max_intents,
             tick: opts.tick,
@@ -319,6 +373,12 @@ impl Engine {
         })
     }
 
+    /// The counters (no allocation; `snapshot` is the cold-path copy).
+    #[must_use]
+    pub fn stats(&self) -> EngineStats {
+        self.stats_now()
+    }
+
     /// The published view.
     #[must_use]
     pub fn snapshot(&self) -> EngineSnapshot {
@@ -327,7 +387,7 @@ impl Engine {
             mode: self.guard.cell().mode(),
             risk_state: self.pipeline.risk_state,
             latched: self.guard.latch().is_latched(),
-            stats: self.stats,
+            stats: self.stats_now(),
             positions: self
                 .positions
                 .iter()
@@ -336,12 +396,25 @@ impl Engine {
             live_orders: self.live.len(),
             in_doubt: self.wal.ledger().in_doubt_len(),
             cash_flow: self.cash_flow,
+            pnl_mark: self.cash_flow + self.position_mark_value(),
             last_gate_reject: self.last_gate_reject.map(|(c, g)| format!("{}:{c:?}", g.as_str())),
             mode_reasons: self.guard.cell().load().mode_reasons().to_vec(),
             latch_codes: self.guard.latch().open_permission_reason_codes(),
             at_ms: self.clock.now_ms(),
             recon: self.recon.view.clone(),
         }
+    }
+
+    fn position_mark_value(&self) -> i128 {
+        let books = self.market.books();
+        self.positions
+            .iter()
+            .filter_map(|(n, q)| {
+                let b = books.iter().find(|b| b.instrument == *n)?;
+                let mid = (b.best_bid()?.price.raw() / 2) + (b.best_ask()?.price.raw() / 2);
+                Some(i128::from(q.raw()) * i128::from(mid) / 100_000_000)
+            })
+            .sum()
     }
 
     /// Journals an operator action (durable on return).
@@ -366,7 +439,101 @@ impl Engine {
     /// # Errors
     /// Connection, query or WAL failure: the latch stays set.
     pub fn start(&mut self) -> Result<ReconcileSummary, EngineError> {
-        self.connect_and_reconcile()
+        let summary = self.connect_and_reconcile()?;
+        if self.spawn_feed && self.feed.is_none() {
+            self.start_feed()?;
+        }
+        Ok(summary)
+    }
+
+    /// Counters, with the feed thread's (read from its atomics) merged in.
+    fn stats_now(&self) -> EngineStats {
+        let mut s = self.stats;
+        if let Some(c) = self.market.counters() {
+            s.resubscribes = c.resubscribes.load(Ordering::Relaxed);
+            s.notice_overflows = c.notice_overflows.load(Ordering::Relaxed);
+        }
+        if let Some(link) = &self.stage {
+            let c = &link.counters;
+            s.ticks = c.ticks.load(Ordering::Relaxed);
+            s.actions = c.actions.load(Ordering::Relaxed);
+            s.market_events = c.market_events.load(Ordering::Relaxed);
+            s.intent_ring_full = c.intent_ring_full.load(Ordering::Relaxed);
+        }
+        s
+    }
+
+    /// The instruments whose books the strategy needs (empty before `start`), sorted: slot
+    /// order of the book board.
+    #[must_use]
+    pub fn market_instruments(&self) -> Vec<InstrumentName> {
+        self.instrument_names.clone()
+    }
+
+    /// The feed's hot counters (atomics), for a cold thread to read; `None` before `start`.
+    #[must_use]
+    pub fn feed_counters(&self) -> Option<Arc<hotpath::ring::FeedCounters>> {
+        self.market.shared_counters()
+    }
+
+    /// Attaches the reading end of a book board (its slots must be
+    /// [`Self::market_instruments`]): to the trading thread, or — with `strategy_thread` — to
+    /// a strategy thread started now with the strategy moved onto it. Returns the thread the
+    /// feed should wake.
+    ///
+    /// # Errors
+    /// The strategy thread could not be started.
+    pub fn attach_market(
+        &mut self,
+        reader: hotpath::ring::BookReader,
+    ) -> Result<std::thread::Thread, EngineError> {
+        if !self.strategy_thread {
+            self.market.attach(reader);
+            return Ok(std::thread::current());
+        }
+        let strategy = self
+            .strategy
+            .take()
+            .ok_or_else(|| EngineError::Instruments("no strategy to run".into()))?;
+        let cfg = strategy_stage::StrategyStageConfig {
+            tick: self.tick,
+            wait: self.strategy_wait,
+            core: self.cores[2],
+        };
+        let link = strategy_stage::spawn(
+            strategy,
+            self.instruments.clone(),
+            reader,
+            Arc::clone(&self.clock),
+            cfg,
+        )
+        .map_err(|e| EngineError::Reconcile(format!("strategy thread: {e}")))?;
+        let thread = link.thread();
+        self.stage = Some(link);
+        Ok(thread)
+    }
+
+    /// The feed thread: a board over the strategy's instruments, the thread publishing into it.
+    fn start_feed(&mut self) -> Result<(), EngineError> {
+        let names = self.market_instruments();
+        if names.is_empty() {
+            return Err(EngineError::Instruments("the strategy needs no books".into()));
+        }
+        let (mut writer, reader) =
+            hotpath::ring::book_board(&names, hotpath::ring::BOOK_NOTICE_RING_CAPACITY);
+        writer.set_wake(self.attach_market(reader)?);
+        let cfg = feed::FeedConfig {
+            url: self.opts_url.clone(),
+            names,
+            wait: self.topology.wait_strategy(),
+            core: self.cores[0],
+            run_id: self.run_id.clone(),
+            health: self.recon.md_shared(),
+        };
+        let handle = feed::spawn(cfg, writer, Arc::clone(&self.clock))
+            .map_err(|e| EngineError::Reconcile(format!("feed thread: {e}")))?;
+        self.feed = Some(handle);
+        Ok(())
     }
 
     /// Connect + reconcile, retried as a whole (bounded): a failed reconciliation leaves the
@@ -406,59 +573,34 @@ impl Engine {
         if let Some(d) = self.disp.as_mut() {
             d.close();
         }
-        if let Some(m) = self.md.as_mut() {
-            m.close();
-        }
         self.disp = None;
-        self.md = None;
         let mut disp = Dispatcher::connect(
             &DispatcherConfig::new(&self.opts_url),
             Arc::clone(&self.clock),
             &self.credentials,
         )?;
         if self.instruments.is_empty() {
-            let json = disp.instruments_json("any", Some("future"), &mut self.reports)?;
-            let now = self.clock.now_ms();
-            self.instruments
-                .load_get_instruments(&json, now)
-                .map_err(|e| EngineError::Instruments(e.to_string()))?;
-            self.instruments_ms = now;
+            // Futures (churn's perpetuals) and options (the quoter's and vertical's universe).
+            for kind in ["future", "option"] {
+                let json = disp.instruments_json("any", Some(kind), &mut self.reports)?;
+                let now = self.clock.now_ms();
+                self.instruments
+                    .load_get_instruments(&json, now)
+                    .map_err(|e| EngineError::Instruments(e.to_string()))?;
+                self.instruments_ms = now;
+            }
+        }
+        // The strategy-factory seam: built once, after the instruments it chooses from.
+        if let Some(factory) = self.factory.take() {
+            let strategy = factory(&self.instruments).map_err(EngineError::Instruments)?;
+            self.bufs.size();
+            let mut names = strategy.instruments().to_vec();
+            names.sort_unstable();
+            names.dedup();
+            self.instrument_names = names;
+            self.strategy = Some(strategy);
         }
         self.disp = Some(disp);
-        let mut md =
-            Connection::connect(&ConnConfig::new(&self.opts_url), Arc::clone(&self.clock))?;
-        self.books.clear();
-        let mut channels: Vec<String> = Vec::new();
-        for n in self.strategy.instruments() {
-            let ch = format!("book.{}.100ms", n.as_str());
-            self.books.insert(
-                n.as_str().to_owned(),
-                BookSlot {
-                    book: L2Book::new(n.as_str(), BOOK_DEPTH),
-                    channel: ch.clone(),
-                    last_ms: 0,
-                },
-            );
-            channels.push(ch);
-        }
-        channels.push("deribit_price_index.btc_usd".into());
-        channels.push("deribit_price_index.eth_usd".into());
-        channels.push("platform_state".into());
-        let refs: Vec<&str> = channels.iter().map(String::as_str).collect();
-        let books = &mut self.books;
-        let index = &mut self.index;
-        let clock = &self.clock;
-        let health = &mut self.recon.md;
-        let n = md.subscribe(&refs, Duration::from_secs(5), &mut |inc| {
-            apply_md(&inc, books, index, health, clock.now_ms());
-        })?;
-        if n != refs.len() {
-            return Err(EngineError::Reconcile(format!(
-                "subscribed {n} of {} channels",
-                refs.len()
-            )));
-        }
-        self.md = Some(md);
         Ok(())
     }
 
@@ -490,7 +632,8 @@ impl Engine {
         }
     }
 
-    /// Reconnects both sessions and reconciles before trading again.
+    /// Reconnects the trading session and reconciles before trading again (the feed thread
+    /// reconnects market data on its own).
     fn recover_connection(&mut self, why: &EngineError) -> Result<(), EngineError> {
         println!("reconnect: {why} (run_id={})", self.run_id);
         self.on_session_lost(why);
@@ -500,8 +643,52 @@ impl Engine {
         Ok(())
     }
 
+    /// Every book as the trading thread knows it now (cold paths: the emergency close).
+    pub(super) fn book_views(&mut self) -> Vec<hotpath::gates::market::BookView> {
+        self.absorb_market();
+        if self.stage.is_none() {
+            self.market.books_for_tick();
+        }
+        self.market.books().to_vec()
+    }
+
+    /// Consumes pending book-change notices (the trading stage's per-market-event work):
+    /// refreshes the latest view of each changed book. Allocates nothing. Returns the number
+    /// of market events consumed.
+    pub fn absorb_market(&mut self) -> usize {
+        let n = self.market.absorb();
+        self.stats.market_events += n as u64;
+        n
+    }
+
+    /// One strategy tick now (decide, gate, journal with one sync, dispatch), if the latch
+    /// allows trading. Returns whether the strategy ran.
+    ///
+    /// # Errors
+    /// A WAL or session failure (the run loop degrades or reconnects).
+    pub fn tick_now(&mut self) -> Result<bool, EngineError> {
+        if self.guard.latch().is_latched() {
+            return Ok(false);
+        }
+        self.tick()?;
+        Ok(true)
+    }
+
+    /// Polls the trading session once (up to `wait`) and applies execution reports.
+    ///
+    /// # Errors
+    /// A session failure.
+    pub fn poll_exec_once(&mut self, wait: Duration) -> Result<(), EngineError> {
+        self.poll_exec(wait)
+    }
+
     /// Runs until `stop` is set or `max_intents` were journaled and answered; then shuts down
-    /// cleanly (cancel open orders, drain replies, sync the WAL).
+    /// cleanly (cancel open orders, drain replies, stop the feed thread, sync the WAL).
+    ///
+    /// One turn of the trading stage: consume book notices → poll the trading session
+    /// (`Pinned`: without blocking; `Compact`: block up to [`EXEC_POLL_SLICE`] or the next
+    /// tick) → strategy tick when due → control commands and the status snapshot (every
+    /// [`PUBLISH_PERIOD`]) → progress line (every second).
     ///
     /// # Errors
     /// A fatal failure (WAL poisoned at start-up, reconnect impossible).
@@ -511,7 +698,9 @@ impl Engine {
         progress: &mut dyn FnMut(&EngineSnapshot),
     ) -> Result<(), EngineError> {
         let mut next_tick = Instant::now();
+        let mut next_publish = Instant::now();
         let mut next_progress = Instant::now() + Duration::from_secs(1);
+        let spin = self.topology == Topology::Pinned;
         loop {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -519,8 +708,13 @@ impl Engine {
             if self.max_intents.is_some_and(|m| self.stats.intents >= m) && self.live.is_empty() {
                 break;
             }
-            let step = self.poll_md().and_then(|()| self.poll_exec(Duration::from_millis(3)));
-            if let Err(e) = step {
+            self.absorb_market();
+            let wait = if spin {
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now()).min(EXEC_POLL_SLICE)
+            };
+            if let Err(e) = self.poll_exec(wait) {
                 if is_interrupted(&e) {
                     continue; // a signal (SIGTERM/SIGINT) woke the poll; the loop checks `stop`
                 }
@@ -531,12 +725,19 @@ impl Engine {
                 self.recover_connection(&EngineError::Conn(ConnError::Closed))?;
                 continue;
             }
-            if Instant::now() >= next_tick {
-                next_tick = Instant::now() + self.tick;
-                // Ticks run while the open-permission latch is set: the gates refuse opens
-                // (`OpenPermissionLatched`), closes, hedges and cancels go on (CP-001,
-                // capital supremacy). Start-up and reconnects reconcile before the loop runs.
-                if let Err(e) = self.tick() {
+            let now = Instant::now();
+            if self.stage.is_some() {
+                if let Err(e) = self.service_strategy_stage() {
+                    if matches!(e, EngineError::Wal(_)) {
+                        tracing::error!(run_id = %self.run_id, error = %e, "WAL failure; reduce-only");
+                        self.pipeline.risk_state = RiskState::Degraded;
+                    } else {
+                        self.recover_connection(&e)?;
+                    }
+                }
+            } else if now >= next_tick {
+                next_tick = now + self.tick;
+                if let Err(e) = self.tick_now() {
                     if matches!(e, EngineError::Wal(_)) {
                         tracing::error!(run_id = %self.run_id, error = %e, "WAL failure; reduce-only");
                         self.pipeline.risk_state = RiskState::Degraded;
@@ -546,9 +747,12 @@ impl Engine {
                 }
             }
             self.service_health();
-            self.serve_control();
-            if Instant::now() >= next_progress {
-                next_progress = Instant::now() + Duration::from_secs(1);
+            if now >= next_publish {
+                next_publish = now + PUBLISH_PERIOD;
+                self.serve_control();
+            }
+            if now >= next_progress {
+                next_progress = now + Duration::from_secs(1);
                 progress(&self.snapshot());
             }
         }
@@ -565,8 +769,12 @@ impl Engine {
             }
         }
         let deadline = Instant::now() + Duration::from_secs(2);
+        // Wait (bounded) for the replies and for the venue's cancellations of our live orders,
+        // so the WAL records them as Cancelled rather than leaving them to the next start.
         while Instant::now() < deadline
-            && self.disp.as_ref().is_some_and(|d| d.pending_requests() > 0 && !d.is_closed())
+            && self.disp.as_ref().is_some_and(|d| {
+                !d.is_closed() && (d.pending_requests() > 0 || !self.live.is_empty())
+            })
         {
             if self.poll_exec(Duration::from_millis(20)).is_err() {
                 break;
@@ -579,8 +787,11 @@ impl Engine {
         if let Some(d) = self.disp.as_mut() {
             d.close();
         }
-        if let Some(m) = self.md.as_mut() {
-            m.close();
+        if let Some(mut link) = self.stage.take() {
+            link.stop();
+        }
+        if let Some(mut f) = self.feed.take() {
+            f.stop();
         }
     }
 }

@@ -160,8 +160,9 @@ impl Engine {
             let price = instrument_of_canonical(&e.canonical).map_or(Price::from_raw(0), |_| {
                 o.average_price.map_or(Price::from_raw(0), |p| Price::from_raw(p.raw))
             });
-            self.live.insert(
-                e.label.clone(),
+            let label = e.label.clone();
+            self.live.insert_text(
+                &label,
                 LiveIntent {
                     intent_hash: h,
                     accepted: None,

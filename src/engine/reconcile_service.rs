@@ -15,6 +15,7 @@
 //! (simulator / paper) then relaxes exactly as it does after start-up reconciliation.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 
@@ -68,7 +69,44 @@ fn wall_ms() -> i64 {
     hotpath::clock::SystemClock.now_ms()
 }
 
-/// Market-data health, fed by every decoded market-data message.
+/// What the feed thread publishes for the engine thread (atomics; no lock either side).
+#[derive(Debug, Default)]
+pub struct SharedMdHealth {
+    last_event_ms: AtomicI64,
+    events: AtomicU64,
+    drift_ms: AtomicI64,
+    maintenance: AtomicBool,
+}
+
+impl SharedMdHealth {
+    /// Wall ms of the last book/index message (0: none yet).
+    pub fn last_event_ms(&self) -> i64 {
+        self.last_event_ms.load(Ordering::Acquire)
+    }
+
+    /// Book/index messages seen.
+    pub fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
+
+    /// Drift estimate, ms.
+    pub fn drift_ms(&self) -> i64 {
+        self.drift_ms.load(Ordering::Relaxed)
+    }
+
+    /// Venue maintenance.
+    pub fn maintenance(&self) -> bool {
+        self.maintenance.load(Ordering::Relaxed)
+    }
+
+    /// The engine saw a maintenance reject (11051) before the `platform_state` notice.
+    pub fn set_maintenance(&self) {
+        self.maintenance.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Market-data health, fed by every decoded market-data message on the feed thread, which
+/// publishes it into the [`SharedMdHealth`] the engine reads.
 #[derive(Debug, Default)]
 pub struct MdHealth {
     last_event_ms: i64,
@@ -77,9 +115,23 @@ pub struct MdHealth {
     drift_len: usize,
     drift_next: usize,
     maintenance: bool,
+    shared: Option<Arc<SharedMdHealth>>,
 }
 
 impl MdHealth {
+    /// Publishes into `shared` from now on.
+    pub fn attach(&mut self, shared: Arc<SharedMdHealth>) {
+        self.shared = Some(shared);
+    }
+
+    fn publish(&self) {
+        if let Some(s) = &self.shared {
+            s.last_event_ms.store(self.last_event_ms, Ordering::Release);
+            s.events.store(self.events, Ordering::Relaxed);
+            s.drift_ms.store(self.drift_ms(), Ordering::Relaxed);
+        }
+    }
+
     /// A book or index message arrived at trading time `now_ms`, stamped `venue_ts_ms` by the
     /// venue (drift compares the two; liveness uses the wall clock).
     pub fn on_event(&mut self, now_ms: i64, venue_ts_ms: i64) {
@@ -90,12 +142,16 @@ impl MdHealth {
             self.drift_next = (self.drift_next + 1) % DRIFT_SAMPLES;
             self.drift_len = (self.drift_len + 1).min(DRIFT_SAMPLES);
         }
+        self.publish();
     }
 
     /// `platform_state` said maintenance on or off.
     pub fn on_platform_state(&mut self, maintenance: Option<bool>) {
         if let Some(m) = maintenance {
             self.maintenance = m;
+            if let Some(s) = &self.shared {
+                s.maintenance.store(m, Ordering::Relaxed);
+            }
         }
     }
 
@@ -228,8 +284,12 @@ impl ReconView {
 
 /// The engine's reconciliation and health state (one field of `Engine`).
 pub struct ReconState {
-    /// Market-data health (fed by `apply_md`).
-    pub md: MdHealth,
+    /// Market-data health, published by the feed thread.
+    md: Arc<SharedMdHealth>,
+    /// Book gaps the feed repaired (its resubscribe counter) as last seen.
+    resubscribes_seen: u64,
+    /// Market-data connects as last seen.
+    md_connects_seen: u64,
     triggers: Arc<Triggers>,
     schedule: Schedule,
     worker: Option<Worker>,
@@ -270,7 +330,9 @@ impl std::fmt::Debug for ReconState {
 impl Default for ReconState {
     fn default() -> Self {
         Self {
-            md: MdHealth::default(),
+            md: Arc::new(SharedMdHealth::default()),
+            resubscribes_seen: 0,
+            md_connects_seen: 0,
             triggers: Arc::new(Triggers::new()),
             schedule: Schedule::new(
                 coldpath::reconcile::service::RECONCILE_INTERVAL_MS,
@@ -411,6 +473,13 @@ pub fn is_10028(e: &EngineError) -> bool {
     c == VenueErrorCode::TooManyRequests
 }
 
+impl ReconState {
+    /// The health the feed thread publishes into.
+    pub fn md_shared(&self) -> Arc<SharedMdHealth> {
+        Arc::clone(&self.md)
+    }
+}
+
 impl Engine {
     /// Attaches the metrics registry (`stoic_last_reconcile_age_seconds`).
     pub fn set_metrics(&mut self, m: Arc<MetricsRegistry>) {
@@ -445,7 +514,7 @@ impl Engine {
                 self.note_10028(1);
             }
             ExecReport::Rejected { code, .. } if *code == VENUE_MAINTENANCE => {
-                self.recon.md.maintenance = true;
+                self.recon.md.set_maintenance();
             }
             ExecReport::Fill(f) => {
                 let st = &mut self.recon;
@@ -521,9 +590,9 @@ impl Engine {
     /// and publish before the (blocking) reconnect, so `/status` shows the containment.
     pub(super) fn on_session_lost(&mut self, why: &EngineError) {
         let now = self.clock.now_ms();
-        let mut trips =
-            self.disp.as_mut().map_or(0, hotpath::dispatch::Dispatcher::rate_limit_trips);
-        trips += self.md.as_mut().map_or(0, |m| m.breaker().trips_total());
+        // The market-data session lives on the feed thread and reconnects on its own; the
+        // trading session's trips are the ones that end our session.
+        let trips = self.disp.as_mut().map_or(0, hotpath::dispatch::Dispatcher::rate_limit_trips);
         let trips = trips.max(u64::from(is_10028(why)));
         if trips > 0 {
             self.note_10028(trips);
@@ -547,7 +616,7 @@ impl Engine {
             s => s,
         };
         i.wal_append_healthy = self.wal.poisoned().is_none();
-        i.exchange_maintenance_imminent = self.recon.md.maintenance;
+        i.exchange_maintenance_imminent = self.recon.md.maintenance();
         let wall = wall_ms();
         let until_ms = self.recon.last_10028_ms.saturating_add(BREAKER_OPEN_MS);
         let breaker =
@@ -641,13 +710,30 @@ impl Engine {
     }
 
     fn check_market_data(&mut self, wall: i64) {
+        // Book gaps: the feed thread repaired them by resubscribing; the latch and a
+        // reconciliation are the engine's (AT-408).
+        let resubscribes =
+            self.market.counters().map_or(0, |c| c.resubscribes.load(Ordering::Relaxed));
+        if resubscribes > self.recon.resubscribes_seen {
+            self.recon.resubscribes_seen = resubscribes;
+            self.on_book_gap();
+        }
+        // A market-data reconnect (the feed thread's session died): reconcile.
+        let connects = self.market.counters().map_or(0, |c| c.connects.load(Ordering::Relaxed));
+        if connects > self.recon.md_connects_seen {
+            if self.recon.md_connects_seen > 0 {
+                self.fire(TriggerKind::HeartbeatLoss);
+            }
+            self.recon.md_connects_seen = connects;
+        }
         let md = &self.recon.md;
-        let lag = if md.last_event_ms == 0 { 0 } else { wall.saturating_sub(md.last_event_ms) };
+        let last = md.last_event_ms();
+        let lag = if last == 0 { 0 } else { wall.saturating_sub(last) };
         self.recon.view.md_lag_ms = lag;
         self.recon.view.clock_drift_ms = md.drift_ms();
-        self.recon.view.maintenance = md.maintenance;
+        self.recon.view.maintenance = md.maintenance();
         let exposure = self.positions.values().any(|q| q.raw() != 0) || !self.live.is_empty();
-        let had_activity = md.events > 1;
+        let had_activity = md.events() > 1;
         if lag > ZOMBIE_SILENCE_MS && (exposure || had_activity) {
             if !self.recon.zombie {
                 println!(
@@ -889,7 +975,7 @@ impl Engine {
                         .by_label(&c.label)
                         .is_some_and(|e| !e.state.is_terminal())
                         && matches!(c.reason, CancelReason::Zombie(_))
-                        && self.live.contains_key(&c.label);
+                        && self.live.get(&c.label).is_some();
                     if owned {
                         continue; // recorded after the snapshot: ours now
                     }

@@ -1,30 +1,103 @@
-//! The strategy registry: names the CLI accepts, and the default.
+//! The strategy registry as the CLI sees it: names, the default, and the factory seam.
+//!
+//! A strategy is built *after* the engine has loaded instrument metadata from the venue,
+//! because the reference strategies choose their instruments from that universe (the quoter
+//! quotes listed options; the vertical picks two calls of one expiry). `stoic run` hands the
+//! engine a [`StrategyFactory`]; the engine calls it once, with the loaded cache.
 
-use hotpath::strategy::churn::Churn;
+use hotpath::domain::instrument::InstrumentName;
+use hotpath::domain::metadata::InstrumentCache;
+use hotpath::strategy::registry::{by_name, STRATEGY_NAMES};
 use hotpath::strategy::Strategy;
 
-/// Strategy names this build knows, best first (`quoter` is preferred when it exists).
-pub const NAMES: &[&str] = &["churn", "runaway"];
+/// Strategy names this build knows, the default first.
+pub const NAMES: &[&str] = STRATEGY_NAMES;
 
-/// The default strategy: `quoter` if this build has it, else `churn`.
-#[must_use]
-pub fn default_name() -> &'static str {
-    if NAMES.contains(&"quoter") {
-        "quoter"
+/// The default strategy of `stoic run`.
+pub const DEFAULT_NAME: &str = "quoter";
+
+/// Builds the strategy from the loaded instruments (called once, after instruments load).
+pub type StrategyFactory =
+    Box<dyn FnOnce(&InstrumentCache) -> Result<Box<dyn Strategy>, String> + Send>;
+
+/// Whether `name` is a strategy this build can make (checked before connecting anything).
+///
+/// # Errors
+/// The unknown name and the list of known ones.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if NAMES.contains(&name) {
+        Ok(())
     } else {
-        "churn"
+        Err(format!("unknown strategy {name:?} (known: {})", NAMES.join(", ")))
     }
 }
 
-/// Builds a strategy by name.
-///
-/// # Errors
-/// Unknown name or a strategy that cannot be built.
-pub fn build(name: &str, seed: u64) -> anyhow::Result<Box<dyn Strategy>> {
-    match name {
-        "churn" => Ok(Box::new(Churn::new(seed)?)),
-        // Break-glass drill only (`stoic drill break-glass`): never closes, never cancels.
-        "runaway" => Ok(Box::new(hotpath::strategy::runaway::Runaway::new(seed)?)),
-        other => anyhow::bail!("unknown strategy {other:?} (known: {})", NAMES.join(", ")),
-    }
+/// Options the option strategies are offered: this many strikes around the middle of one
+/// chain (calls and puts).
+pub const NEAR_MONEY_STRIKES: usize = 4;
+/// The chain offered is the nearest expiry at least this far away (a chain expiring within
+/// hours has wide, jumpy books).
+const CHAIN_EXPIRY_MS_MIN: i64 = 2 * 86_400_000;
+
+/// A factory for `name` with `seed`. `churn` and `runaway` pick their own perpetuals; the option strategies
+/// are offered [`near_money_options`] (the registry then picks from them deterministically).
+#[must_use]
+pub fn factory(name: &str, seed: u64) -> StrategyFactory {
+    let name = name.to_owned();
+    Box::new(move |cache: &InstrumentCache| {
+        let universe = near_money_options(cache);
+        by_name(&name, seed, &universe).map_err(|e| e.to_string())
+    })
+}
+
+/// BTC options of one chain, [`NEAR_MONEY_STRIKES`] strikes around the middle of the listed
+/// strikes, calls and puts, in name order. Why the middle: the venue lists strikes around the
+/// spot, and at start-up (before market data) the middle strike is the best guess of "at the
+/// money"; deep out-of-the-money options quote at the minimum tick, with spreads the liquidity
+/// gate rightly refuses. Deterministic in the cache (ordered by name).
+#[must_use]
+pub fn near_money_options(cache: &InstrumentCache) -> Vec<InstrumentName> {
+    use hotpath::domain::instrument::InstrumentKind;
+    let created_max = cache.iter().map(|m| m.fetched_at_ms).max().unwrap_or(0);
+    let btc_options = || {
+        cache.iter().filter(|m| {
+            m.instrument.kind() == InstrumentKind::Option
+                && m.instrument.base_currency().as_str() == "BTC"
+        })
+    };
+    let expiries: std::collections::BTreeSet<i64> =
+        btc_options().filter_map(|m| m.expiration_timestamp_ms).collect();
+    let Some(expiry) = expiries
+        .iter()
+        .copied()
+        .find(|e| *e >= created_max + CHAIN_EXPIRY_MS_MIN)
+        .or_else(|| expiries.iter().copied().next_back())
+    else {
+        return Vec::new();
+    };
+    let chain: Vec<_> =
+        btc_options().filter(|m| m.expiration_timestamp_ms == Some(expiry)).collect();
+    let mut strikes: Vec<i64> = chain
+        .iter()
+        .filter_map(|m| m.instrument.strike())
+        .map(hotpath::domain::units::Price::raw)
+        .collect();
+    strikes.sort_unstable();
+    strikes.dedup();
+    let mid = strikes.len() / 2;
+    let lo = mid.saturating_sub(NEAR_MONEY_STRIKES / 2);
+    let chosen = &strikes[lo..(lo + NEAR_MONEY_STRIKES).min(strikes.len())];
+    let mut out: Vec<InstrumentName> = chain
+        .iter()
+        .filter(|m| m.instrument.strike().is_some_and(|k| chosen.contains(&k.raw())))
+        .map(|m| m.instrument.name())
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// A factory handing over an already built strategy (tests, benches).
+#[must_use]
+pub fn prebuilt(strategy: Box<dyn Strategy>) -> StrategyFactory {
+    Box::new(move |_: &InstrumentCache| Ok(strategy))
 }

@@ -1,13 +1,13 @@
 //! One strategy tick: decide, gate, journal (one sync per batch), dispatch.
 
 use super::edge;
-use super::{name_of, Engine, EngineError, LiveIntent};
+use super::{Engine, EngineError, LiveIntent, TradingBuffers};
 use hotpath::dispatch::BatchInputs;
 use hotpath::dispatch::{OutboundIntent, PipelineEvent, Refusal, SendOutcome};
 use hotpath::domain::instrument::Instrument;
 use hotpath::domain::units::{Price, Qty};
 use hotpath::gates::chain::{GateContext, PolicySlot};
-use hotpath::gates::market::{BookLevel, BookView};
+use hotpath::gates::market::BookView;
 use hotpath::gates::positions::{ExposureBook, PortfolioView, PositionView};
 use hotpath::strategy::{MarketSnapshot, OpenOrderView, PositionsSnapshot, StrategyAction};
 use hotpath::wal::Record;
@@ -33,7 +33,7 @@ impl Engine {
             );
             let f = u.intent.fields();
             self.live.insert(
-                u.accepted.label.as_str().to_owned(),
+                u.accepted.label,
                 LiveIntent {
                     intent_hash: h,
                     accepted: Some(u.accepted),
@@ -82,35 +82,10 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn book_views(&self) -> Vec<BookView> {
-        let mut out = Vec::with_capacity(self.books.len());
-        for (name, slot) in &self.books {
-            let Some(n) = name_of(name) else { continue };
-            if !slot.book.is_live() && !slot.book.is_gapped() {
-                continue;
-            }
-            let lv =
-                |v: &[(hotpath::venue::Decimal8, hotpath::venue::Decimal8)]| -> Vec<BookLevel> {
-                    v.iter()
-                        .map(|(p, q)| BookLevel {
-                            price: Price::from_raw(p.raw),
-                            qty: Qty::from_raw(q.raw),
-                        })
-                        .collect()
-                };
-            out.push(BookView::from_levels(
-                n,
-                &lv(slot.book.bids()),
-                &lv(slot.book.asks()),
-                slot.last_ms,
-                slot.book.is_gapped(),
-            ));
-        }
-        out
-    }
-
-    pub(super) fn exposure(&self) -> ExposureBook {
-        let mut ex = ExposureBook::new();
+    /// Rebuilds positions + pending exposure into `ex` in place (no allocation once every
+    /// instrument has an entry).
+    pub(super) fn exposure_into(&self, ex: &mut ExposureBook) {
+        ex.reset_keep_entries();
         let mut gross: i64 = 0;
         for (n, q) in &self.positions {
             ex.set_position(*n, *q);
@@ -138,63 +113,91 @@ impl Engine {
                 }
             }
         }
-        ex
     }
 
-    /// One strategy tick: decide, gate, journal (one sync), dispatch.
+    /// One strategy tick: decide, gate, journal (one sync), dispatch. The tick's buffers are
+    /// reused (taken out of `self` for the tick so the borrow checker sees them apart).
     pub(super) fn tick(&mut self) -> Result<(), EngineError> {
+        let mut bufs = std::mem::take(&mut self.bufs);
+        let r = self.tick_with(&mut bufs);
+        self.bufs = bufs;
+        r
+    }
+
+    fn tick_with(&mut self, bufs: &mut TradingBuffers) -> Result<(), EngineError> {
         let now = self.clock.now_ms();
-        let books = self.book_views();
-        let mut ex = self.exposure();
-        let open: Vec<OpenOrderView> = self
-            .live
-            .iter()
-            .filter_map(|(label, l)| {
-                let lbl = self.wal.ledger().by_label(label)?;
-                Some(OpenOrderView {
-                    label: label_of(label)?,
-                    instrument: l.instrument,
-                    side: l.side,
-                    price: l.price,
-                    remaining: Qty::from_raw(l.qty - lbl.filled_qty),
-                })
-            })
-            .collect();
+        if let Some(index) = self.market.index() {
+            self.index = index;
+        }
+        self.market.books_for_tick();
+        self.stats.ticks += 1;
+        self.exposure_into(&mut bufs.exposure);
+        self.open_orders_into(&mut bufs.open);
+        let Some(strategy) = self.strategy.as_mut() else { return Ok(()) };
         let market = MarketSnapshot {
             now_ms: now,
             instruments: &self.instruments,
-            books: &books,
+            books: self.market.books(),
             index: self.index,
         };
         self.actions.clear();
-        self.strategy.on_tick(
+        strategy.on_tick(
             &market,
-            &PositionsSnapshot { exposure: &ex, open_orders: &open },
+            &PositionsSnapshot { exposure: &bufs.exposure, open_orders: &bufs.open },
             &mut self.actions,
         );
-        let mut intents = Vec::new();
-        let mut cancels = Vec::new();
+        self.stats.actions += self.actions.len() as u64;
+        bufs.intents.clear();
+        bufs.cancels.clear();
         for a in self.actions.drain() {
             match a {
-                StrategyAction::Place(i) => intents.push(i),
-                StrategyAction::Cancel(l) => cancels.push(l),
+                StrategyAction::Place(i) => bufs.intents.push(i),
+                StrategyAction::Cancel(l) => bufs.cancels.push(l),
             }
         }
+        self.execute(bufs, now)
+    }
+
+    /// The strategy's open orders (label order), with what is left of each, into `open`.
+    pub(super) fn open_orders_into(&self, open: &mut Vec<OpenOrderView>) {
+        open.clear();
+        for (label, l) in self.live.iter() {
+            let Some(lbl) = self.wal.ledger().by_label(label.as_str()) else { continue };
+            open.push(OpenOrderView {
+                label: *label,
+                instrument: l.instrument,
+                side: l.side,
+                price: l.price,
+                remaining: Qty::from_raw(l.qty - lbl.filled_qty),
+            });
+        }
+    }
+
+    /// Carries out one tick's actions (`bufs.intents`, `bufs.cancels`): cancels by label, then
+    /// gate → reserve → WAL (one sync) → dispatch, against `bufs.exposure` and the books of
+    /// `self.market`.
+    pub(super) fn execute(
+        &mut self,
+        bufs: &mut TradingBuffers,
+        now: i64,
+    ) -> Result<(), EngineError> {
         if let Some(max) = self.max_intents {
             let room = max.saturating_sub(self.stats.intents);
-            intents.truncate(usize::try_from(room).unwrap_or(usize::MAX));
+            bufs.intents.truncate(usize::try_from(room).unwrap_or(usize::MAX));
         }
-        for l in cancels {
+        for l in &bufs.cancels {
             if let (Some(live), Some(d)) = (self.live.get(l.as_str()), self.disp.as_mut()) {
                 if let Err(e) = d.cancel_by_label(l.as_str(), live.instrument.as_str()) {
                     tracing::warn!(run_id = %self.run_id, error = %e, "cancel not sent");
                 }
             }
         }
-        self.brownout(&mut intents);
-        if intents.is_empty() {
+        self.brownout(&mut bufs.intents);
+        if bufs.intents.is_empty() {
             return Ok(());
         }
+        let intents = &bufs.intents;
+        let ex = &mut bufs.exposure;
         let (taker, maker) = (self.taker_fee_bps, self.maker_fee_bps);
         let edge = move |i: &hotpath::domain::intent::OrderIntent,
                          b: Option<&BookView>,
@@ -218,15 +221,15 @@ impl Engine {
                 open_permission_latched: self.guard.latch().is_latched(),
                 order_rate: self.pipeline.order_rate,
             },
-            books: &books,
+            books: self.market.books(),
             index: self.index,
             edge: &edge,
         };
-        arm_wal_fault_on_reduce(&mut self.wal, &intents);
+        arm_wal_fault_on_reduce(&mut self.wal, intents);
         let events = &mut self.events;
         events.clear();
         let mut outcome =
-            self.pipeline.record_batch(&mut self.wal, &mut ex, &intents, &inputs, &mut |ev| {
+            self.pipeline.record_batch(&mut self.wal, ex, intents, &inputs, &mut |ev| {
                 events.push(ev);
             });
         for (i, why) in &outcome.refused {
@@ -261,7 +264,7 @@ impl Engine {
         for s in &outcome.staged {
             let f = s.intent.fields();
             self.live.insert(
-                s.accepted.label.as_str().to_owned(),
+                s.accepted.label,
                 LiveIntent {
                     intent_hash: s.intent.hash().value(),
                     accepted: Some(s.accepted),

@@ -103,6 +103,16 @@ impl ExposureBook {
         self.by_instrument.entry(name).or_default().position = position;
     }
 
+    /// Zeroes every position, pending amount and the portfolio, keeping the entries (a zero
+    /// entry reads like an unknown one): a book rebuilt every tick over the same instruments
+    /// then allocates no tree node.
+    pub fn reset_keep_entries(&mut self) {
+        for v in self.by_instrument.values_mut() {
+            *v = PositionView::default();
+        }
+        self.portfolio = PortfolioView::default();
+    }
+
     /// Sets portfolio figures (from the risk engine).
     pub fn set_portfolio(&mut self, portfolio: PortfolioView) {
         self.portfolio = portfolio;

@@ -3,6 +3,8 @@
 //!
 //! - [`seqlock`]: [`Snapshot`], a single-writer/many-reader seqlock publication cell for hot
 //!   state the cold path reads (mode, positions, counters, last book times).
+//! - [`book_board`]: the feed → trading market-data handoff (per-instrument seqlock slots
+//!   + an `rtrb` notice ring that conflates on overflow) and the feed's hot counters.
 //! - [`control`]: [`ControlSender`]/[`ControlReceiver`], the SPSC cold → hot command ring
 //!   (rtrb) with its overflow policy: a full ring hands the command back, and `send`
 //!   escalates through the mode cell and sticky flags, which always work.
@@ -12,12 +14,16 @@
 //!
 //! Every handoff, its memory-ordering argument and its loom model: `docs/concurrency.md`.
 
+pub mod book_board;
 pub mod control;
 pub mod seqlock;
 pub mod stage;
 pub mod topology;
 pub mod wait;
 
+pub use book_board::{
+    book_board, BookReader, BookWriter, FeedCounters, PackedBook, BOOK_NOTICE_RING_CAPACITY,
+};
 pub use control::{
     control_ring, ControlCommand, ControlFull, ControlReceiver, ControlSender, SendOutcome,
 };

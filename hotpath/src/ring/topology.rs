@@ -4,7 +4,7 @@
 
 use crate::limits::TOPOLOGY_RESERVED_COLD_CORES;
 use crate::ring::wait::WaitStrategy;
-use core_affinity::CoreId;
+pub use core_affinity::CoreId;
 
 /// How hot stages map onto cores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
