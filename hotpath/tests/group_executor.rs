@@ -329,7 +329,9 @@ fn closes_exhausted_then_perp_hedge_at_118() {
             assert_eq!((*group_id, *strategy_id), (h.group.group_id(), strategy()));
             assert_eq!((*close_attempts, *hedge_used, *cause), (3, true, "hedge_fallback"));
             assert_eq!(*incident_ts_ms, NOW_MS);
-            assert_eq!(*time_to_delta_neutral_ms, 0, "the frozen test clock never moved");
+            // The test clock moves only by the pauses between containment rounds (before
+            // Close(2), Close(3) and Hedge(1)).
+            assert_eq!(*time_to_delta_neutral_ms, 3 * hotpath::group::FOLLOW_UP_ROUND_GAP_MS);
             assert_eq!(residual[0], qty("1"), "the option stays, delta-hedged in the perp");
         }
         _ => unreachable!(),
@@ -671,8 +673,12 @@ fn no_price_waits_then_closes_or_hedges() {
             h.fill_all(&c);
             assert_eq!(h.group.state(), GroupState::Flattened);
         } else {
-            for _ in 0..10 {
+            for _ in 0..30 {
+                // Every other book (the perpetual's too) stays fresh; the call's does not.
                 h.now_ms += 100;
+                let stale = h.market.books[0].last_update_ms;
+                h.market.refresh(h.now_ms);
+                h.market.books[0].last_update_ms = stale;
                 h.feed(GroupInput::Tick);
                 if !h.outbox.is_empty() {
                     break;

@@ -86,6 +86,9 @@ fn run(pair: bool, fates: &[Fate], gate_ok: bool) -> Result<(), TestCaseError> {
             for (order, filled) in in_doubt.drain(..) {
                 h.feed(GroupInput::Reconciled { order, filled });
             }
+        } else if !h.group.state().is_terminal() && !h.group.escalated() {
+            // Containment pauses between rounds (FOLLOW_UP_ROUND_GAP_MS): time passes.
+            h.advance(hotpath::group::FOLLOW_UP_ROUND_GAP_MS);
         } else {
             break;
         }

@@ -36,7 +36,8 @@ fn known_names_build_on_a_fitting_universe() {
     let vertical = by_name("vertical", 1, &universe).unwrap();
     assert_eq!(
         vertical.instruments(),
-        names(&["BTC-25JUL25-100000-C", "BTC-25JUL25-110000-C"]).as_slice()
+        // The legs and the hedge instrument of the group executor.
+        names(&["BTC-25JUL25-100000-C", "BTC-25JUL25-110000-C", "BTC-PERPETUAL"]).as_slice()
     );
     assert_eq!(
         vertical_pair(&universe),

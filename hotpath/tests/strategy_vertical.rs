@@ -236,5 +236,6 @@ fn configuration_is_checked() {
         Some(VerticalConfigError::Param("lots"))
     );
     let v = Vertical::new(id, 0, name(K1), name(K2), p).unwrap();
-    assert_eq!(v.instruments(), &[name(K1), name(K2)]);
+    // The legs and the currency's perpetual (the group executor's hedge needs its book).
+    assert_eq!(v.instruments(), &[name(K1), name(K2), name("BTC-PERPETUAL")]);
 }

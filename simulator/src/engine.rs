@@ -1386,7 +1386,18 @@ impl Engine {
         self.accounts[acct].open_orders += 1;
         self.accounts[acct].live.insert(id);
         let seq_before = self.next_trade_id;
-        let delay = self.faults.delay_fills_ms;
+        let delay = self
+            .faults
+            .delay_orders_on
+            .iter()
+            .find(|(n, _)| *n == ins.name)
+            .map_or(self.faults.delay_fills_ms, |(_, ms)| *ms);
+        let one_shot_cap = self
+            .faults
+            .partial_next
+            .iter()
+            .position(|(n, _)| *n == ins.name)
+            .map(|pos| self.faults.partial_next.remove(pos).1);
         if !untriggered {
             if delay > 0 && self.books[i].crosses(p.side, price) && self.delayed.len() < DELAYED_MAX
             {
@@ -1394,6 +1405,10 @@ impl Engine {
                 self.delayed
                     .push((now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX)), id));
                 self.emit_order(id);
+            } else if let Some(fraction) = one_shot_cap {
+                let standing = std::mem::replace(&mut self.faults.partial_fill, fraction);
+                self.match_order(id, now);
+                self.faults.partial_fill = standing;
             } else {
                 self.match_order(id, now);
             }
@@ -2323,6 +2338,18 @@ impl Engine {
                 self.faults.clock_skew_ms = (*ms).clamp(-86_400_000, 86_400_000);
             }
             Fault::FreezeMarketData { on } => self.faults.frozen = *on,
+            Fault::DelayOrdersOn { instrument, ms } => {
+                self.faults.delay_orders_on.retain(|(n, _)| n != instrument);
+                if *ms > 0 && self.faults.delay_orders_on.len() < 1_000 {
+                    self.faults.delay_orders_on.push((instrument.clone(), *ms));
+                }
+            }
+            Fault::PartialFillNext { instrument, fraction } => {
+                if self.faults.partial_next.len() < 1_000 {
+                    let f = if fraction.is_finite() { fraction.clamp(0.0, 1.0) } else { 1.0 };
+                    self.faults.partial_next.push((instrument.clone(), f));
+                }
+            }
             Fault::DuplicateFillNotifications { count } => self.faults.duplicate_fills = *count,
             Fault::DropUserNotifications { count } => self.faults.drop_user = *count,
             Fault::MuteMarketData { on } => self.faults.muted = *on,

@@ -82,6 +82,24 @@ pub enum Fault {
     },
     /// Clear every fault.
     Clear,
+    /// Orders on one instrument are acknowledged open and matched only after `ms` (an
+    /// exchange that goes quiet on one leg: the engine's report deadline expires). `ms: 0`
+    /// removes the instrument's delay.
+    DelayOrdersOn {
+        /// Instrument name.
+        instrument: String,
+        /// Delay in milliseconds.
+        ms: u64,
+    },
+    /// The next new order on an instrument fills at most `fraction` of its amount (rounded
+    /// down to the amount step); the crossed LP quotes beyond are pulled, as `partial_fill`.
+    /// One-shot per instrument (repeat to queue more).
+    PartialFillNext {
+        /// Instrument name.
+        instrument: String,
+        /// 0 <= fraction <= 1.
+        fraction: f64,
+    },
     /// Deliver each of the next `count` `user.trades` notifications twice (a venue that
     /// repeats a fill notification; the trade id is the same both times).
     DuplicateFillNotifications {
@@ -134,6 +152,10 @@ pub struct FaultState {
     pub clock_skew_ms: i64,
     /// Market data frozen.
     pub frozen: bool,
+    /// Per-instrument order delays in ms (`DelayOrdersOn`).
+    pub delay_orders_on: Vec<(String, u64)>,
+    /// One-shot partial-fill caps per instrument (`PartialFillNext`), in order.
+    pub partial_next: Vec<(String, f64)>,
     /// `user.trades` notifications left to deliver twice.
     pub duplicate_fills: u32,
     /// Private order/trade notifications left to drop.

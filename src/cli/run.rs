@@ -62,6 +62,15 @@ pub struct Args {
     /// Strategy tick in milliseconds.
     #[arg(long, default_value_t = 20)]
     pub tick_ms: u64,
+    /// Vertical on explicit legs (LOW_CALL,HIGH_CALL) instead of the registry's choice.
+    #[arg(long, value_delimiter = ',')]
+    pub legs: Vec<String>,
+    /// Vertical: enter when the debit is at most this share of the width (bps, 1..=10000).
+    #[arg(long)]
+    pub entry_debit_bps: Option<i64>,
+    /// Vertical: spread size in lots of the legs' minimum amount.
+    #[arg(long)]
+    pub lots: Option<i64>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -245,7 +254,11 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| std::env::temp_dir().join(format!("stoic-run-{run_id}")).join("wal"));
     let name = args.strategy.clone().unwrap_or_else(|| strategies::DEFAULT_NAME.to_owned());
     strategies::check_name(&name).map_err(anyhow::Error::msg)?;
-    let strategy = strategies::factory(&name, args.seed);
+    let strategy = if name == "vertical" && !args.legs.is_empty() {
+        strategies::vertical(args.seed, &args.legs, args.entry_debit_bps, args.lots)?
+    } else {
+        strategies::factory(&name, args.seed)
+    };
     let (topology, cores) = topology(&args)?;
     let policy_path = args.policy.clone().unwrap_or_else(|| {
         repo_file(match name.as_str() {

@@ -172,6 +172,9 @@ fn record_fields(rec: &Record<'_>) -> serde_json::Value {
                 "label": e.label, "filled_qty": e.filled_qty, "venue_order_id": e.venue_order_id,
             })).collect::<Vec<_>>(),
         }),
+        Record::GroupEvent { group, event, detail } => {
+            json!({ "group": group, "event": event, "detail": detail })
+        }
     }
 }
 
@@ -220,6 +223,9 @@ fn record_text(rec: &Record<'_>) -> String {
             v.counts().entered[0],
             v.counts().operator_actions
         ),
+        Record::GroupEvent { group, event, detail } => {
+            format!("group={group} event={event} {detail}")
+        }
     }
 }
 

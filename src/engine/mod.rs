@@ -16,6 +16,7 @@ mod control;
 pub mod edge;
 pub mod emergency;
 pub mod feed;
+pub mod groups;
 mod live;
 mod market_data;
 pub mod operator_socket;
@@ -285,6 +286,7 @@ pub struct Engine {
     last_gate_reject:
         Option<(hotpath::domain::reason_codes::RejectReasonCode, hotpath::gates::chain::GateName)>,
     control: Option<status::ControlPort>,
+    groups: groups::GroupDesk,
     recon: reconcile_service::ReconState,
 }
 
@@ -328,6 +330,7 @@ impl Engine {
             })
             .unwrap_or((0, 0));
         let _ = per_min;
+        let groups = groups::GroupDesk::new(&policy);
         Ok(Self {
             opts_url: opts.venue_url,
             credentials: opts.credentials,
@@ -369,6 +372,7 @@ impl Engine {
             events: Vec::new(),
             last_gate_reject: None,
             control: None,
+            groups,
             recon: reconcile_service::ReconState::default(),
         })
     }
@@ -639,7 +643,9 @@ impl Engine {
         self.on_session_lost(why);
         self.guard.latch().set(hotpath::domain::reason_codes::OpenPermissionReasonCode::SessionTerminationReconcileRequired);
         self.stats.reconnects += 1;
+        self.groups_disconnected();
         self.connect_and_reconcile()?;
+        self.groups_after_reconnect()?;
         Ok(())
     }
 

@@ -60,6 +60,15 @@ pub const EVALUATE_EVERY_MS: i64 = 20;
 pub const TRANSITIONS_MAX: usize = coldpath::status::MODE_TRANSITIONS_MAX;
 /// Trade ids remembered for fill de-duplication and as processed (bounded FIFO).
 pub const TRADE_IDS_MAX: usize = 4_096;
+/// Mode reasons raised by reconciliation and the health inputs, which a simulator/paper run
+/// relaxes after a clean pass once PolicyGuard no longer sees them.
+const AUTO_RELAX: [ModeReasonCode; 5] = [
+    ModeReasonCode::ReduceonlyOpenPermissionLatched,
+    ModeReasonCode::ReduceonlySessionKillUnconfirmed,
+    ModeReasonCode::KillRateLimitSessionTermination,
+    ModeReasonCode::ReduceonlyRiskstateDegraded,
+    ModeReasonCode::ReduceonlyRiskstateMaintenance,
+];
 /// Venue error: system maintenance (private matching-engine requests during maintenance).
 const VENUE_MAINTENANCE: i32 = 11_051;
 
@@ -630,6 +639,8 @@ impl Engine {
         self.recon.view.count_10028_5m = r.count_10028_5m as u64;
         i.clock_drift_ms = Some(self.recon.md.drift_ms());
         i.ws_zombie_tripped = self.recon.zombie;
+        // An atomic group holding after a failure keeps REDUCEONLY_GROUP_LOCK_TIMEOUT present.
+        i.group_lock_timeout = self.groups.holding();
         i
     }
 
@@ -920,7 +931,13 @@ impl Engine {
                 Err(_) => self.fire(TriggerKind::Manual),
             }
         }
-        if !self.guard.latch().is_latched() && self.guard.cell().mode() != TradingMode::Active {
+        // The run's automatic relax covers only the reasons this service raises and clears;
+        // any other (operator emergency, group hold, capital stop, ...) waits for an operator.
+        let ours = self.guard.cell().load().mode_reasons().iter().all(|r| AUTO_RELAX.contains(&r));
+        if ours
+            && !self.guard.latch().is_latched()
+            && self.guard.cell().mode() != TradingMode::Active
+        {
             self.evaluate_mode(now);
             if let Err(e) = self.startup_relax() {
                 tracing::warn!(run_id = %self.run_id, error = %e, "relax after reconcile failed");

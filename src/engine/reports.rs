@@ -130,7 +130,7 @@ impl Engine {
             if !self.observe_report(r) {
                 continue;
             }
-            if let Err(e) = self.apply_report(r) {
+            if let Err(e) = self.apply_report(r).and_then(|()| self.group_on_report(r)) {
                 tracing::error!(run_id = %self.run_id, error = %e, "could not journal an execution report");
             }
         }

@@ -101,3 +101,34 @@ pub fn near_money_options(cache: &InstrumentCache) -> Vec<InstrumentName> {
 pub fn prebuilt(strategy: Box<dyn Strategy>) -> StrategyFactory {
     Box::new(move |_: &InstrumentCache| Ok(strategy))
 }
+
+/// The call vertical on explicit legs (`--legs LOW,HIGH`), with its default parameters except
+/// the entry threshold (`--entry-debit-bps`) and size (`--lots`) when given.
+///
+/// # Errors
+/// Not exactly two legs, unknown instruments, or a shape the vertical refuses.
+pub fn vertical(
+    seed: u64,
+    legs: &[String],
+    entry_debit_bps: Option<i64>,
+    lots: Option<i64>,
+) -> anyhow::Result<StrategyFactory> {
+    use hotpath::domain::instrument::Instrument;
+    use hotpath::domain::intent::StrategyId;
+    use hotpath::strategy::vertical::{Vertical, VerticalParams};
+    let [low, high] = legs else { anyhow::bail!("--legs needs exactly two calls: LOW,HIGH") };
+    let name = |s: &str| {
+        Instrument::parse(s).map(|i| i.name()).map_err(|e| anyhow::anyhow!("leg {s}: {e}"))
+    };
+    let mut params = VerticalParams::default();
+    if let Some(bps) = entry_debit_bps {
+        params.entry_debit_bps_of_width_max = bps;
+    }
+    if let Some(lots) = lots {
+        params.lots = lots;
+    }
+    let id = StrategyId::new_checked("vertical").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let strategy: Box<dyn Strategy> =
+        Box::new(Vertical::new(id, seed, name(low)?, name(high)?, params)?);
+    Ok(prebuilt(strategy))
+}

@@ -113,6 +113,7 @@ impl Engine {
                 }
             }
         }
+        self.groups.reserve_into(ex);
     }
 
     /// One strategy tick: decide, gate, journal (one sync), dispatch. The tick's buffers are
@@ -191,6 +192,16 @@ impl Engine {
                     tracing::warn!(run_id = %self.run_id, error = %e, "cancel not sent");
                 }
             }
+        }
+        if self.groups.busy() {
+            let books = self.market.books().to_vec();
+            self.groups_tick(now, &books)?;
+        }
+        let (singles, groups) = super::groups::split_groups(std::mem::take(&mut bufs.intents));
+        bufs.intents = singles;
+        if !groups.is_empty() {
+            let books = self.market.books().to_vec();
+            self.tick_groups(groups, now, &books, &mut bufs.exposure)?;
         }
         self.brownout(&mut bufs.intents);
         if bufs.intents.is_empty() {

@@ -6,6 +6,7 @@
 
 pub mod chain;
 pub mod checks;
+pub mod hedge;
 pub mod liquidity;
 pub mod market;
 pub mod positions;

@@ -51,6 +51,12 @@ pub const RESCUE_ATTEMPTS_MAX: u8 = 2;
 pub const RESCUE_CROSS_SPREAD_TICKS: i64 = 2;
 /// Hedge rounds after the closes are exhausted.
 pub const HEDGE_ATTEMPTS_MAX: u8 = 2;
+/// Pause between containment rounds (close retries, hedge rounds): an IOC that just took
+/// the book's liquidity leaves our view of that book stale until the venue's next update, and
+/// a retry priced off the old touch cannot fill. Bounds time-to-neutral to ~4 gaps.
+pub const FOLLOW_UP_ROUND_GAP_MS: i64 = 300;
+/// A leg counts as hedged when the filled hedge is within this share of its target (bps).
+pub const HEDGE_RESIDUAL_MAX_BPS: u64 = 200;
 /// Legs per group (`leg_idx` is 0 or 1 in the label contract).
 pub const GROUP_LEGS_MAX: usize = 2;
 /// Orders one group may ever create: legs + rescues + closes + hedges (each per leg).
@@ -61,9 +67,11 @@ pub const GROUP_ORDERS_MAX: usize = GROUP_LEGS_MAX
 /// How long an IOC order may stay without a terminal report before it is in doubt. The contract
 /// gives no number; an IOC is terminal within one venue round trip, so one second is generous.
 pub const ORDER_REPORT_TIMEOUT_MS: i64 = 1_000;
-/// Inputs (usually ticks) a close round may wait for a fresh price before it counts as an
-/// attempt anyway (B §3.1: no price ⇒ no dispatch; the hedge and escalation still follow).
-pub const CLOSE_BLOCKED_WAITS_MAX: u8 = 5;
+/// How long (from the first close round that found no price) containment waits for a fresh
+/// price before blocked rounds count as attempts anyway (B §3.1: no price ⇒ no dispatch; the
+/// hedge and escalation still follow). Time, not input count: ticks arrive every few ms, and a
+/// book whose liquidity was just pulled needs the venue's next quote refresh.
+pub const CLOSE_PRICE_WAIT_MS_MAX: i64 = 2_000;
 /// Rescue orders cross by ticks only; this bps bound is wide enough never to bind them.
 const RESCUE_SLIPPAGE_BPS_MAX: i64 = 10_000;
 /// The mode reason the executor holds while a group is contained or exposed (ruling 6: the
@@ -439,6 +447,14 @@ pub enum GroupRecord {
         /// Event.
         event: OrderEvent,
     },
+    /// A rescue round was not sent: a leg's rescue failed a gate (or had no price); Step B
+    /// follows (AT-936).
+    RescueRefused {
+        /// Leg.
+        leg: u8,
+        /// Why.
+        code: RejectReasonCode,
+    },
     /// A close could not be planned for a leg (`EmergencyCloseNoPrice`, metadata, quantization).
     CloseBlocked {
         /// Leg.
@@ -516,6 +532,7 @@ impl GroupRecord {
                 }
             }
             Self::GroupIntent { .. }
+            | Self::RescueRefused { .. }
             | Self::CloseBlocked { .. }
             | Self::Transition { .. }
             | Self::Naked { .. } => None,
@@ -562,7 +579,12 @@ pub struct AtomicGroup {
     hedges: u8,
     hedge_used: bool,
     escalated: bool,
-    close_blocked_waits: u8,
+    close_blocked_since_ms: Option<i64>,
+    hedge_blocked_since_ms: Option<i64>,
+    /// When the last close/hedge round went out.
+    last_follow_up_ms: Option<i64>,
+    /// Latest signed hedge target per leg (hedge instrument units).
+    hedge_target: [i64; GROUP_LEGS_MAX],
     now_ms: i64,
     incident_ts_ms: i64,
     holding: bool,
@@ -657,7 +679,10 @@ impl AtomicGroup {
             hedges: 0,
             hedge_used: false,
             escalated: false,
-            close_blocked_waits: 0,
+            close_blocked_since_ms: None,
+            hedge_blocked_since_ms: None,
+            last_follow_up_ms: None,
+            hedge_target: [0; GROUP_LEGS_MAX],
             now_ms,
             incident_ts_ms: now_ms,
             holding: false,
@@ -1075,6 +1100,9 @@ impl AtomicGroup {
         }
         step.records.push(GroupRecord::OrderRecorded { intent, label, leg, role });
         step.actions.push(GroupAction::Send { intent, leg, role });
+        if matches!(role, OrderRole::Close(_) | OrderRole::Hedge(_)) {
+            self.last_follow_up_ms = Some(now_ms);
+        }
         self.orders.push(TrackedOrder {
             intent,
             leg,
@@ -1102,34 +1130,13 @@ impl AtomicGroup {
                 continue;
             }
             let leg_u8 = u8::try_from(i).unwrap_or(u8::MAX);
-            let name = f.instrument.name();
-            let Some(meta) = market.meta(name.as_str()) else { return false };
-            let Ok(touch) =
-                select_touch(name, &market.prices(name), now_ms, self.cfg.price_age_ms_max)
-            else {
-                return false;
-            };
-            let Ok(limit) = cross_price(
-                meta,
-                f.side,
-                &touch,
-                RESCUE_CROSS_SPREAD_TICKS,
-                RESCUE_SLIPPAGE_BPS_MAX,
-            ) else {
-                return false;
-            };
-            let fields = IntentFields {
-                leg_index: self.next_leg_index(leg_u8),
-                qty: Qty::from_raw(missing),
-                limit_price: Some(limit),
-                emergency_close: false,
-                ..*f
-            };
-            let Ok(intent) = OrderIntent::new_quantized(fields, Some(meta)) else { return false };
-            if market.permit_rescue(&intent).is_err() {
-                return false;
+            match self.rescue_intent(leg_u8, f, Qty::from_raw(missing), now_ms, market) {
+                Ok(intent) => planned.push((leg_u8, intent)),
+                Err(code) => {
+                    step.records.push(GroupRecord::RescueRefused { leg: leg_u8, code });
+                    return false;
+                }
             }
-            planned.push((leg_u8, intent));
         }
         if planned.is_empty() {
             return false;
@@ -1154,7 +1161,15 @@ impl AtomicGroup {
             self.transition(GroupState::Flattened, step);
             return true;
         }
+        // Let the books catch up with the last round before another one (never delays the
+        // escalation once everything is used up).
+        let pausing = self
+            .last_follow_up_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) < FOLLOW_UP_ROUND_GAP_MS);
         if self.closes < self.cfg.close_attempts_max {
+            if pausing {
+                return true;
+            }
             let attempt = self.closes;
             let mut planned: Vec<(u8, OrderIntent)> = Vec::with_capacity(GROUP_LEGS_MAX);
             let mut blocked: Vec<(u8, RejectReasonCode)> = Vec::new();
@@ -1179,14 +1194,23 @@ impl AtomicGroup {
                     Err(code) => blocked.push((leg_u8, code)),
                 }
             }
+            // Nothing could be priced (no fresh book or ticker): wait for the next input rather
+            // than burn an attempt, for at most CLOSE_PRICE_WAIT_MS_MAX in all. The blocked
+            // legs are recorded when the wait starts and when a round counts, not per tick.
+            if planned.is_empty() {
+                let first = self.close_blocked_since_ms.is_none();
+                let since = *self.close_blocked_since_ms.get_or_insert(now_ms);
+                if now_ms.saturating_sub(since) < CLOSE_PRICE_WAIT_MS_MAX {
+                    if first {
+                        for (leg, code) in &blocked {
+                            step.records.push(GroupRecord::CloseBlocked { leg: *leg, code: *code });
+                        }
+                    }
+                    return true;
+                }
+            }
             for (leg, code) in &blocked {
                 step.records.push(GroupRecord::CloseBlocked { leg: *leg, code: *code });
-            }
-            // Nothing could be priced (no fresh book or ticker): wait for the next input rather
-            // than burn an attempt, at most CLOSE_BLOCKED_WAITS_MAX times.
-            if planned.is_empty() && self.close_blocked_waits < CLOSE_BLOCKED_WAITS_MAX {
-                self.close_blocked_waits += 1;
-                return true;
             }
             self.closes += 1;
             let mut sent = false;
@@ -1196,10 +1220,12 @@ impl AtomicGroup {
             return sent;
         }
         if self.hedges < HEDGE_ATTEMPTS_MAX {
-            self.hedges += 1;
-            let round = self.hedges;
+            if pausing {
+                return true;
+            }
             let hedge_net = self.hedge_exposure();
-            let mut sent = false;
+            let mut planned: Vec<(u8, OrderIntent)> = Vec::with_capacity(GROUP_LEGS_MAX);
+            let mut blocked: Vec<(u8, RejectReasonCode)> = Vec::new();
             for (i, leg) in self.legs.clone().iter().enumerate() {
                 if net[i].raw() == 0 {
                     continue;
@@ -1209,14 +1235,14 @@ impl AtomicGroup {
                     continue;
                 };
                 let target = signed(quote.side, quote.qty);
+                self.hedge_target[i] = target;
                 let remaining = target - hedge_net[i].raw();
                 if remaining == 0 || remaining.signum() != target.signum() {
                     continue;
                 }
-                let hedge_side = quote.side;
-                if let Ok(intent) = self.close_intent(
+                match self.close_intent(
                     quote.instrument,
-                    hedge_side,
+                    quote.side,
                     Qty::from_raw(remaining.abs()),
                     self.cfg.close_attempts_max.saturating_sub(1),
                     leg_u8,
@@ -1224,11 +1250,34 @@ impl AtomicGroup {
                     now_ms,
                     market,
                 ) {
-                    sent |= self.push_order(intent, leg_u8, OrderRole::Hedge(round), now_ms, step);
+                    Ok(intent) => planned.push((leg_u8, intent)),
+                    Err(code) => blocked.push((leg_u8, code)),
                 }
             }
-            if sent {
-                return true;
+            if planned.is_empty() && !blocked.is_empty() {
+                // No price for the hedge instrument: wait like a close round (time-bounded).
+                let first = self.hedge_blocked_since_ms.is_none();
+                let since = *self.hedge_blocked_since_ms.get_or_insert(now_ms);
+                let waiting = now_ms.saturating_sub(since) < CLOSE_PRICE_WAIT_MS_MAX;
+                if first || !waiting {
+                    for (leg, code) in &blocked {
+                        step.records.push(GroupRecord::CloseBlocked { leg: *leg, code: *code });
+                    }
+                }
+                if waiting {
+                    return true;
+                }
+            }
+            if !planned.is_empty() {
+                self.hedges += 1;
+                let round = self.hedges;
+                let mut sent = false;
+                for (leg, intent) in planned {
+                    sent |= self.push_order(intent, leg, OrderRole::Hedge(round), now_ms, step);
+                }
+                if sent {
+                    return true;
+                }
             }
         }
         if !self.escalated {
@@ -1242,18 +1291,45 @@ impl AtomicGroup {
         true
     }
 
-    /// Every leg with residual exposure has its hedge quote filled.
+    /// Every leg with residual exposure is hedged to its latest target within
+    /// [`HEDGE_RESIDUAL_MAX_BPS`] (an IOC hedge may leave a remainder below one useful order).
     fn hedge_complete(&self) -> bool {
         let hedge_net = self.hedge_exposure();
         let net = self.leg_exposure();
         (0..self.legs.len()).all(|i| {
+            let target = self.hedge_target[i];
             net[i].raw() == 0
-                || (self.orders.iter().any(|o| {
-                    matches!(o.role, OrderRole::Hedge(_))
-                        && usize::from(o.leg) == i
-                        && o.status == OrderStatus::Filled
-                }) && hedge_net[i].raw() != 0)
+                || (target != 0
+                    && u128::from(target.abs_diff(hedge_net[i].raw())) * 10_000
+                        <= u128::from(target.unsigned_abs()) * u128::from(HEDGE_RESIDUAL_MAX_BPS))
         })
+    }
+
+    /// One leg's rescue for `missing`: IOC `rescue_cross_spread_ticks` through the touch, then
+    /// the rescue gates.
+    fn rescue_intent(
+        &self,
+        leg: u8,
+        f: &IntentFields,
+        missing: Qty,
+        now_ms: i64,
+        market: &dyn GroupMarket,
+    ) -> Result<OrderIntent, RejectReasonCode> {
+        let name = f.instrument.name();
+        let meta = market.meta(name.as_str()).ok_or(RejectReasonCode::InstrumentMetadataMissing)?;
+        let touch = select_touch(name, &market.prices(name), now_ms, self.cfg.price_age_ms_max)?;
+        let limit =
+            cross_price(meta, f.side, &touch, RESCUE_CROSS_SPREAD_TICKS, RESCUE_SLIPPAGE_BPS_MAX)?;
+        let fields = IntentFields {
+            leg_index: self.next_leg_index(leg),
+            qty: missing,
+            limit_price: Some(limit),
+            emergency_close: false,
+            ..*f
+        };
+        let intent = OrderIntent::new_quantized(fields, Some(meta))?;
+        market.permit_rescue(&intent)?;
+        Ok(intent)
     }
 
     #[allow(clippy::too_many_arguments)]

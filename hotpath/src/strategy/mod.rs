@@ -177,6 +177,18 @@ pub trait Strategy: Send {
         positions: &PositionsSnapshot<'_>,
         out: &mut ActionBuffer,
     );
+
+    /// The strategy's gross edge (USD) for a multi-leg group it emitted on the last tick: the
+    /// contract §5.11 `gross_edge_usd` input of the group's NetEdge gate, which only the
+    /// strategy can state for a structure (the engine's per-order model prices every taker leg
+    /// against its own mid, so it can never see a structure's edge). `None`: no claim, and the
+    /// group's legs are judged by the engine's per-order model.
+    fn group_edge_usd(
+        &self,
+        _group: crate::domain::intent::GroupId,
+    ) -> Option<crate::domain::units::Usd> {
+        None
+    }
 }
 
 pub mod churn;

@@ -31,7 +31,7 @@ use crate::domain::intent::{
     GroupId, IntentFields, OrderIntent, OrderType, Side, StrategyId, TimeInForce,
 };
 use crate::domain::metadata::InstrumentMeta;
-use crate::domain::units::{Price, Qty, FIXED_SCALE};
+use crate::domain::units::{Price, Qty, Usd, FIXED_SCALE};
 use crate::gates::market::BookLevel;
 use crate::gates::positions::PositionView;
 
@@ -133,11 +133,14 @@ pub struct Vertical {
     params: VerticalParams,
     /// `[K1, K2]`: the low strike (bought on entry) first, as given.
     legs: [InstrumentName; 2],
-    /// Sorted copy for [`Strategy::instruments`].
-    sorted: [InstrumentName; 2],
+    /// Both legs and the currency's perpetual (the group executor's hedge instrument needs a
+    /// live book), sorted, for [`Strategy::instruments`].
+    sorted: [InstrumentName; 3],
     width_strike: Price,
     attempt: u64,
     next_attempt_ms: i64,
+    /// The last opening group and its edge claim (see [`Strategy::group_edge_usd`]).
+    last_claim: Option<(GroupId, Usd)>,
 }
 
 impl Vertical {
@@ -174,7 +177,9 @@ impl Vertical {
         {
             return Err(VerticalConfigError::Shape);
         }
-        let mut sorted = [low, high];
+        let perpetual = Instrument::parse(&format!("{}-PERPETUAL", a.base_currency().as_str()))
+            .map_err(|_| VerticalConfigError::Shape)?;
+        let mut sorted = [low, high, perpetual.name()];
         sorted.sort_unstable();
         Ok(Self {
             id,
@@ -185,6 +190,7 @@ impl Vertical {
             width_strike: Price::from_raw(k2.raw() - k1.raw()),
             attempt: 0,
             next_attempt_ms: i64::MIN,
+            last_claim: None,
         })
     }
 
@@ -210,10 +216,17 @@ impl Vertical {
         i64::try_from(width_coin * i128::from(bps) / 10_000).ok()
     }
 
-    /// Emits the legs as one group; all or nothing (checks buffer room first).
-    fn emit(&mut self, action: Action, legs: &[Leg<'_>], now_ms: i64, out: &mut ActionBuffer) {
+    /// Emits the legs as one group; all or nothing (checks buffer room first). Returns the
+    /// group id when the legs went out.
+    fn emit(
+        &mut self,
+        action: Action,
+        legs: &[Leg<'_>],
+        now_ms: i64,
+        out: &mut ActionBuffer,
+    ) -> Option<GroupId> {
         if out.capacity() - out.len() < legs.len() {
-            return;
+            return None;
         }
         let mut key = DecisionKey::new(self.seed, b"v");
         key.put_field(self.legs[0].as_bytes())
@@ -244,7 +257,7 @@ impl Vertical {
             match OrderIntent::new_quantized(fields, Some(leg.meta)) {
                 Ok(intent) => *slot = Some(intent),
                 // A leg that cannot be built voids the whole group.
-                Err(_) => return,
+                Err(_) => return None,
             }
         }
         for intent in intents.into_iter().flatten() {
@@ -253,6 +266,7 @@ impl Vertical {
         }
         self.attempt += 1;
         self.next_attempt_ms = now_ms.saturating_add(self.params.retry_ms);
+        Some(group_id)
     }
 }
 
@@ -277,6 +291,10 @@ impl Strategy for Vertical {
 
     fn instruments(&self) -> &[InstrumentName] {
         &self.sorted
+    }
+
+    fn group_edge_usd(&self, group: GroupId) -> Option<Usd> {
+        self.last_claim.filter(|(g, _)| *g == group).map(|(_, usd)| usd)
     }
 
     fn on_tick(
@@ -339,7 +357,16 @@ impl Strategy for Vertical {
                     reduce_only: false,
                 },
             ];
-            self.emit(Action::Open, &legs, now, out);
+            // The claim: what the entry rule says the spread is worth above its debit, in USD
+            // (debit and threshold are coin per unit; size is coin; the index converts).
+            let claim = index.and_then(|i| {
+                let coin = i128::from(debit_max - debit) * i128::from(size.raw())
+                    / i128::from(FIXED_SCALE);
+                i64::try_from(coin * i128::from(i.raw()) / i128::from(FIXED_SCALE)).ok()
+            });
+            if let Some(group) = self.emit(Action::Open, &legs, now, out) {
+                self.last_claim = claim.map(|c| (group, Usd::from_raw(c)));
+            }
             return;
         }
 
@@ -373,7 +400,7 @@ impl Strategy for Vertical {
                     reduce_only: true,
                 },
             ];
-            self.emit(Action::Close, &legs, now, out);
+            let _ = self.emit(Action::Close, &legs, now, out);
             return;
         }
 
@@ -398,6 +425,6 @@ impl Strategy for Vertical {
             qty: Qty::from_raw(excess),
             reduce_only: true,
         };
-        self.emit(Action::Repair, &[leg], now, out);
+        let _ = self.emit(Action::Repair, &[leg], now, out);
     }
 }

@@ -282,7 +282,9 @@ impl IntentLedger {
                 }
                 Ok(())
             }
-            Record::OperatorAction { .. } | Record::Checkpoint(_) => Ok(()),
+            Record::OperatorAction { .. } | Record::Checkpoint(_) | Record::GroupEvent { .. } => {
+                Ok(())
+            }
             _ => {
                 let (Some(intent_hash), Some(to)) = (rec.intent_hash(), rec.target_state()) else {
                     return Ok(());
@@ -345,7 +347,7 @@ impl IntentLedger {
                 self.counts.entered[IntentState::Recorded as usize] += 1;
             }
             Record::OperatorAction { .. } => self.counts.operator_actions += 1,
-            Record::Checkpoint(_) => {}
+            Record::Checkpoint(_) | Record::GroupEvent { .. } => {}
             _ => {
                 let (Some(intent_hash), Some(to)) = (rec.intent_hash(), rec.target_state()) else {
                     return Ok(());

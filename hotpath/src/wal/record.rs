@@ -33,6 +33,8 @@ pub enum RecordKind {
     OperatorAction = 9,
     /// Ledger snapshot: every non-terminal intent plus running counts.
     Checkpoint = 10,
+    /// An atomic-group step (group intent, transition, in-doubt, close blocked, naked event).
+    GroupEvent = 11,
 }
 
 impl RecordKind {
@@ -50,6 +52,7 @@ impl RecordKind {
             8 => Self::Abandoned,
             9 => Self::OperatorAction,
             10 => Self::Checkpoint,
+            11 => Self::GroupEvent,
             _ => return None,
         })
     }
@@ -74,6 +77,7 @@ impl RecordKind {
             Self::Abandoned => "Abandoned",
             Self::OperatorAction => "OperatorAction",
             Self::Checkpoint => "Checkpoint",
+            Self::GroupEvent => "GroupEvent",
         }
     }
 }
@@ -194,6 +198,18 @@ pub enum Record<'a> {
     },
     /// A ledger snapshot (written by the WAL itself at each segment start).
     Checkpoint(CheckpointView<'a>),
+    /// An atomic-group step that is not an order life-cycle record: the group intent, a state
+    /// transition, an order gone in doubt, a blocked close, the naked event. Not an intent
+    /// record: the ledger only counts it.
+    GroupEvent {
+        /// The group id (`gid12`, as in every leg's label).
+        group: &'a str,
+        /// What happened (`group_intent`, `transition`, `in_doubt`, `close_blocked`, `naked`,
+        /// `hold`, `release`, `escalate`, `refused`, `anomaly`).
+        event: &'a str,
+        /// Details, `key=value` pairs separated by spaces.
+        detail: &'a str,
+    },
 }
 
 /// Why a payload cannot be encoded or decoded.
@@ -249,6 +265,7 @@ impl<'a> Record<'a> {
             Self::Abandoned { .. } => RecordKind::Abandoned,
             Self::OperatorAction { .. } => RecordKind::OperatorAction,
             Self::Checkpoint(_) => RecordKind::Checkpoint,
+            Self::GroupEvent { .. } => RecordKind::GroupEvent,
         }
     }
 
@@ -264,7 +281,7 @@ impl<'a> Record<'a> {
             | Self::Cancelled { intent_hash, .. }
             | Self::Rejected { intent_hash, .. }
             | Self::Abandoned { intent_hash, .. } => Some(intent_hash),
-            Self::OperatorAction { .. } | Self::Checkpoint(_) => None,
+            Self::OperatorAction { .. } | Self::Checkpoint(_) | Self::GroupEvent { .. } => None,
         }
     }
 
@@ -280,7 +297,9 @@ impl<'a> Record<'a> {
             Self::Cancelled { .. } => IntentState::Cancelled,
             Self::Rejected { .. } => IntentState::Rejected,
             Self::Abandoned { .. } => IntentState::Abandoned,
-            Self::OperatorAction { .. } | Self::Checkpoint(_) => return None,
+            Self::OperatorAction { .. } | Self::Checkpoint(_) | Self::GroupEvent { .. } => {
+                return None
+            }
         })
     }
 
@@ -317,6 +336,9 @@ impl<'a> Record<'a> {
                 2 + text("who", who)? + text("reason", reason)?
             }
             Self::Checkpoint(v) => v.bytes.len(),
+            Self::GroupEvent { group, event, detail } => {
+                text("group", group)? + text("event", event)? + text("detail", detail)?
+            }
         })
     }
 
@@ -359,6 +381,11 @@ impl<'a> Record<'a> {
                 w.bytes16(reason.as_bytes());
             }
             Self::Checkpoint(v) => w.raw(v.bytes),
+            Self::GroupEvent { group, event, detail } => {
+                w.bytes16(group.as_bytes());
+                w.bytes16(event.as_bytes());
+                w.bytes16(detail.as_bytes());
+            }
         }
         debug_assert_eq!(w.pos, w.out.len(), "payload_len and encode_payload disagree");
     }
@@ -410,6 +437,9 @@ impl<'a> Record<'a> {
                 let view = CheckpointView::parse(payload)?;
                 r.pos = payload.len();
                 Self::Checkpoint(view)
+            }
+            RecordKind::GroupEvent => {
+                Self::GroupEvent { group: r.str16()?, event: r.str16()?, detail: r.str16()? }
             }
         };
         r.finish()?;
@@ -688,6 +718,11 @@ mod tests {
                 action: OperatorActionKind::ModeRelax,
                 who: "ops",
                 reason: "cleared",
+            },
+            Record::GroupEvent {
+                group: "0123456789ab",
+                event: "transition",
+                detail: "from=Dispatched to=MixedFailed cause=leg_rejected",
             },
         ];
         for rec in recs {

@@ -200,8 +200,15 @@ impl Harness {
         self.feed(GroupInput::Tick);
     }
 
-    /// Pops the oldest unanswered order.
+    /// Pops the oldest unanswered order; when none is out yet, lets time pass in steps of
+    /// the executor's pause between containment rounds (bounded).
     pub fn next(&mut self) -> (OrderIntent, u8, OrderRole) {
+        for _ in 0..8 {
+            if !self.outbox.is_empty() {
+                break;
+            }
+            self.advance(hotpath::group::FOLLOW_UP_ROUND_GAP_MS);
+        }
         self.outbox.pop_front().expect("an order is waiting for a report")
     }
 
