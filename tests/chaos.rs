@@ -231,6 +231,93 @@ fn chaos_partial_fill_leg_a_reject_leg_b() {
     c.finish();
 }
 
+/// Two BTC calls of the nearest expiry at least a day out, adjacent strikes around the
+/// perpetual's mark (K1 < K2): the vertical's legs.
+fn vertical_legs(sim: &simulator::SimHandle) -> (String, String) {
+    sim.with_engine(|e| {
+        let now = e.now_ms();
+        let spot = e.by_name.get("BTC-PERPETUAL").map(|&i| e.md[i].mark).expect("perpetual");
+        let mut calls: Vec<&simulator::instruments::Instrument> = e
+            .instruments
+            .iter()
+            .filter(|i| i.name.starts_with("BTC-") && i.name.ends_with("-C"))
+            .filter(|i| i.expiry_ms > now + 86_400_000)
+            .collect();
+        let expiry = calls.iter().map(|i| i.expiry_ms).min().expect("a BTC call expiry");
+        calls.retain(|i| i.expiry_ms == expiry);
+        calls.sort_by(|a, b| a.strike.total_cmp(&b.strike));
+        let above = calls.iter().position(|i| i.strike > spot).unwrap_or(calls.len() - 1);
+        let hi = above.max(1);
+        (calls[hi - 1].name.clone(), calls[hi].name.clone())
+    })
+}
+
+/// AT-328 / AT-116 with the engine's atomic group execution: the vertical's leg A fills half,
+/// leg B is rejected. The group holds ReduceOnly (`REDUCEONLY_GROUP_LOCK_TIMEOUT`), rescues
+/// or flattens, and no naked option leg is left; the hold is lifted only by an operator.
+#[test]
+fn chaos_group_leg_a_partial_leg_b_rejected() {
+    let args: Vec<String> = ["--strategy", "vertical", "--seed", "7", "--lots", "2"]
+        .iter()
+        .chain(&["--topology", "compact", "--entry-debit-bps", "10000"])
+        .map(|s| (*s).to_owned())
+        .collect();
+    let mut legs = None;
+    let mut c = Chaos::start_with("group_leg_a_partial_leg_b_rejected", 7, args, |sim, dir| {
+        let (a, b) = vertical_legs(sim);
+        sim.faults().apply(&Fault::PartialFillNext { instrument: a.clone(), fraction: 0.5 });
+        sim.faults().apply(&Fault::RejectNextOrder { instrument: b.clone(), code: None });
+        // Option-friendly liquidity limits (the simulator quotes options 6 % wide).
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/policy.json"),
+        )
+        .unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["data_limits"]["max_spread_bps_open"] = 2_000.into();
+        v["data_limits"]["max_slippage_bps"] = 2_000.into();
+        let policy = dir.join("policy_groups.json");
+        std::fs::write(&policy, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        legs = Some((a.clone(), b.clone()));
+        vec!["--policy".into(), policy.display().to_string(), "--legs".into(), format!("{a},{b}")]
+    });
+    let (a, b) = legs.expect("legs chosen");
+    c.wait_code("REDUCEONLY_GROUP_LOCK_TIMEOUT");
+    let deadline = Instant::now() + 2 * DEADLINE;
+    loop {
+        let ended = c.engine().lines.lock().unwrap().iter().any(|l| {
+            l.starts_with("group: gid=")
+                && (l.contains("to=Complete")
+                    || l.contains("to=Flattened")
+                    || l.contains("ESCALATED"))
+        });
+        if ended {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the group never ended:\n{}", c.tail());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_left_active(&c);
+    // Containment while held: no naked option leg (long K1 = short K2, both flat, or hedged).
+    let pos = c.wait_positions_match();
+    let k = |n: &str| pos.get(n).copied().unwrap_or(0.0);
+    if !pos.contains_key("BTC-PERPETUAL") {
+        assert!((k(&a) + k(&b)).abs() < 1e-9, "a naked leg persists: {pos:?}");
+    }
+    c.notes.push("no naked option leg after the group ended (or hedged in the perpetual)".into());
+    // The hold is the group's: the reconcile service never lifts it; an operator does.
+    assert_ne!(c.status().unwrap()["trading_mode"], "Active");
+    c.operator_relax("chaos: group contained, legs balanced");
+    c.wait_active("Active after the operator relax");
+    c.assert_contained();
+    c.write_evidence(
+        "Vertical spread (atomic group, IOC legs): `PartialFillNext` 0.5 on leg A and \
+         `RejectNextOrder` on leg B before the engine starts.",
+        &["REDUCEONLY_GROUP_LOCK_TIMEOUT"],
+        &["Active", "ReduceOnly (group hold)", "Active (operator relax)"],
+    );
+    c.finish();
+}
+
 /// AT-941 / CSP-004: SIGKILL of the real binary with orders in flight, restart on the same
 /// WAL: in-doubt intents resolved by label, nothing resent.
 #[test]

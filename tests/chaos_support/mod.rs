@@ -87,16 +87,19 @@ impl Chaos {
     /// the latch clear and the mode Active.
     pub fn start(name: &'static str, seed: u64) -> Chaos {
         let args = vec!["--strategy".into(), "churn".into(), "--seed".into(), seed.to_string()];
-        Self::start_with(name, seed, args, |_, _| {})
+        let c = Self::start_with(name, seed, args, |_, _| Vec::new());
+        c.wait_active("the engine to trade after start");
+        c
     }
 
-    /// As [`Chaos::start`] with other engine arguments; `before` runs once the simulator is
-    /// up and before the engine starts (faults armed for its first orders, policy files).
+    /// The simulator and the engine with other arguments; `before` runs once the simulator
+    /// is up and before the engine starts (faults armed for its first orders, policy files)
+    /// and returns more engine arguments. Returns once the engine trades (no mode asserted).
     pub fn start_with(
         name: &'static str,
         seed: u64,
         engine_args: Vec<String>,
-        before: impl FnOnce(&SimHandle, &Path),
+        before: impl FnOnce(&SimHandle, &Path) -> Vec<String>,
     ) -> Chaos {
         let dir = tempfile::tempdir().unwrap();
         let sim = Simulator::start(SimConfig {
@@ -104,7 +107,8 @@ impl Chaos {
             ..SimConfig::default()
         })
         .expect("simulator starts");
-        before(&sim, dir.path());
+        let mut engine_args = engine_args;
+        engine_args.extend(before(&sim, dir.path()));
         let wal = dir.path().join("wal");
         let mut c = Chaos {
             name,
@@ -122,7 +126,9 @@ impl Chaos {
             oracle: None,
         };
         c.spawn_engine();
-        c.wait_active("the engine to trade after start");
+        if c.engine().wait_line("trading:", Duration::from_secs(30)).is_none() {
+            panic!("[{name}] the engine never started trading:\n{}", c.tail());
+        }
         c
     }
 
@@ -478,6 +484,25 @@ impl Chaos {
         if let Some(mut e) = self.engine.take() {
             e.kill9();
         }
+    }
+
+    /// The operator relax through the engine's host-local socket (`stoic mode relax`).
+    pub fn operator_relax(&self, reason: &str) {
+        let out = Command::new(BIN)
+            .args(["mode", "relax", "--to", "active", "--socket"])
+            .arg(self.wal.join("control.sock"))
+            .arg("--token-file")
+            .arg(self.wal.join("control_token"))
+            .args(["--reason", reason, "--requested-by", "chaos-suite"])
+            .output()
+            .expect("stoic mode relax");
+        assert!(
+            out.status.success(),
+            "[{}] relax refused: {}{}",
+            self.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Stops the engine with SIGTERM (clean shutdown) and the simulator.
