@@ -282,6 +282,7 @@ fn chaos_group_leg_a_partial_leg_b_rejected() {
     });
     let (a, b) = legs.expect("legs chosen");
     c.wait_code("REDUCEONLY_GROUP_LOCK_TIMEOUT");
+    assert!(c.modes_seen().contains("Active"), "traded Active before the hold");
     let deadline = Instant::now() + 2 * DEADLINE;
     loop {
         let ended = c.engine().lines.lock().unwrap().iter().any(|l| {
