@@ -595,8 +595,8 @@ impl Engine {
         self.recon.backoff.next_delay_ms(r)
     }
 
-    /// The trading or market-data session died: count its rate-limit trips, latch, evaluate
-    /// and publish before the (blocking) reconnect, so `/status` shows the containment.
+    /// The trading session died: count its rate-limit trips, latch, evaluate and publish
+    /// before the (blocking) reconnect, so `/status` shows the containment.
     pub(super) fn on_session_lost(&mut self, why: &EngineError) {
         let now = self.clock.now_ms();
         // The market-data session lives on the feed thread and reconnects on its own; the
