@@ -13,45 +13,43 @@
 //! repairs are applied (late fills adopted, zombies cancelled through dispatch, positions set
 //! to the venue's). A later clean pass clears the latch; a run with an operator token
 //! (simulator / paper) then relaxes exactly as it does after start-up reconciliation.
+//!
+//! `health` (submodule): the PolicyGuard inputs besides the passes (market-data liveness and
+//! drift published by the feed thread, venue maintenance, the rate-limit breaker), the
+//! brownout admission of opens, session-loss handling and the mode-change record.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 
 use coldpath::metrics::MetricsRegistry;
-use coldpath::reconcile::ratelimit::{admit, Admission, BreakerMonitor, BucketView, RequestClass};
+use coldpath::reconcile::ratelimit::BreakerMonitor;
 use coldpath::reconcile::service::Schedule;
 use coldpath::reconcile::{
     CancelReason, Finding, FindingKind, IntentDetail, LedgerRepair, LedgerSnapshot, LocalPositions,
     ReconcileReport, Reconciler, ReconcilerConfig, RepairAction, TriggerKind, Triggers,
 };
 use hotpath::clock::Clock;
-use hotpath::dispatch::{DispatchError, DispatcherError, ExecReport};
+use hotpath::dispatch::ExecReport;
 use hotpath::domain::intent::Side;
-use hotpath::domain::reason_codes::{
-    ModeReasonCode, OpenPermissionReasonCode, RiskState, TradingMode,
-};
+use hotpath::domain::reason_codes::{ModeReasonCode, OpenPermissionReasonCode, TradingMode};
 use hotpath::domain::units::Qty;
-use hotpath::mode::{PolicyInputs, ReconcileTicket};
+use hotpath::mode::ReconcileTicket;
 use hotpath::venue::auth::{Credentials, Secret};
 use hotpath::venue::backoff::{Backoff, JitterRng};
-use hotpath::venue::conn::ConnError;
-use hotpath::venue::credits::{BreakerState, BREAKER_OPEN_MS};
 use hotpath::venue::error::VenueErrorCode;
 use hotpath::venue::messages::Direction;
 use hotpath::wal::Record;
 
 use super::{name_of, Engine, EngineError};
 
-/// `ws_zombie_silence_ms` (Appendix A): market data silent this long trips the zombie rule.
-pub const ZOMBIE_SILENCE_MS: i64 = 15_000;
-/// Market data counts as resumed once its lag is at most this (registry AUTO unblock).
-pub const MD_RESUMED_LAG_MS: i64 = 500;
-/// Drift samples kept (venue timestamp vs local receive time).
-pub const DRIFT_SAMPLES: usize = 32;
-/// Samples needed before drift is judged (one late first message must not trip it).
-pub const DRIFT_SAMPLES_MIN: usize = 8;
+mod health;
+use health::wall_ms;
+pub use health::{
+    is_10028, MdHealth, SharedMdHealth, DRIFT_SAMPLES, DRIFT_SAMPLES_MIN, MD_RESUMED_LAG_MS,
+    ZOMBIE_SILENCE_MS,
+};
+
 /// Delay before the confirming pass of a suspected mismatch, ms.
 pub const CONFIRM_DELAY_MS: i64 = 1_000;
 /// How often the health inputs are evaluated, ms.
@@ -71,110 +69,6 @@ const AUTO_RELAX: [ModeReasonCode; 5] = [
 ];
 /// Venue error: system maintenance (private matching-engine requests during maintenance).
 const VENUE_MAINTENANCE: i32 = 11_051;
-
-/// Wall-clock milliseconds: liveness, schedules and rate-limit windows are about the network,
-/// which `stoic paper` does not accelerate, so they never read the engine's trading clock.
-fn wall_ms() -> i64 {
-    hotpath::clock::SystemClock.now_ms()
-}
-
-/// What the feed thread publishes for the engine thread (atomics; no lock either side).
-#[derive(Debug, Default)]
-pub struct SharedMdHealth {
-    last_event_ms: AtomicI64,
-    events: AtomicU64,
-    drift_ms: AtomicI64,
-    maintenance: AtomicBool,
-}
-
-impl SharedMdHealth {
-    /// Wall ms of the last book/index message (0: none yet).
-    pub fn last_event_ms(&self) -> i64 {
-        self.last_event_ms.load(Ordering::Acquire)
-    }
-
-    /// Book/index messages seen.
-    pub fn events(&self) -> u64 {
-        self.events.load(Ordering::Relaxed)
-    }
-
-    /// Drift estimate, ms.
-    pub fn drift_ms(&self) -> i64 {
-        self.drift_ms.load(Ordering::Relaxed)
-    }
-
-    /// Venue maintenance.
-    pub fn maintenance(&self) -> bool {
-        self.maintenance.load(Ordering::Relaxed)
-    }
-
-    /// The engine saw a maintenance reject (11051) before the `platform_state` notice.
-    pub fn set_maintenance(&self) {
-        self.maintenance.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Market-data health, fed by every decoded market-data message on the feed thread, which
-/// publishes it into the [`SharedMdHealth`] the engine reads.
-#[derive(Debug, Default)]
-pub struct MdHealth {
-    last_event_ms: i64,
-    events: u64,
-    drift: [i64; DRIFT_SAMPLES],
-    drift_len: usize,
-    drift_next: usize,
-    maintenance: bool,
-    shared: Option<Arc<SharedMdHealth>>,
-}
-
-impl MdHealth {
-    /// Publishes into `shared` from now on.
-    pub fn attach(&mut self, shared: Arc<SharedMdHealth>) {
-        self.shared = Some(shared);
-    }
-
-    fn publish(&self) {
-        if let Some(s) = &self.shared {
-            s.last_event_ms.store(self.last_event_ms, Ordering::Release);
-            s.events.store(self.events, Ordering::Relaxed);
-            s.drift_ms.store(self.drift_ms(), Ordering::Relaxed);
-        }
-    }
-
-    /// A book or index message arrived at trading time `now_ms`, stamped `venue_ts_ms` by the
-    /// venue (drift compares the two; liveness uses the wall clock).
-    pub fn on_event(&mut self, now_ms: i64, venue_ts_ms: i64) {
-        self.last_event_ms = wall_ms();
-        self.events += 1;
-        if venue_ts_ms > 0 {
-            self.drift[self.drift_next] = now_ms.saturating_sub(venue_ts_ms);
-            self.drift_next = (self.drift_next + 1) % DRIFT_SAMPLES;
-            self.drift_len = (self.drift_len + 1).min(DRIFT_SAMPLES);
-        }
-        self.publish();
-    }
-
-    /// `platform_state` said maintenance on or off.
-    pub fn on_platform_state(&mut self, maintenance: Option<bool>) {
-        if let Some(m) = maintenance {
-            self.maintenance = m;
-            if let Some(s) = &self.shared {
-                s.maintenance.store(m, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Clock drift estimate, ms: the smallest (receive − venue stamp) of the recent samples.
-    /// Queueing only ever adds delay, so the minimum is the offset plus the least delay; a
-    /// venue clock ahead of ours shows negative. 0 until enough samples.
-    #[must_use]
-    pub fn drift_ms(&self) -> i64 {
-        if self.drift_len < DRIFT_SAMPLES_MIN {
-            return 0;
-        }
-        self.drift[..self.drift_len].iter().copied().min().unwrap_or(0)
-    }
-}
 
 struct Job {
     id: u64,
@@ -469,19 +363,6 @@ const fn latch_code_of(kind: FindingKind) -> Option<OpenPermissionReasonCode> {
     }
 }
 
-/// Whether an engine error carries a venue 10028 (`too_many_requests`, session terminated).
-pub fn is_10028(e: &EngineError) -> bool {
-    let c = match e {
-        EngineError::Conn(ConnError::Venue(c))
-        | EngineError::Dispatch(
-            DispatcherError::Conn(ConnError::Venue(c))
-            | DispatcherError::Dispatch(DispatchError::Conn(ConnError::Venue(c))),
-        ) => *c,
-        _ => return false,
-    };
-    c == VenueErrorCode::TooManyRequests
-}
-
 impl ReconState {
     /// The health the feed thread publishes into.
     pub fn md_shared(&self) -> Arc<SharedMdHealth> {
@@ -541,166 +422,6 @@ impl Engine {
         true
     }
 
-    fn note_10028(&mut self, events: u64) {
-        let now = wall_ms();
-        for _ in 0..events.min(8) {
-            self.recon.breaker.on_10028(now);
-        }
-        self.recon.last_10028_ms = now;
-        self.fire(TriggerKind::SessionTermination);
-        println!("rate-limit: 10028 x{events} (run_id={})", self.run_id);
-    }
-
-    /// Brownout admission (§3.3, AT-239/AT-919) before the gates: with the matching-engine
-    /// credits below the critical reserve, or the breaker open or half-open, opens are refused
-    /// (`RateLimitBrownout`); reduce-only intents (closes, hedges) always pass, so the reserve
-    /// stays for them and for cancels.
-    pub(super) fn brownout(&mut self, intents: &mut Vec<hotpath::domain::intent::OrderIntent>) {
-        let now = wall_ms();
-        let Some(d) = self.disp.as_mut() else { return };
-        let (pool, breaker) = d.credit_view(now);
-        let bucket = BucketView {
-            available: pool.available,
-            capacity: pool.capacity,
-            cost: pool.cost,
-            wait_ms: pool.wait_ms,
-        };
-        let before = intents.len();
-        intents.retain(|i| {
-            let class =
-                if i.fields().reduce_only { RequestClass::Hedge } else { RequestClass::Open };
-            !matches!(admit(class, breaker, bucket, now), Admission::Reject(_) | Admission::Shed)
-        });
-        let refused = (before - intents.len()) as u64;
-        if refused > 0 {
-            self.recon.view.brownout_rejects += refused;
-            self.stats.gate_rejects += refused;
-            self.last_gate_reject = Some((
-                hotpath::domain::reason_codes::RejectReasonCode::RateLimitBrownout,
-                hotpath::gates::chain::GateName::OrderRate,
-            ));
-        }
-    }
-
-    /// A connect attempt failed: a 10028 there counts toward the breaker.
-    pub(super) fn note_connect_error(&mut self, e: &EngineError) {
-        if is_10028(e) {
-            self.note_10028(1);
-        }
-    }
-
-    /// The reconnect delay (ruling 3: 250 ms base, ×2, 30 s cap, full jitter).
-    pub(super) fn reconnect_delay_ms(&mut self) -> u64 {
-        let r = self.recon.rng.next_u64();
-        self.recon.backoff.next_delay_ms(r)
-    }
-
-    /// The trading session died: count its rate-limit trips, latch, evaluate and publish
-    /// before the (blocking) reconnect, so `/status` shows the containment.
-    pub(super) fn on_session_lost(&mut self, why: &EngineError) {
-        let now = self.clock.now_ms();
-        // The market-data session lives on the feed thread and reconnects on its own; the
-        // trading session's trips are the ones that end our session.
-        let trips = self.disp.as_mut().map_or(0, hotpath::dispatch::Dispatcher::rate_limit_trips);
-        let trips = trips.max(u64::from(is_10028(why)));
-        if trips > 0 {
-            self.note_10028(trips);
-        }
-        self.recon.backoff.on_disconnected(wall_ms());
-        self.recon.session_up = false;
-        self.recon.pos_gen += 1;
-        self.recon.job = None;
-        self.recon.suspects.clear();
-        self.fire(TriggerKind::PrivateGap);
-        self.latch_set(OpenPermissionReasonCode::SessionTerminationReconcileRequired);
-        self.evaluate_mode(now);
-        self.publish_snapshot();
-    }
-
-    /// PolicyGuard inputs from the engine's state (what is not measured here is healthy).
-    pub(super) fn policy_inputs(&mut self, now: i64) -> PolicyInputs {
-        let mut i = PolicyInputs::all_healthy(now);
-        i.risk_state = match self.pipeline.risk_state {
-            RiskState::Healthy if self.recon.degraded => RiskState::Degraded,
-            s => s,
-        };
-        i.wal_append_healthy = self.wal.poisoned().is_none();
-        i.exchange_maintenance_imminent = self.recon.md.maintenance();
-        let wall = wall_ms();
-        let until_ms = self.recon.last_10028_ms.saturating_add(BREAKER_OPEN_MS);
-        let breaker =
-            if wall < until_ms { BreakerState::Open { until_ms } } else { BreakerState::Closed };
-        let r = self.recon.breaker.evaluate(breaker, wall);
-        // Session killed until the reconnect's full reconciliation passed (ruling 2); the
-        // windowed count decides ReduceOnly (unconfirmed) or Kill.
-        i.rate_limit_session_kill_active =
-            Some(r.full_reconcile_required || matches!(breaker, BreakerState::Open { .. }));
-        i.count_10028_5m = Some(u32::try_from(r.count_10028_5m).unwrap_or(u32::MAX));
-        self.recon.view.count_10028_5m = r.count_10028_5m as u64;
-        i.clock_drift_ms = Some(self.recon.md.drift_ms());
-        i.ws_zombie_tripped = self.recon.zombie;
-        // An atomic group holding after a failure keeps REDUCEONLY_GROUP_LOCK_TIMEOUT present.
-        i.group_lock_timeout = self.groups.holding();
-        i
-    }
-
-    fn evaluate_mode(&mut self, now: i64) {
-        let inputs = self.policy_inputs(now);
-        let d = self.guard.evaluate(&inputs);
-        let bad = !d.present.above(TradingMode::Active).is_empty()
-            && (inputs.clock_drift_ms.is_some_and(|x| x.unsigned_abs() > 50)
-                || inputs.exchange_maintenance_imminent
-                || inputs.rate_limit_session_kill_active == Some(true)
-                || inputs.ws_zombie_tripped);
-        if self.recon.health_bad && !bad {
-            // A health reason cleared: a clean pass (and the run's relax) brings trading back.
-            self.fire(TriggerKind::Manual);
-        }
-        self.recon.health_bad = bad;
-        self.record_mode(now);
-    }
-
-    /// Notes a change of the published mode (and every reason and latch code seen).
-    pub(super) fn record_mode(&mut self, now: i64) {
-        let w = self.guard.cell().load();
-        let mode = w.mode();
-        let reasons = w.mode_reasons().to_vec();
-        self.recon.view.mode_reasons_seen.extend(reasons.iter().copied());
-        let codes = self.guard.latch().open_permission_reason_codes();
-        if let Some(m) = &self.recon.metrics {
-            m.set_latch(&codes);
-        }
-        self.recon.view.latch_codes_seen.extend(codes);
-        let changed = match &self.recon.last_word {
-            Some((m, r)) => *m != mode || *r != reasons,
-            None => true,
-        };
-        if !changed {
-            return;
-        }
-        if let Some((from, _)) = &self.recon.last_word {
-            if *from != mode {
-                if let Some(m) = &self.recon.metrics {
-                    m.record_mode_transition(mode, &reasons);
-                }
-                // A relax prints its own audit line; tightenings are printed here.
-                if mode > *from {
-                    let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
-                    println!(
-                        "mode: {from:?} -> {mode:?} reasons={names:?} (run_id={})",
-                        self.run_id
-                    );
-                }
-                let t = &mut self.recon.view.transitions;
-                if t.len() == TRANSITIONS_MAX {
-                    t.pop_front();
-                }
-                t.push_back((now, *from, mode, reasons.clone()));
-            }
-        }
-        self.recon.last_word = Some((mode, reasons));
-    }
-
     /// The cold-path duties of one loop turn (bounded, never waits on the venue): collect a
     /// finished pass, check market-data health, evaluate the mode, start a due pass.
     pub(super) fn service_health(&mut self) {
@@ -718,50 +439,6 @@ impl Engine {
         self.check_market_data(wall);
         self.evaluate_mode(self.clock.now_ms());
         self.maybe_start_pass(wall);
-    }
-
-    fn check_market_data(&mut self, wall: i64) {
-        // Book gaps: the feed thread repaired them by resubscribing; the latch and a
-        // reconciliation are the engine's (AT-408).
-        let resubscribes =
-            self.market.counters().map_or(0, |c| c.resubscribes.load(Ordering::Relaxed));
-        if resubscribes > self.recon.resubscribes_seen {
-            self.recon.resubscribes_seen = resubscribes;
-            self.on_book_gap();
-        }
-        // A market-data reconnect (the feed thread's session died): reconcile.
-        let connects = self.market.counters().map_or(0, |c| c.connects.load(Ordering::Relaxed));
-        if connects > self.recon.md_connects_seen {
-            if self.recon.md_connects_seen > 0 {
-                self.fire(TriggerKind::HeartbeatLoss);
-            }
-            self.recon.md_connects_seen = connects;
-        }
-        let md = &self.recon.md;
-        let last = md.last_event_ms();
-        let lag = if last == 0 { 0 } else { wall.saturating_sub(last) };
-        self.recon.view.md_lag_ms = lag;
-        self.recon.view.clock_drift_ms = md.drift_ms();
-        self.recon.view.maintenance = md.maintenance();
-        let exposure = self.positions.values().any(|q| q.raw() != 0) || !self.live.is_empty();
-        let had_activity = md.events() > 1;
-        if lag > ZOMBIE_SILENCE_MS && (exposure || had_activity) {
-            if !self.recon.zombie {
-                println!(
-                    "market data: silent {lag} ms: zombie rule tripped (run_id={})",
-                    self.run_id
-                );
-                self.fire(TriggerKind::HeartbeatLoss);
-            }
-            self.recon.zombie = true;
-            // Re-set every turn while silent: no reconciliation may clear it meanwhile.
-            self.latch_set(OpenPermissionReasonCode::WsDataStaleReconcileRequired);
-        } else if self.recon.zombie && lag <= MD_RESUMED_LAG_MS {
-            println!("market data: resumed (run_id={})", self.run_id);
-            self.recon.zombie = false;
-            self.fire(TriggerKind::HeartbeatLoss);
-        }
-        self.recon.view.md_stale = self.recon.zombie;
     }
 
     fn maybe_start_pass(&mut self, wall: i64) {
@@ -1103,22 +780,6 @@ const fn trigger_name(k: TriggerKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn drift_is_the_least_delay_and_waits_for_samples() {
-        let mut h = MdHealth::default();
-        for i in 0..(DRIFT_SAMPLES_MIN as i64 - 1) {
-            h.on_event(10_000 + i, 10_000 + i - 900);
-        }
-        assert_eq!(h.drift_ms(), 0, "too few samples to judge");
-        h.on_event(20_000, 19_990);
-        assert_eq!(h.drift_ms(), 10);
-        // A venue clock 5 s ahead shows negative once the window is full of such samples.
-        for i in 0..DRIFT_SAMPLES as i64 {
-            h.on_event(30_000 + i, 35_000 + i - 3);
-        }
-        assert_eq!(h.drift_ms(), -4_997);
-    }
 
     #[test]
     fn remember_is_bounded_and_dedupes() {
