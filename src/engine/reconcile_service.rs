@@ -218,7 +218,8 @@ pub struct ReconState {
     degraded: bool,
     health_bad: bool,
     last_eval_ms: i64,
-    last_word: Option<(TradingMode, Vec<ModeReasonCode>)>,
+    last_word: Option<(TradingMode, hotpath::mode::ReasonSet)>,
+    last_codes: Option<hotpath::mode::OpenPermissionSet>,
     metrics: Option<Arc<MetricsRegistry>>,
     /// For `/status`.
     pub view: ReconView,
@@ -262,6 +263,7 @@ impl Default for ReconState {
             health_bad: false,
             last_eval_ms: 0,
             last_word: None,
+            last_codes: None,
             metrics: None,
             view: ReconView::default(),
         }

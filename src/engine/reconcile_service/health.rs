@@ -238,13 +238,14 @@ impl Engine {
         let until_ms = self.recon.last_10028_ms.saturating_add(BREAKER_OPEN_MS);
         let breaker =
             if wall < until_ms { BreakerState::Open { until_ms } } else { BreakerState::Closed };
-        let r = self.recon.breaker.evaluate(breaker, wall);
+        let (count_10028, _) = self.recon.breaker.counts(wall);
         // Session killed until the reconnect's full reconciliation passed (ruling 2); the
         // windowed count decides ReduceOnly (unconfirmed) or Kill.
-        i.rate_limit_session_kill_active =
-            Some(r.full_reconcile_required || matches!(breaker, BreakerState::Open { .. }));
-        i.count_10028_5m = Some(u32::try_from(r.count_10028_5m).unwrap_or(u32::MAX));
-        self.recon.view.count_10028_5m = r.count_10028_5m as u64;
+        i.rate_limit_session_kill_active = Some(
+            self.recon.breaker.reconcile_pending() || matches!(breaker, BreakerState::Open { .. }),
+        );
+        i.count_10028_5m = Some(u32::try_from(count_10028).unwrap_or(u32::MAX));
+        self.recon.view.count_10028_5m = count_10028 as u64;
         i.clock_drift_ms = Some(self.recon.md.drift_ms());
         i.ws_zombie_tripped = self.recon.zombie;
         // An atomic group holding after a failure keeps REDUCEONLY_GROUP_LOCK_TIMEOUT present.
@@ -270,43 +271,42 @@ impl Engine {
 
     /// Notes a change of the published mode (and every reason and latch code seen).
     pub(in crate::engine) fn record_mode(&mut self, now: i64) {
+        // Compared as bit sets every turn (no allocation); lists are built only on a change.
         let w = self.guard.cell().load();
-        let mode = w.mode();
-        let reasons = w.mode_reasons().to_vec();
-        self.recon.view.mode_reasons_seen.extend(reasons.iter().copied());
-        let codes = self.guard.latch().open_permission_reason_codes();
-        if let Some(m) = &self.recon.metrics {
-            m.set_latch(&codes);
+        let (mode, set) = (w.mode(), w.mode_reasons());
+        let codes = self.guard.latch().codes();
+        if self.recon.last_codes != Some(codes) {
+            self.recon.last_codes = Some(codes);
+            let list = codes.to_vec();
+            if let Some(m) = &self.recon.metrics {
+                m.set_latch(&list);
+            }
+            self.recon.view.latch_codes_seen.extend(list);
         }
-        self.recon.view.latch_codes_seen.extend(codes);
-        let changed = match &self.recon.last_word {
-            Some((m, r)) => *m != mode || *r != reasons,
-            None => true,
-        };
-        if !changed {
+        let previous = self.recon.last_word;
+        if previous == Some((mode, set)) {
             return;
         }
-        if let Some((from, _)) = &self.recon.last_word {
-            if *from != mode {
-                if let Some(m) = &self.recon.metrics {
-                    m.record_mode_transition(mode, &reasons);
-                }
-                // A relax prints its own audit line; tightenings are printed here.
-                if mode > *from {
-                    let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
-                    println!(
-                        "mode: {from:?} -> {mode:?} reasons={names:?} (run_id={})",
-                        self.run_id
-                    );
-                }
-                let t = &mut self.recon.view.transitions;
-                if t.len() == TRANSITIONS_MAX {
-                    t.pop_front();
-                }
-                t.push_back((now, *from, mode, reasons.clone()));
-            }
+        self.recon.last_word = Some((mode, set));
+        self.recon.view.mode_reasons_seen.extend(set.iter());
+        let Some((from, _)) = previous else { return };
+        if from == mode {
+            return;
         }
-        self.recon.last_word = Some((mode, reasons));
+        let reasons = set.to_vec();
+        if let Some(m) = &self.recon.metrics {
+            m.record_mode_transition(mode, &reasons);
+        }
+        // A relax prints its own audit line; tightenings are printed here.
+        if mode > from {
+            let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+            println!("mode: {from:?} -> {mode:?} reasons={names:?} (run_id={})", self.run_id);
+        }
+        let t = &mut self.recon.view.transitions;
+        if t.len() == TRANSITIONS_MAX {
+            t.pop_front();
+        }
+        t.push_back((now, from, mode, reasons));
     }
 
     pub(in crate::engine) fn check_market_data(&mut self, wall: i64) {
