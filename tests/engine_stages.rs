@@ -49,6 +49,8 @@ fn test_strategy_thread_quotes_through_trading_thread_without_duplicates() {
         taker_fee_bps: 5.0,
         maker_fee_bps: 0.0,
         run_id: "stages".into(),
+        // No sink: records beyond the ring's capacity are dropped and counted.
+        trace: hotpath::trace::trace_ring(hotpath::trace::TRACE_RING_CAPACITY).0,
     })
     .expect("engine");
     engine.start().expect("start: reconcile, then feed + strategy threads");

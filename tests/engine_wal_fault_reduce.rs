@@ -82,7 +82,7 @@ fn test_engine_reduce_reaches_venue_after_wal_fault_opens_do_not() {
     let out = engine.output();
     assert!(out.contains("wal: test fault armed"), "{out}");
     assert!(
-        out.contains("wal: UNJOURNALED"),
+        out.contains("\"event\":\"unjournaled_sent\""),
         "the close went through the unjournaled path:\n{out}"
     );
     let j = journal(&jpath);

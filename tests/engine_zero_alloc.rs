@@ -228,6 +228,8 @@ fn run(events: usize, leak_in_window: bool) -> Run {
         taker_fee_bps: 5.0,
         maker_fee_bps: 0.0,
         run_id: "zero-alloc".into(),
+        // No sink: records beyond the ring's capacity are dropped and counted.
+        trace: hotpath::trace::trace_ring(hotpath::trace::TRACE_RING_CAPACITY).0,
     })
     .expect("engine");
     engine.start().expect("start: connect, instruments, quoter, reconcile");

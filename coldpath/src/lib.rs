@@ -7,6 +7,7 @@
 //! - [`metrics`]: the atomic metrics registry rendered at `/metrics`.
 //! - [`reason_text`]: plain-language sentences for every reason code.
 //! - [`client`]: the tiny HTTP client behind `stoic health` / `stoic status`.
+//! - [`tracesink`]: the cold end of the hot path's trace ring (log lines + metrics).
 //! - [`fixture`]: an in-memory status source for tests and the dashboard demo (not the engine).
 #![forbid(unsafe_code)]
 
@@ -17,3 +18,4 @@ pub mod reason_text;
 pub mod reconcile;
 pub mod server;
 pub mod status;
+pub mod tracesink;

@@ -7,9 +7,17 @@
 //!
 //! Names: the two contract metrics keep their contract names (`duplicate_dispatch_count`,
 //! `illegal_order_attempts`); everything else is `stoic_*`. Every series carries `run_id`.
+//!
+//! Intent ids on metrics (AT-902): a per-intent label on a counter would grow without bound,
+//! and the 0.0.4 text format has no exemplars. So the reject counters stay labelled by reason
+//! code only, and `stoic_recent_reject_info` carries the last [`RECENT_REJECTS`] refusals as
+//! one series each (`slot`, `intent_id`, `reason_code`, `gate`, `run_id`; value = the
+//! reject's ordinal since start): at most that many extra series per scrape. That table is
+//! written by the cold trace sink only, so it sits behind a mutex the hot path never takes.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use hotpath::domain::reason_codes::{
     ModeReasonCode, OpenPermissionReasonCode, RejectReasonCode, TradingMode,
@@ -143,6 +151,28 @@ impl RingId {
     }
 }
 
+/// How many of the latest refusals `stoic_recent_reject_info` shows.
+pub const RECENT_REJECTS: usize = 8;
+
+/// One refusal in the recent-rejects table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecentReject {
+    /// Ordinal of this reject since start (1-based).
+    pub ordinal: u64,
+    /// Intent hash.
+    pub intent_id: u64,
+    /// Registry code.
+    pub code: RejectReasonCode,
+    /// The gate (or `wal`) that refused.
+    pub gate: &'static str,
+}
+
+#[derive(Debug, Default)]
+struct RecentRejects {
+    slots: [Option<RecentReject>; RECENT_REJECTS],
+    total: u64,
+}
+
 const MODE_REASONS: usize = ModeReasonCode::ALL.len();
 const REJECTS: usize = RejectReasonCode::ALL.len();
 const LATCH_CODES: usize = OpenPermissionReasonCode::ALL.len();
@@ -166,12 +196,14 @@ pub struct MetricsRegistry {
     latch_codes: [Gauge; LATCH_CODES],
     /// Durable-append latency (write + fdatasync) per group commit.
     pub wal_sync_latency: Histogram,
-    /// From market-data tick received to the order's first byte on the socket.
+    /// From the strategy tick's start to the order written to the socket (the engine measures
+    /// per sent intent; gates, WAL append and the batch's sync are inside the interval).
     pub tick_to_send: Histogram,
     ring_depth: [Gauge; RINGS],
     ring_overflow: [Counter; RINGS],
     /// Epoch ms of the last successful reconciliation; 0 = never.
     pub last_reconcile_ts_ms: Gauge,
+    recent_rejects: Mutex<RecentRejects>,
 }
 
 impl MetricsRegistry {
@@ -199,6 +231,7 @@ impl MetricsRegistry {
             ring_depth: std::array::from_fn(|_| Gauge::default()),
             ring_overflow: std::array::from_fn(|_| Counter::default()),
             last_reconcile_ts_ms: Gauge::default(),
+            recent_rejects: Mutex::default(),
         }
     }
 
@@ -217,6 +250,29 @@ impl MetricsRegistry {
     #[must_use]
     pub fn rejects(&self, code: RejectReasonCode) -> u64 {
         self.rejects[code as usize].get()
+    }
+
+    /// Remembers a refusal in the bounded recent-rejects table (cold side only: it locks).
+    pub fn record_recent_reject(&self, intent_id: u64, code: RejectReasonCode, gate: &'static str) {
+        let mut t = self.recent_rejects.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.total += 1;
+        let ordinal = t.total;
+        let slot = usize::try_from((ordinal - 1) % RECENT_REJECTS as u64).unwrap_or(0);
+        t.slots[slot] = Some(RecentReject { ordinal, intent_id, code, gate });
+    }
+
+    /// The recent-rejects table, oldest first.
+    #[must_use]
+    pub fn recent_rejects(&self) -> Vec<RecentReject> {
+        let t = self.recent_rejects.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut v: Vec<RecentReject> = t.slots.iter().flatten().copied().collect();
+        v.sort_by_key(|r| r.ordinal);
+        v
+    }
+
+    /// Sets the mode gauge without counting a transition (the start state).
+    pub fn set_trading_mode(&self, mode: TradingMode) {
+        self.trading_mode.set(mode as i64);
     }
 
     /// Records a mode change: sets the mode gauge and counts one transition per reason
@@ -247,6 +303,17 @@ impl MetricsRegistry {
     /// Counts one push refused because the ring was full.
     pub fn record_ring_overflow(&self, ring: RingId) {
         self.ring_overflow[ring.index()].inc();
+    }
+
+    /// Counts `n` pushes refused because the ring was full (a producer-side counter's delta).
+    pub fn add_ring_overflow(&self, ring: RingId, n: u64) {
+        self.ring_overflow[ring.index()].add(n);
+    }
+
+    /// Overflows counted for `ring`.
+    #[must_use]
+    pub fn ring_overflow(&self, ring: RingId) -> u64 {
+        self.ring_overflow[ring.index()].get()
     }
 
     /// Appends the exposition text to `out`. `now_ms` is used for the reconcile age.
@@ -330,7 +397,7 @@ impl MetricsRegistry {
             out,
             run,
             "stoic_tick_to_send_seconds",
-            "Market tick received to order bytes written to the venue socket.",
+            "Strategy tick start to the order written to the venue socket (gates, WAL append and sync included).",
             &self.tick_to_send,
         );
 
@@ -350,6 +417,18 @@ impl MetricsRegistry {
                 "stoic_ring_overflow_total{{run_id=\"{run}\",ring=\"{}\"}} {}",
                 r.as_str(),
                 self.ring_overflow[r.index()].get()
+            );
+        }
+
+        let _ = writeln!(out, "# HELP stoic_recent_reject_info The latest pre-dispatch refusals with their intent id (value: reject ordinal since start).\n# TYPE stoic_recent_reject_info gauge");
+        for (slot, r) in self.recent_rejects().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "stoic_recent_reject_info{{run_id=\"{run}\",slot=\"{slot}\",intent_id=\"{:016x}\",reason_code=\"{}\",gate=\"{}\"}} {}",
+                r.intent_id,
+                r.code.as_str(),
+                r.gate,
+                r.ordinal
             );
         }
 
@@ -400,6 +479,21 @@ mod tests {
         assert!(s.contains("stoic_wal_sync_latency_seconds_bucket{run_id=\"r1\",le=\"0.00025\"} 2"));
         assert!(s.contains("stoic_wal_sync_latency_seconds_bucket{run_id=\"r1\",le=\"+Inf\"} 3"));
         assert!(s.contains("stoic_wal_sync_latency_seconds_count{run_id=\"r1\"} 3"));
+    }
+
+    #[test]
+    fn recent_rejects_keep_the_latest_n_with_intent_ids() {
+        let m = MetricsRegistry::new("r1");
+        for i in 0..(RECENT_REJECTS as u64 + 3) {
+            m.record_recent_reject(0xabc0 + i, RejectReasonCode::NetEdgeTooLow, "edge_policy");
+        }
+        let v = m.recent_rejects();
+        assert_eq!(v.len(), RECENT_REJECTS);
+        assert_eq!(v[0].ordinal, 4);
+        assert_eq!(v[RECENT_REJECTS - 1].intent_id, 0xabc0 + RECENT_REJECTS as u64 + 2);
+        let mut s = String::new();
+        m.render(0, &mut s);
+        assert!(s.contains("intent_id=\"000000000000abca\",reason_code=\"NetEdgeTooLow\",gate=\"edge_policy\"} 11"), "{s}");
     }
 
     #[test]

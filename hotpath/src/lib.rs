@@ -11,6 +11,7 @@
 //! - [`venue`]: Deribit wire types (JSON-RPC envelope, methods, error codes).
 //! - [`dispatch`]: THE chokepoint; the only module that owns a trading-capable client.
 //! - [`strategy`]: the Strategy trait and reference strategies.
+//! - [`trace`]: fixed-size event records on a bounded ring, drained by the cold-side sink.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -26,5 +27,6 @@ pub mod mode;
 pub mod ring;
 pub mod strategy;
 pub mod sync;
+pub mod trace;
 pub mod venue;
 pub mod wal;

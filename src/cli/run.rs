@@ -62,6 +62,13 @@ pub struct Args {
     /// Strategy tick in milliseconds.
     #[arg(long, default_value_t = 20)]
     pub tick_ms: u64,
+    /// Run id stamped on every trace line and metric (default: pid and start time, unique
+    /// per process start). Fixed ids are for reproducible evidence runs.
+    #[arg(long, value_parser = crate::engine::trace::parse_run_id)]
+    pub run_id: Option<String>,
+    /// Trace log: one JSON line per engine event (default: trace.jsonl next to the WAL dir).
+    #[arg(long)]
+    pub trace_log: Option<PathBuf>,
     /// Vertical on explicit legs (LOW_CALL,HIGH_CALL) instead of the registry's choice.
     #[arg(long, value_delimiter = ',')]
     pub legs: Vec<String>,
@@ -248,6 +255,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis())
     );
+    let run_id = args.run_id.clone().unwrap_or(run_id);
     let wal_dir = args
         .wal_dir
         .clone()
@@ -297,6 +305,9 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         policy_path.display(),
         token_path.display()
     );
+    let metrics = std::sync::Arc::new(coldpath::metrics::MetricsRegistry::new(&run_id));
+    let (trace, sink) =
+        crate::engine::trace::start_sink(args.trace_log.as_deref(), &wal_dir, &metrics)?;
     let wal_dir_for_socket = wal_dir.clone();
     let opts = EngineOptions {
         venue_url,
@@ -315,10 +326,10 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         taker_fee_bps: 5.0,
         maker_fee_bps: 0.0,
         run_id,
+        trace,
     };
     let mut engine = Engine::new(opts)?;
     let mut server = None;
-    let metrics = std::sync::Arc::new(coldpath::metrics::MetricsRegistry::new("stoic-run"));
     let mut operator_socket = None;
     if !args.headless || args.status_addr.is_some() {
         let published: crate::engine::status::Published = std::sync::Arc::default();
@@ -376,6 +387,8 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(p) = pump {
         let _ = p.join();
     }
+    drop(engine); // the trace producer goes with it: the sink drains what is left
+    sink.stop();
     if let Some(h) = server {
         h.shutdown();
     }

@@ -36,6 +36,7 @@ use hotpath::gates::chain::{GateContext, PolicySlot};
 use hotpath::gates::market::BookView;
 use hotpath::gates::positions::{ExposureBook, PortfolioView, PositionView};
 use hotpath::mode::ModePermissions;
+use hotpath::trace::{TraceEvent, TraceKind};
 use hotpath::venue::conn::ConnError;
 use hotpath::venue::messages::{Message, ResultPayload};
 use hotpath::venue::methods;
@@ -445,6 +446,7 @@ impl Engine {
             self.pipeline.record_batch(&mut self.wal, &mut ex, intents, &inputs, &mut |ev| {
                 events.push(ev);
             });
+        let mode_seen_by_gates = inputs.base.trading_mode;
         for (i, why) in &outcome.refused {
             let what = match why {
                 Refusal::Gate(r) => format!("{:?} ({})", r.code, r.gate.as_str()),
@@ -453,7 +455,7 @@ impl Engine {
                     format!("RecordedBeforeDispatchFailed: {error}")
                 }
             };
-            tracing::error!(run_id = %self.run_id, intent_id = %format!("{:016x}", i.hash().value()), %what, "emergency order refused");
+            self.trace_refusal(i.hash().value(), why, mode_seen_by_gates, now);
             out.refused.push((i.fields().instrument.as_str().to_owned(), what));
         }
         let mut hashes = Vec::new();
@@ -500,13 +502,14 @@ impl Engine {
             match r {
                 SendOutcome::Sent { .. } => {
                     self.stats.sent += 1;
+                    self.trace_sent(h, now, 0); // operator-driven: not a tick-to-send sample
                     self.events.push(PipelineEvent::Sent { intent_hash: h });
                     self.append_checked(now, &Record::Sent { intent_hash: h })?;
                     hashes.push(h);
                     out.sent.push(label.to_owned());
                 }
                 SendOutcome::Failed(e) if e.certainly_not_sent() => {
-                    tracing::error!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "emergency order not sent; abandoned");
+                    self.trace_send_failed(TraceKind::SendRefused, h, now, &e);
                     self.append_checked(
                         now,
                         &Record::Abandoned {
@@ -515,12 +518,13 @@ impl Engine {
                         },
                     )?;
                     self.stats.abandoned += 1;
+                    self.trace.push(TraceEvent::new(TraceKind::Abandoned, h, now));
                     self.live.remove(label);
                     out.refused
                         .push((s.intent.fields().instrument.as_str().to_owned(), e.to_string()));
                 }
                 SendOutcome::Failed(e) => {
-                    tracing::error!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "emergency order send failed; in doubt");
+                    self.trace_send_failed(TraceKind::SendInDoubt, h, now, &e);
                     hashes.push(h);
                 }
             }

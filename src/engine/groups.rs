@@ -45,6 +45,7 @@ use hotpath::group::{
     OrderEvent, OrderRole, OrderStatus, PendingExposureBudget, Step, GROUP_HOLD_REASON,
 };
 use hotpath::strategy::IndexPrices;
+use hotpath::trace::{TraceEvent, TraceKind};
 use hotpath::wal::{IntentState, Record};
 
 use super::{edge, Engine, EngineError, LiveIntent};
@@ -547,7 +548,8 @@ impl Engine {
                     self.groups.stats.refused += 1;
                     self.stats.gate_rejects += 1;
                     self.last_gate_reject = Some((r.code, r.gate));
-                    tracing::debug!(run_id = %self.run_id, group = %key, intent_id = %format!("{:016x}", leg.hash().value()), code = ?r.code, gate = r.gate.as_str(), "group refused");
+                    let mode = self.guard.cell().mode();
+                    self.trace.push(TraceEvent::gate_reject(leg.hash().value(), &r, mode, now));
                     continue;
                 }
             };
@@ -889,12 +891,13 @@ impl Engine {
                 match results.next() {
                     Some(SendOutcome::Sent { .. }) => {
                         self.stats.sent += 1;
+                        self.trace_sent(h, now, 0); // group sends are not tick-to-send samples
                         self.append_checked(now, &Record::Sent { intent_hash: h })?;
                     }
                     Some(SendOutcome::Failed(e)) if !e.certainly_not_sent() => {
                         // Maybe on the wire: the group's report deadline puts it in doubt and
                         // reconciliation by label decides.
-                        tracing::warn!(run_id = %self.run_id, group = key, intent_id = %format!("{h:016x}"), error = %e, "group order send failed; in doubt");
+                        self.trace_send_failed(TraceKind::SendInDoubt, h, now, &e);
                     }
                     _ => {
                         self.append_checked(
@@ -905,6 +908,7 @@ impl Engine {
                             },
                         )?;
                         self.stats.abandoned += 1;
+                        self.trace.push(TraceEvent::new(TraceKind::Abandoned, h, now));
                         self.live.remove(label.as_str());
                         queue.push_back((
                             key.to_owned(),

@@ -27,6 +27,7 @@ pub mod status;
 pub mod strategies;
 pub mod strategy_stage;
 mod tick;
+pub mod trace;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -101,6 +102,8 @@ pub struct EngineOptions {
     pub maker_fee_bps: f64,
     /// Per process start; on every log line about an intent.
     pub run_id: String,
+    /// Producer end of the trace ring (the cold sink stamps `run_id` on what it drains).
+    pub trace: hotpath::trace::TraceProducer,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -287,6 +290,7 @@ pub struct Engine {
         Option<(hotpath::domain::reason_codes::RejectReasonCode, hotpath::gates::chain::GateName)>,
     control: Option<status::ControlPort>,
     groups: groups::GroupDesk,
+    trace: trace::EngineTrace,
     recon: reconcile_service::ReconState,
 }
 
@@ -373,6 +377,7 @@ impl Engine {
             last_gate_reject: None,
             control: None,
             groups,
+            trace: trace::EngineTrace::new(opts.trace),
             recon: reconcile_service::ReconState::default(),
         })
     }
@@ -757,6 +762,7 @@ impl Engine {
                 next_publish = now + PUBLISH_PERIOD;
                 self.serve_control();
             }
+            self.trace_state();
             if now >= next_progress {
                 next_progress = now + Duration::from_secs(1);
                 progress(&self.snapshot());

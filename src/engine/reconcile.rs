@@ -15,6 +15,7 @@ impl Engine {
     pub(super) fn reconcile(&mut self) -> Result<ReconcileSummary, EngineError> {
         self.record_mode(self.clock.now_ms());
         let ticket = self.guard.latch().begin_reconcile();
+        self.trace_state();
         let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
         let resolutions = disp.resolve_in_doubt(self.wal.ledger(), &mut self.reports)?;
         let mut sum = ReconcileSummary { in_doubt: resolutions.len() as u64, ..Default::default() };
@@ -107,11 +108,21 @@ impl Engine {
             .complete_reconcile(ticket, &report)
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
         self.last_reconcile = sum;
+        self.trace.push(
+            hotpath::trace::TraceEvent::new(
+                hotpath::trace::TraceKind::Reconciled,
+                0,
+                self.clock.now_ms(),
+            )
+            .with_value(sum.in_doubt),
+        );
         println!(
             "reconciled: run_id={} in_doubt={} live={} filled={} cancelled={} rejected={} abandoned={}",
             self.run_id, sum.in_doubt, sum.live, sum.filled, sum.cancelled, sum.rejected, sum.abandoned
         );
         self.startup_relax()?;
+        // Before the first tick: every refusal after this line is traced under its mode.
+        self.trace_state();
         Ok(sum)
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::{name_of, Engine, EngineError};
 use hotpath::dispatch::ExecReport;
 use hotpath::domain::units::Qty;
+use hotpath::trace::{TraceEvent, TraceKind};
 use hotpath::venue::messages::OrderState;
 use hotpath::wal::{IntentState, Record};
 
@@ -23,6 +24,7 @@ impl Engine {
                 )?
             {
                 self.stats.acked += 1;
+                self.trace.push(TraceEvent::new(TraceKind::VenueAck, h, now));
             }
         }
         Ok(())
@@ -37,6 +39,10 @@ impl Engine {
         match r {
             ExecReport::Fill(f) => {
                 self.stats.fills += 1;
+                self.trace.push(
+                    TraceEvent::new(TraceKind::VenueFill, h, now)
+                        .with_value(u64::try_from(f.amount.raw).unwrap_or(0)),
+                );
                 let sign: i128 = if f.buy { -1 } else { 1 };
                 self.cash_flow +=
                     sign * i128::from(f.price.raw) * i128::from(f.amount.raw) / 100_000_000;
@@ -47,12 +53,18 @@ impl Engine {
                     &Record::Rejected { intent_hash: h, code: *code, reason },
                 )? {
                     self.stats.venue_rejects += 1;
-                    tracing::info!(run_id = %self.run_id, intent_hash = %format!("{h:016x}"), code, "venue rejected");
+                    self.trace.push(
+                        TraceEvent::new(TraceKind::VenueReject, h, now)
+                            .with_venue_code(i64::from(*code)),
+                    );
                 }
                 self.live.remove(r.label());
             }
             ExecReport::CancelRefused { code, .. } => {
-                tracing::info!(run_id = %self.run_id, intent_hash = %format!("{h:016x}"), code, "cancel refused");
+                self.trace.push(
+                    TraceEvent::new(TraceKind::CancelRefused, h, now)
+                        .with_venue_code(i64::from(*code)),
+                );
             }
             ExecReport::Order(o) => {
                 self.ack_if_needed(h, &o.order_id, now)?;
@@ -92,6 +104,10 @@ impl Engine {
                         )?;
                         if ok {
                             self.stats.cancelled += 1;
+                            self.trace.push(
+                                TraceEvent::new(TraceKind::VenueCancel, h, now)
+                                    .with_value(u64::try_from(filled).unwrap_or(0)),
+                            );
                         }
                         ok
                     }
@@ -102,6 +118,7 @@ impl Engine {
                         )?;
                         if ok {
                             self.stats.venue_rejects += 1;
+                            self.trace.push(TraceEvent::new(TraceKind::VenueReject, h, now));
                         }
                         ok
                     }
@@ -131,6 +148,9 @@ impl Engine {
                 continue;
             }
             if let Err(e) = self.apply_report(r).and_then(|()| self.group_on_report(r)) {
+                let h = self.wal.ledger().by_label(r.label()).map_or(0, |e| e.intent_hash);
+                let now = self.clock.now_ms();
+                self.trace.push(TraceEvent::new(TraceKind::ReportNotJournaled, h, now));
                 tracing::error!(run_id = %self.run_id, error = %e, "could not journal an execution report");
             }
         }

@@ -10,12 +10,13 @@ use hotpath::gates::chain::{GateContext, PolicySlot};
 use hotpath::gates::market::BookView;
 use hotpath::gates::positions::{ExposureBook, PortfolioView, PositionView};
 use hotpath::strategy::{MarketSnapshot, OpenOrderView, PositionsSnapshot, StrategyAction};
+use hotpath::trace::{TraceEvent, TraceKind};
 use hotpath::wal::Record;
 
 impl Engine {
     /// Risk-reducing intents the WAL refused (capital supremacy, DESIGN invariant 6): sent
     /// through the chokepoint's unjournaled entry; every ledger step of theirs is in memory
-    /// only (`Wal::note_unjournaled`), logged at error level with the intent id.
+    /// only (`Wal::note_unjournaled`), traced as an alarm with the intent id.
     pub(super) fn send_unjournaled(
         &mut self,
         now: i64,
@@ -24,13 +25,7 @@ impl Engine {
         for u in batch {
             let h = u.intent.hash().value();
             self.stats.wal_failures += 1;
-            tracing::error!(
-                run_id = %self.run_id,
-                intent_id = %format!("{h:016x}"),
-                class = u.accepted.class.as_str(),
-                error = %u.wal_error,
-                "WAL refused a risk-reducing intent: dispatching it UNJOURNALED (in-memory ledger only)"
-            );
+            self.trace.push(TraceEvent::new(TraceKind::UnjournaledReduce, h, now));
             let f = u.intent.fields();
             self.live.insert(
                 u.accepted.label,
@@ -54,16 +49,12 @@ impl Engine {
                     self.stats.intents += 1;
                     self.stats.sent += 1;
                     self.stats.unjournaled_sent += 1;
-                    println!(
-                        "wal: UNJOURNALED {} sent intent_id={h:016x} label={} (WAL cannot append)",
-                        u.accepted.class.as_str(),
-                        u.accepted.label.as_str()
-                    );
+                    self.trace.push(TraceEvent::new(TraceKind::UnjournaledSent, h, now));
                     self.events.push(PipelineEvent::SentUnjournaled { intent_hash: h });
                     self.append_checked(now, &Record::Sent { intent_hash: h })?;
                 }
                 Err(e) if e.certainly_not_sent() => {
-                    tracing::error!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "unjournaled reduce not sent; abandoned");
+                    self.trace_send_failed(TraceKind::SendRefused, h, now, &e);
                     self.append_checked(
                         now,
                         &Record::Abandoned {
@@ -72,11 +63,10 @@ impl Engine {
                         },
                     )?;
                     self.stats.abandoned += 1;
+                    self.trace.push(TraceEvent::new(TraceKind::Abandoned, h, now));
                     self.live.remove(u.accepted.label.as_str());
                 }
-                Err(e) => {
-                    tracing::error!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "unjournaled reduce send failed; in doubt (in memory only)");
-                }
+                Err(e) => self.trace_send_failed(TraceKind::SendInDoubt, h, now, &e),
             }
         }
         Ok(())
@@ -119,6 +109,7 @@ impl Engine {
     /// One strategy tick: decide, gate, journal (one sync), dispatch. The tick's buffers are
     /// reused (taken out of `self` for the tick so the borrow checker sees them apart).
     pub(super) fn tick(&mut self) -> Result<(), EngineError> {
+        self.trace.mark_tick_start();
         let mut bufs = std::mem::take(&mut self.bufs);
         let r = self.tick_with(&mut bufs);
         self.bufs = bufs;
@@ -189,7 +180,13 @@ impl Engine {
         for l in &bufs.cancels {
             if let (Some(live), Some(d)) = (self.live.get(l.as_str()), self.disp.as_mut()) {
                 if let Err(e) = d.cancel_by_label(l.as_str(), live.instrument.as_str()) {
-                    tracing::warn!(run_id = %self.run_id, error = %e, "cancel not sent");
+                    let ev = TraceEvent::send_failed(
+                        TraceKind::CancelNotSent,
+                        live.intent_hash,
+                        now,
+                        &e,
+                    );
+                    self.trace.push(ev);
                 }
             }
         }
@@ -239,34 +236,40 @@ impl Engine {
         arm_wal_fault_on_reduce(&mut self.wal, intents);
         let events = &mut self.events;
         events.clear();
+        let tick_started = self.trace.take_tick_start();
+        let trace = &mut self.trace;
+        // The last append of a batch is followed directly by its one sync: the gap between
+        // the two callbacks is the sync's latency.
+        let mut last_append = tick_started;
         let mut outcome =
             self.pipeline.record_batch(&mut self.wal, ex, intents, &inputs, &mut |ev| {
+                match ev {
+                    PipelineEvent::WalAppended { intent_hash, seq } => {
+                        last_append = std::time::Instant::now();
+                        trace.push(
+                            TraceEvent::new(TraceKind::WalRecorded, intent_hash, now)
+                                .with_value(seq),
+                        );
+                    }
+                    PipelineEvent::WalSynced { .. } => trace.push(
+                        TraceEvent::new(TraceKind::WalSync, 0, now)
+                            .with_value(super::trace::ns_since(last_append)),
+                    ),
+                    _ => {}
+                }
                 events.push(ev);
             });
+        let mode_seen_by_gates = inputs.base.trading_mode;
         for (i, why) in &outcome.refused {
             match why {
                 Refusal::Gate(r) => {
                     self.stats.gate_rejects += 1;
                     self.last_gate_reject = Some((r.code, r.gate));
-                    tracing::debug!(
-                        run_id = %self.run_id,
-                        intent_id = %format!("{:016x}", i.hash().value()),
-                        code = ?r.code,
-                        gate = r.gate.as_str(),
-                        "gate rejected"
-                    );
                 }
                 Refusal::Duplicate => {}
-                Refusal::WalFailed { error, .. } => {
-                    self.stats.wal_failures += 1;
-                    tracing::error!(
-                        run_id = %self.run_id,
-                        intent_id = %format!("{:016x}", i.hash().value()),
-                        error = %error,
-                        "RecordedBeforeDispatchFailed: risk state Degraded"
-                    );
-                }
+                Refusal::WalFailed { .. } => self.stats.wal_failures += 1,
             }
+            self.trace_refusal(i.hash().value(), why, mode_seen_by_gates, now);
         }
         let unjournaled = std::mem::take(&mut outcome.unjournaled);
         self.send_unjournaled(now, unjournaled)?;
@@ -302,10 +305,11 @@ impl Engine {
             match r {
                 SendOutcome::Sent { .. } => {
                     self.stats.sent += 1;
+                    self.trace_sent(h, now, super::trace::ns_since(tick_started));
                     self.append_checked(now, &Record::Sent { intent_hash: h })?;
                 }
                 SendOutcome::Failed(e) if e.certainly_not_sent() => {
-                    tracing::warn!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "not sent; abandoned");
+                    self.trace_send_failed(TraceKind::SendRefused, h, now, &e);
                     self.append_checked(
                         now,
                         &Record::Abandoned {
@@ -314,11 +318,12 @@ impl Engine {
                         },
                     )?;
                     self.stats.abandoned += 1;
+                    self.trace.push(TraceEvent::new(TraceKind::Abandoned, h, now));
                     self.live.remove(s.accepted.label.as_str());
                 }
                 SendOutcome::Failed(e) => {
                     // Maybe on the wire: stays in doubt until the reconnect resolves it.
-                    tracing::warn!(run_id = %self.run_id, intent_id = %format!("{h:016x}"), error = %e, "send failed; in doubt");
+                    self.trace_send_failed(TraceKind::SendInDoubt, h, now, &e);
                 }
             }
         }

@@ -539,12 +539,10 @@ impl Dispatcher {
             self.stats.refused += 1;
             return Err(DispatcherError::TokenMismatch { token: token_hash, intent: h });
         }
-        tracing::error!(
-            intent_id = %format!("{h:016x}"),
-            label = o.label,
-            class = class.as_str(),
-            "UNJOURNALED dispatch of a risk-reducing intent (WAL cannot append); reduce_only forced"
-        );
+        // The caller traces this as `unjournaled_reduce` / `unjournaled_sent` (alarm records);
+        // the chokepoint itself does not format logs. `class` is a reducing class by the
+        // token's construction.
+        debug_assert!(!matches!(class, crate::gates::IntentClass::Open));
         let r = self.send_checked(o, true);
         if r.is_ok() {
             self.stats.unjournaled_sent += 1;

@@ -298,23 +298,18 @@ impl IntentPipeline {
                         // Capital supremacy: a risk-reducing intent is still attempted, with an
                         // in-memory-only ledger entry. An Open gets no token and is refused.
                         if let Some(token) = UnjournaledReduce::for_refused(h, accepted.class) {
-                            match wal.note_unjournaled(ts, &rec) {
-                                Ok(()) => {
-                                    events(PipelineEvent::UnjournaledNoted { intent_hash: h });
-                                    self.order_rate = accepted.order_rate_after;
-                                    out.unjournaled.push(UnjournaledStaged {
-                                        intent: *intent,
-                                        accepted,
-                                        wal_error: e.to_string(),
-                                        token,
-                                    });
-                                    continue;
-                                }
-                                Err(le) => tracing::error!(
-                                    intent_id = %format!("{h:016x}"),
-                                    error = %le,
-                                    "reducing intent could not even be noted unjournaled; refused"
-                                ),
+                            // Not even an in-memory entry: refused below like an open;
+                            // the caller traces it as `wal_failed` (no formatting here).
+                            if wal.note_unjournaled(ts, &rec).is_ok() {
+                                events(PipelineEvent::UnjournaledNoted { intent_hash: h });
+                                self.order_rate = accepted.order_rate_after;
+                                out.unjournaled.push(UnjournaledStaged {
+                                    intent: *intent,
+                                    accepted,
+                                    wal_error: e.to_string(),
+                                    token,
+                                });
+                                continue;
                             }
                         }
                     }
