@@ -88,8 +88,49 @@ pub struct OpenOrderView {
     pub amount: f64,
     /// Amount filled so far.
     pub filled_amount: f64,
-    /// Whether the order can only reduce a position.
+    /// Whether the gates classified the order risk-reducing (from position and pending
+    /// exposure, not the strategy's claim; outside Active every such order also carries the
+    /// venue's `reduce_only` flag). False for orders adopted at reconciliation.
     pub reduce_only: bool,
+}
+
+/// The day's PnL behind the capital stop (`risk_limits.max_daily_loss_usd`), USD.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DailyPnlView {
+    /// Start of the UTC day counted, RFC 3339.
+    pub day_start_utc: String,
+    /// Realised PnL of today's fills, before fees.
+    pub realized_usd: f64,
+    /// Fees paid today (positive = paid).
+    pub fees_usd: f64,
+    /// Unrealised PnL of held positions since today's reference (entry or midnight mark).
+    pub unrealized_usd: f64,
+    /// `realized - fees + unrealized` (negative = loss).
+    pub total_usd: f64,
+    /// The policy's daily loss limit in force (None when the policy did not load).
+    pub max_daily_loss_usd: Option<f64>,
+    /// False when some position or fee could not be valued (no mark or index): the total
+    /// leaves it out.
+    pub complete: bool,
+}
+
+/// What the last start-up or reconnect reconciliation found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileView {
+    /// When it completed, RFC 3339 UTC.
+    pub completed_utc: String,
+    /// In-doubt intents found.
+    pub in_doubt: u64,
+    /// Still live at the venue (adopted).
+    pub live: u64,
+    /// Filled.
+    pub filled: u64,
+    /// Cancelled.
+    pub cancelled: u64,
+    /// Rejected.
+    pub rejected: u64,
+    /// Never seen by the venue, journaled Abandoned.
+    pub abandoned: u64,
 }
 
 /// One change of trading mode, newest last.
@@ -198,6 +239,21 @@ pub struct StatusSnapshot {
     /// Last mode changes, newest last (at most [`MODE_TRANSITIONS_MAX`]).
     #[serde(default)]
     pub mode_transitions: Vec<ModeTransitionView>,
+    /// The day's PnL (None until the engine has valued it).
+    #[serde(default)]
+    pub daily_pnl: Option<DailyPnlView>,
+    /// The last reconciliation (None before the first).
+    #[serde(default)]
+    pub last_reconcile: Option<ReconcileView>,
+    /// Engine counters since start (intents, sent, fills, rejects, ...), name order.
+    #[serde(default)]
+    pub counters: std::collections::BTreeMap<String, u64>,
+    /// Gate refusals since start by reject reason code, registry wire names.
+    #[serde(default)]
+    pub rejects_by_reason: std::collections::BTreeMap<String, u64>,
+    /// The latest gate refusal as `gate:Code`.
+    #[serde(default)]
+    pub last_gate_reject: Option<String>,
     /// Continuous reconciliation (extension key; `status_csp_min` allows extra keys): last
     /// pass time and result, findings and repairs, latch codes and mode reasons seen since
     /// start. Absent until the engine reports it.
@@ -294,6 +350,11 @@ impl StatusSnapshot {
             positions: Vec::new(),
             open_orders: Vec::new(),
             mode_transitions: Vec::new(),
+            daily_pnl: None,
+            last_reconcile: None,
+            counters: std::collections::BTreeMap::new(),
+            rejects_by_reason: std::collections::BTreeMap::new(),
+            last_gate_reject: None,
             reconcile: None,
         };
         s.derive(now_ms);

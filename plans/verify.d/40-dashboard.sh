@@ -55,31 +55,5 @@ URL="$(sed -n 's#^status: \(http://[0-9.:]*\)/ .*#\1#p' "$WORK/server.log" | hea
 node "$BROWSER_DIR/dashboard_e2e.mjs" "$URL" "$WORK/token" \
   evidence/phase2/status/dashboard_reduce_only.png evidence/phase2/status/dashboard_e2e.json
 
-# Phase 0 (P0-E) snapshot: real `stoic health` / `stoic status` runs against the same engine,
-# taken after the switch to ReduceOnly. Ports, times and run-dependent numbers vary per run;
-# ports and times are replaced by placeholders.
-SNAP="$ROOT/evidence/phase0/health/health_endpoint_snapshot.md"
-mkdir -p "$(dirname "$SNAP")"
-normalize() { sed -E 's#127\.0\.0\.1:[0-9]+#127.0.0.1:PORT#g; s#[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.]+Z?#<time>#g'; }
-run_cmd() {
-  local rc=0 out
-  out="$("$STOIC_BIN" "$@" 2>&1)" || rc=$?
-  printf '```console\n$ stoic %s\n%s\n[exit %s]\n```\n\n' "$*" "$out" "$rc" | normalize
-}
-DEAD_URL="http://127.0.0.1:9"   # discard port: nothing listens there on a normal host
-{
-  echo "# Health endpoint snapshot (P0-E)"
-  echo
-  echo "Written by \`plans/verify.d/40-dashboard.sh\` from real runs of the \`stoic\` binary against"
-  echo "\`stoic run\` (embedded simulator + engine in paper mode + status server), after the dashboard"
-  echo "test forced ReduceOnly through \`POST /api/v1/emergency/reduce_only\`. Ports and times are"
-  echo "placeholders. Format and exit codes: \`docs/health_endpoint.md\`."
-  echo
-  run_cmd health --url "$URL"
-  run_cmd health --url "$URL" --json
-  run_cmd status --url "$URL"
-  echo "Unreachable engine (nothing listens at $DEAD_URL):"
-  echo
-  run_cmd health --url "$DEAD_URL"
-} > "$SNAP"
-echo "40-dashboard: wrote $SNAP"
+# The Phase 0 health/status snapshot is written by plans/verify.d/45-health-snapshot.sh
+# (its own engine, a strategy that places nothing, so the file is the same on every run).

@@ -696,6 +696,25 @@ impl Engine {
         self.publish_market(now);
     }
 
+    /// A gap in one index: reprice, sweep the user orders the move went through, requote
+    /// every book of that currency, publish. A bad index name or percent changes nothing.
+    fn move_index(&mut self, index: &str, pct: f64, now: i64) {
+        let Some(c) = Currency::from_index(index) else { return };
+        if !(pct.is_finite() && (-90.0..=1000.0).contains(&pct)) {
+            return;
+        }
+        self.index[ccy_idx(c)] *= 1.0 + pct / 100.0;
+        self.reprice(now);
+        for i in 0..self.instruments.len() {
+            if self.instruments[i].currency == c {
+                self.sweep_user_orders(i, now);
+                self.refresh_lp(i, now);
+            }
+        }
+        self.flush(now);
+        self.publish_market(now);
+    }
+
     /// Stop/take orders trigger on the mark: a stop buy at/above its trigger price, a stop
     /// sell at/below; take orders the other way round. Triggered orders become
     /// market/limit orders and match.
@@ -2338,6 +2357,7 @@ impl Engine {
                 self.faults.clock_skew_ms = (*ms).clamp(-86_400_000, 86_400_000);
             }
             Fault::FreezeMarketData { on } => self.faults.frozen = *on,
+            Fault::MoveIndex { index, pct } => self.move_index(index, *pct, now),
             Fault::DelayOrdersOn { instrument, ms } => {
                 self.faults.delay_orders_on.retain(|(n, _)| n != instrument);
                 if *ms > 0 && self.faults.delay_orders_on.len() < 1_000 {

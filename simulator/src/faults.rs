@@ -80,6 +80,15 @@ pub enum Fault {
         /// On or off.
         on: bool,
     },
+    /// Move an index (and with it every mark, LP quote and book of that currency) by
+    /// `pct` percent at once, e.g. `-10` for a 10 % drop. User orders the move went through
+    /// are filled (the market "moved through" them), as on a gap. For daily-loss tests.
+    MoveIndex {
+        /// Index name (`btc_usd`, `eth_usd`).
+        index: String,
+        /// Percent change, -90..=1000.
+        pct: f64,
+    },
     /// Clear every fault.
     Clear,
     /// Orders on one instrument are acknowledged open and matched only after `ms` (an

@@ -107,6 +107,17 @@ fn print_human(s: &StatusSnapshot, raw: &Value) {
         }
     }
     println!("positions: {}   open_orders: {}", s.positions.len(), s.open_orders.len());
+    if let Some(d) = &s.daily_pnl {
+        let stop = d.max_daily_loss_usd.map_or("no policy".to_owned(), |l| format!("-{l:.2}"));
+        println!(
+            "daily_pnl_usd:      {:.2} (realized {:.2}, fees {:.2}, unrealized {:.2}; capital stop at {stop}{})",
+            d.total_usd,
+            d.realized_usd,
+            d.fees_usd,
+            d.unrealized_usd,
+            if d.complete { "" } else { "; some positions not valued" }
+        );
+    }
     if let Some(t) = s.mode_transitions.last() {
         println!(
             "last mode change:   {} -> {} at {}",

@@ -184,6 +184,12 @@ impl Engine {
         let mut inputs = self.policy_inputs(self.clock.now_ms());
         inputs.risk_state = risk_state;
         inputs.wal_append_healthy = wal_healthy;
+        // The capital stop (rest of its UTC day) and a policy that failed to load still hold.
+        let held = self.kill_inputs(inputs.now_ms);
+        inputs.daily_loss_limit_breached = held.daily_loss_limit_breached;
+        if self.policy.is_err() {
+            inputs.risk_state = held.risk_state;
+        }
         let rec = self.guard.operator_relax(action, &inputs).map_err(|e| e.to_string())?;
         if let Err(e) =
             self.journal_operator_action(OperatorActionKind::ModeRelax, &rec.operator_id, &reason)

@@ -20,10 +20,14 @@ pub mod groups;
 mod live;
 mod market_data;
 pub mod operator_socket;
+pub mod pnl;
 mod reconcile;
 pub mod reconcile_service;
 mod reports;
+pub mod risk_watch;
 pub mod status;
+#[cfg(test)]
+mod status_tests;
 pub mod strategies;
 pub mod strategy_stage;
 mod tick;
@@ -228,11 +232,48 @@ pub struct EngineSnapshot {
     pub last_gate_reject: Option<String>,
     /// Realised cash flow of fills in quote terms (price × amount, sells positive), 1e-8.
     pub cash_flow: i128,
+    /// The day's PnL (capital stop input), with holdings, marks and average prices.
+    pub daily_pnl: pnl::PnlView,
+    /// Recent mode transitions, oldest first.
+    pub mode_transitions: Vec<risk_watch::ModeTransition>,
+    /// Live orders (label order).
+    pub open_orders: Vec<OpenOrderRow>,
+    /// What the last reconciliation found.
+    pub last_reconcile: ReconcileSummary,
+    /// When it completed (engine clock), `None` before the first.
+    pub last_reconcile_ms: Option<i64>,
+    /// Gate refusals by reject code since start.
+    pub rejects_by_code: Vec<(&'static str, u64)>,
+    /// Deployment environment of the loaded policy (`None`: the policy did not load).
+    pub environment: Option<&'static str>,
+    /// SHA-256 (hex) of the policy file as loaded (`"unreadable"` when it could not be read).
+    pub config_hash: String,
+    /// The daily loss limit in force (`None`: the policy did not load).
+    pub max_daily_loss_usd: Option<hotpath::domain::units::Usd>,
     /// PnL marked at the books' mids: cash flow + Σ position × mid (same units), 1e-8.
     /// Positions in instruments without a book are left out.
     pub pnl_mark: i128,
     /// Continuous reconciliation and health inputs (`/status` `reconcile`).
     pub recon: reconcile_service::ReconView,
+}
+
+/// A live order as /status shows it (amounts and prices raw 1e-8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOrderRow {
+    /// Our label.
+    pub label: String,
+    /// Instrument.
+    pub instrument: String,
+    /// Buy (true) or sell.
+    pub buy: bool,
+    /// Limit price.
+    pub price: i64,
+    /// Order amount.
+    pub amount: i64,
+    /// Filled so far.
+    pub filled: i64,
+    /// The gates classified it risk-reducing (unknown for orders adopted at reconciliation).
+    pub reducing: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -289,6 +330,13 @@ pub struct Engine {
     last_gate_reject:
         Option<(hotpath::domain::reason_codes::RejectReasonCode, hotpath::gates::chain::GateName)>,
     control: Option<status::ControlPort>,
+    daily_pnl: pnl::DailyPnl,
+    mode_history: risk_watch::ModeHistory,
+    rejects_by_code: BTreeMap<&'static str, u64>,
+    /// Start of the UTC day on which the capital stop tripped.
+    capital_stop_day: Option<i64>,
+    last_reconcile_ms: Option<i64>,
+    config_hash: String,
     groups: groups::GroupDesk,
     trace: trace::EngineTrace,
     recon: reconcile_service::ReconState,
@@ -334,6 +382,8 @@ impl Engine {
             })
             .unwrap_or((0, 0));
         let _ = per_min;
+        let guard = PolicyGuard::at_start();
+        let start_word = guard.cell().load();
         let groups = groups::GroupDesk::new(&policy);
         Ok(Self {
             opts_url: opts.venue_url,
@@ -342,7 +392,7 @@ impl Engine {
             clock,
             wal,
             policy,
-            guard: PolicyGuard::at_start(),
+            guard,
             instruments: InstrumentCache::new(),
             instruments_ms: 0,
             market: MarketView::default(),
@@ -376,6 +426,15 @@ impl Engine {
             events: Vec::new(),
             last_gate_reject: None,
             control: None,
+            daily_pnl: pnl::DailyPnl::new(now),
+            mode_history: risk_watch::ModeHistory::new(
+                start_word.mode(),
+                start_word.mode_reasons(),
+            ),
+            rejects_by_code: BTreeMap::new(),
+            capital_stop_day: None,
+            last_reconcile_ms: None,
+            config_hash: risk_watch::config_hash(&opts.policy_path),
             groups,
             trace: trace::EngineTrace::new(opts.trace),
             recon: reconcile_service::ReconState::default(),
@@ -410,6 +469,19 @@ impl Engine {
             mode_reasons: self.guard.cell().load().mode_reasons().to_vec(),
             latch_codes: self.guard.latch().open_permission_reason_codes(),
             at_ms: self.clock.now_ms(),
+            daily_pnl: self.daily_pnl.last().clone(),
+            mode_transitions: self.mode_history.recent(),
+            open_orders: self.open_order_rows(),
+            last_reconcile: self.last_reconcile,
+            last_reconcile_ms: self.last_reconcile_ms,
+            rejects_by_code: self.rejects_by_code.iter().map(|(k, v)| (*k, *v)).collect(),
+            environment: self.policy.as_ref().ok().map(|p| p.environment.as_str()),
+            config_hash: self.config_hash.clone(),
+            max_daily_loss_usd: self
+                .policy
+                .as_ref()
+                .ok()
+                .map(|p| p.effective_risk_limits().max_daily_loss_usd),
             recon: self.recon.view.clone(),
         }
     }
@@ -736,6 +808,7 @@ impl Engine {
                 self.recover_connection(&EngineError::Conn(ConnError::Closed))?;
                 continue;
             }
+            self.watch_risk();
             let now = Instant::now();
             if self.stage.is_some() {
                 if let Err(e) = self.service_strategy_stage() {

@@ -92,6 +92,7 @@ impl Engine {
         // Reports that arrived during reconciliation describe intents now resolved; the
         // ledger refuses any stale transition, so applying them is safe.
         self.drain_reports();
+        self.daily_pnl.adopt_positions(&self.positions);
         let still = self
             .wal
             .ledger()
@@ -108,6 +109,7 @@ impl Engine {
             .complete_reconcile(ticket, &report)
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
         self.last_reconcile = sum;
+        self.last_reconcile_ms = Some(self.clock.now_ms());
         self.trace.push(
             hotpath::trace::TraceEvent::new(
                 hotpath::trace::TraceKind::Reconciled,
@@ -139,6 +141,7 @@ impl Engine {
         let action = OperatorAction::relax(auth, TradingMode::Active, reason)
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
         let now = self.clock.now_ms();
+        // The engine's measured inputs (capital stop, policy, groups, breaker, drift, ...).
         let inputs = self.policy_inputs(now);
         let outcome = match self.guard.operator_relax(action, &inputs) {
             Ok(rec) => {

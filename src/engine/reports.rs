@@ -46,6 +46,7 @@ impl Engine {
                 let sign: i128 = if f.buy { -1 } else { 1 };
                 self.cash_flow +=
                     sign * i128::from(f.price.raw) * i128::from(f.amount.raw) / 100_000_000;
+                self.note_fill_pnl(f);
             }
             ExecReport::Rejected { code, reason, .. } => {
                 if self.append_checked(

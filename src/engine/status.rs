@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coldpath::server::{ControlCommand, ControlError, ControlSink, EmergencyRequest, StatusSource};
-use coldpath::status::{PositionView, StatusSnapshot};
+use coldpath::status::{
+    DailyPnlView, ModeTransitionView, OpenOrderView, PositionView, ReconcileView, StatusSnapshot,
+};
 use hotpath::domain::reason_codes::TradingMode;
 
 use super::EngineSnapshot;
@@ -83,47 +85,125 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn to_status(p: &Published) -> StatusSnapshot {
+#[allow(clippy::cast_precision_loss)] // display only: amounts and prices leave fixed point here
+fn fx(raw: i64) -> f64 {
+    raw as f64 / 1e8
+}
+
+/// The status payload from the engine's published snapshot: every schema field the engine
+/// knows, plus positions (size, average price, mark, unrealised USD), open orders, the day's
+/// PnL, the last mode transitions with their reasons, the last reconciliation and counters.
+/// Fields the engine does not measure yet (disk, margin, WAL queue, venue latency) keep the
+/// start-up defaults of `StatusSnapshot::startup`.
+pub(crate) fn to_status(p: &Published) -> StatusSnapshot {
     let now = now_ms();
     let mut st = StatusSnapshot::startup(env!("STOIC_BUILD_ID"), "n/a", "PAPER", now);
     if let Some(s) = p.lock().ok().and_then(|g| g.clone()) {
-        st.trading_mode = s.mode;
-        st.risk_state = s.risk_state;
-        st.mode_reasons = s.mode_reasons.clone();
-        st.open_permission_blocked_latch = s.latched;
-        st.open_permission_requires_reconcile = s.latched;
-        st.open_permission_reason_codes = s.latch_codes.clone();
-        st.loop_tick_last_ts_ms = s.at_ms;
-        // A flat instrument is no position (the engine keeps its zero entry after a close).
-        st.positions = s
-            .positions
-            .iter()
-            .filter(|(_, q)| *q != 0)
-            .map(|(n, q)| PositionView {
-                instrument_name: n.clone(),
-                size: *q as f64 / 1e8,
-                average_price: 0.0,
-                mark_price: None,
-                unrealized_pnl_usd: None,
-            })
-            .collect();
+        fill_status(&mut st, &s);
         st.count_10028_5m = s.recon.count_10028_5m;
         st.ws_event_lag_ms = u64::try_from(s.recon.md_lag_ms).unwrap_or(0);
-        st.mode_transitions = s
-            .recon
-            .transitions
-            .iter()
-            .map(|(ts_ms, from, to, reasons)| coldpath::status::ModeTransitionView {
-                ts_ms: *ts_ms,
-                from: *from,
-                to: *to,
-                reasons: reasons.clone(),
-            })
-            .collect();
         st.reconcile = Some(s.recon.to_json());
     }
     st.derive(now);
     st
+}
+
+fn fill_status(st: &mut StatusSnapshot, s: &EngineSnapshot) {
+    st.trading_mode = s.mode;
+    st.risk_state = s.risk_state;
+    st.mode_reasons = s.mode_reasons.clone();
+    st.open_permission_blocked_latch = s.latched;
+    st.open_permission_requires_reconcile = s.latched;
+    st.open_permission_reason_codes = s.latch_codes.clone();
+    st.loop_tick_last_ts_ms = s.at_ms;
+    st.runtime_config_hash.clone_from(&s.config_hash);
+    if let Some(env) = s.environment {
+        st.environment = env.to_owned();
+    }
+    // A flat instrument is no position (the engine keeps its zero entry after a close).
+    st.positions = s
+        .positions
+        .iter()
+        .filter(|(_, q)| *q != 0)
+        .map(|(n, q)| {
+            let h =
+                s.daily_pnl.holdings.iter().find(|h| h.instrument.as_str() == n && h.size == *q);
+            PositionView {
+                instrument_name: n.clone(),
+                size: fx(*q),
+                average_price: h.and_then(|h| h.avg_price).map_or(0.0, fx),
+                mark_price: h.and_then(|h| h.mark).map(fx),
+                unrealized_pnl_usd: h.and_then(|h| h.unrealised_usd).map(fx),
+            }
+        })
+        .collect();
+    st.open_orders = s
+        .open_orders
+        .iter()
+        .map(|o| OpenOrderView {
+            label: o.label.clone(),
+            instrument_name: o.instrument.clone(),
+            side: if o.buy { "buy" } else { "sell" }.to_owned(),
+            price: fx(o.price),
+            amount: fx(o.amount),
+            filled_amount: fx(o.filled),
+            reduce_only: o.reducing,
+        })
+        .collect();
+    st.mode_transitions = s
+        .mode_transitions
+        .iter()
+        .map(|t| ModeTransitionView {
+            ts_ms: t.at_ms,
+            from: t.from,
+            to: t.to,
+            reasons: t.reasons.clone(),
+        })
+        .collect();
+    let d = &s.daily_pnl;
+    st.daily_pnl = Some(DailyPnlView {
+        day_start_utc: coldpath::status::format_rfc3339_ms(d.day_start_ms),
+        realized_usd: d.realised_usd.to_f64_lossy(),
+        fees_usd: d.fees_usd.to_f64_lossy(),
+        unrealized_usd: d.unrealised_usd.to_f64_lossy(),
+        total_usd: d.total_usd.to_f64_lossy(),
+        max_daily_loss_usd: s.max_daily_loss_usd.map(hotpath::domain::units::Usd::to_f64_lossy),
+        complete: d.complete,
+    });
+    let r = s.last_reconcile;
+    st.last_reconcile = s.last_reconcile_ms.map(|at| ReconcileView {
+        completed_utc: coldpath::status::format_rfc3339_ms(at),
+        in_doubt: r.in_doubt,
+        live: r.live,
+        filled: r.filled,
+        cancelled: r.cancelled,
+        rejected: r.rejected,
+        abandoned: r.abandoned,
+    });
+    let c = s.stats;
+    st.counters = [
+        ("intents", c.intents),
+        ("sent", c.sent),
+        ("acked", c.acked),
+        ("fills", c.fills),
+        ("filled", c.filled),
+        ("cancelled", c.cancelled),
+        ("venue_rejects", c.venue_rejects),
+        ("gate_rejects", c.gate_rejects),
+        ("wal_failures", c.wal_failures),
+        ("unjournaled_sent", c.unjournaled_sent),
+        ("abandoned", c.abandoned),
+        ("in_doubt_resolved", c.in_doubt_resolved),
+        ("reconnects", c.reconnects),
+        ("resubscribes", c.resubscribes),
+        ("live_orders", s.live_orders as u64),
+        ("in_doubt", s.in_doubt as u64),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    st.rejects_by_reason = s.rejects_by_code.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+    st.last_gate_reject.clone_from(&s.last_gate_reject);
 }
 
 /// `StatusSource` over the published snapshot.

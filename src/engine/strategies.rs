@@ -20,11 +20,21 @@ pub const DEFAULT_NAME: &str = "quoter";
 pub type StrategyFactory =
     Box<dyn FnOnce(&InstrumentCache) -> Result<Box<dyn Strategy>, String> + Send>;
 
-/// Whether `name` is a strategy this build can make (checked before connecting anything).
+/// `scripted:<file>`: the policy-limit tests' fixed order sequence
+/// (`hotpath::strategy::scripted`); never a default.
+pub const SCRIPTED_PREFIX: &str = "scripted:";
+
+/// Whether `name` is a strategy this build can make (checked before connecting anything; a
+/// script is read and validated here).
 ///
 /// # Errors
-/// The unknown name and the list of known ones.
+/// The unknown name and the list of known ones; a script that does not load.
 pub fn check_name(name: &str) -> Result<(), String> {
+    if let Some(path) = name.strip_prefix(SCRIPTED_PREFIX) {
+        return hotpath::strategy::scripted::Scripted::from_file(0, std::path::Path::new(path))
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
     if NAMES.contains(&name) {
         Ok(())
     } else {
@@ -43,6 +53,14 @@ const CHAIN_EXPIRY_MS_MIN: i64 = 2 * 86_400_000;
 /// are offered [`near_money_options`] (the registry then picks from them deterministically).
 #[must_use]
 pub fn factory(name: &str, seed: u64) -> StrategyFactory {
+    if let Some(path) = name.strip_prefix(SCRIPTED_PREFIX) {
+        let path = std::path::PathBuf::from(path);
+        return Box::new(move |_: &InstrumentCache| {
+            hotpath::strategy::scripted::Scripted::from_file(seed, &path)
+                .map(|s| Box::new(s) as Box<dyn Strategy>)
+                .map_err(|e| e.to_string())
+        });
+    }
     let name = name.to_owned();
     Box::new(move |cache: &InstrumentCache| {
         let universe = near_money_options(cache);

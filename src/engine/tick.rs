@@ -91,6 +91,7 @@ impl Engine {
         }
         ex.set_portfolio(PortfolioView {
             gross_notional_usd: hotpath::domain::units::Usd::from_raw(gross),
+            daily_pnl_usd: self.daily_pnl.last().total_usd,
             ..PortfolioView::default()
         });
         for l in self.live.values() {
@@ -265,6 +266,7 @@ impl Engine {
                 Refusal::Gate(r) => {
                     self.stats.gate_rejects += 1;
                     self.last_gate_reject = Some((r.code, r.gate));
+                    *self.rejects_by_code.entry(r.code.as_str()).or_default() += 1;
                 }
                 Refusal::Duplicate => {}
                 Refusal::WalFailed { .. } => self.stats.wal_failures += 1,

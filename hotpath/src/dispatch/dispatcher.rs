@@ -191,6 +191,9 @@ pub struct FillReport {
     pub price: Decimal8,
     /// Fill amount.
     pub amount: Decimal8,
+    /// Fee charged in the instrument's settlement currency (negative = rebate), when the
+    /// venue reported one (daily PnL counts it).
+    pub fee: Option<Decimal8>,
 }
 
 /// What the engine applies to the WAL, the ledger and the exposure book.
@@ -369,6 +372,7 @@ impl FillReport {
             buy: matches!(t.direction, Direction::Buy),
             price: t.price,
             amount: t.amount,
+            fee: t.fee,
         }
     }
 }
@@ -1104,6 +1108,7 @@ mod tests {
             buy: true,
             price: Decimal8::from_raw(1),
             amount: Decimal8::from_raw(4),
+            fee: None,
         }];
         match classify(1, None, Some(&fills)) {
             Resolution::Filled { filled, trade_id, .. } => {

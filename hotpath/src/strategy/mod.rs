@@ -196,4 +196,5 @@ pub mod pipeline;
 pub mod quoter;
 pub mod registry;
 pub mod runaway;
+pub mod scripted;
 pub mod vertical;

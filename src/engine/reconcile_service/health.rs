@@ -227,12 +227,12 @@ impl Engine {
 
     /// PolicyGuard inputs from the engine's state (what is not measured here is healthy).
     pub(in crate::engine) fn policy_inputs(&mut self, now: i64) -> PolicyInputs {
-        let mut i = PolicyInputs::all_healthy(now);
-        i.risk_state = match self.pipeline.risk_state {
-            RiskState::Healthy if self.recon.degraded => RiskState::Degraded,
-            s => s,
-        };
-        i.wal_append_healthy = self.wal.poisoned().is_none();
+        // The capital stop, a policy that failed to load and the WAL (`kill_inputs`), then
+        // what this service measures.
+        let mut i = self.kill_inputs(now);
+        if i.risk_state == RiskState::Healthy && self.recon.degraded {
+            i.risk_state = RiskState::Degraded;
+        }
         i.exchange_maintenance_imminent = self.recon.md.maintenance();
         let wall = wall_ms();
         let until_ms = self.recon.last_10028_ms.saturating_add(BREAKER_OPEN_MS);
@@ -288,6 +288,9 @@ impl Engine {
             return;
         }
         self.recon.last_word = Some((mode, set));
+        // The status page's transition history sees every change this service records,
+        // including the ones before a blocking reconnect.
+        let _ = self.mode_history.observe(now, mode, set);
         self.recon.view.mode_reasons_seen.extend(set.iter());
         let Some((from, _)) = previous else { return };
         if from == mode {

@@ -1,0 +1,125 @@
+//! `to_status`: the engine snapshot becomes a status payload that passes every schema rule
+//! (`StatusSnapshot::check`) and carries positions, orders, PnL and transitions as the engine
+//! knows them.
+
+use std::sync::{Arc, Mutex};
+
+use hotpath::domain::instrument::Instrument;
+use hotpath::domain::reason_codes::{ModeReasonCode, RiskState, TradingMode};
+use hotpath::domain::units::Usd;
+
+use super::pnl::{HoldingView, PnlView};
+use super::risk_watch::ModeTransition;
+use super::status::to_status;
+use super::{EngineSnapshot, EngineStats, OpenOrderRow, ReconcileSummary};
+
+const X: i64 = 100_000_000;
+
+fn killed_snapshot() -> EngineSnapshot {
+    let perp = Instrument::parse("BTC-PERPETUAL").unwrap().name();
+    EngineSnapshot {
+        run_id: "r".into(),
+        mode: TradingMode::Kill,
+        risk_state: RiskState::Healthy,
+        latched: false,
+        stats: EngineStats { intents: 2, sent: 1, gate_rejects: 1, ..EngineStats::default() },
+        positions: vec![("BTC-PERPETUAL".into(), 1_000 * X)],
+        live_orders: 1,
+        in_doubt: 0,
+        mode_reasons: vec![ModeReasonCode::KillRiskstateKill],
+        latch_codes: vec![],
+        at_ms: 1_795_600_000_000,
+        last_gate_reject: Some("risk_mode:TradingModeKill".into()),
+        cash_flow: 0,
+        pnl_mark: 0,
+        daily_pnl: PnlView {
+            day_start_ms: 1_795_564_800_000,
+            realised_usd: Usd::from_raw(0),
+            fees_usd: Usd::from_raw(0),
+            unrealised_usd: Usd::from_raw(-100 * X),
+            total_usd: Usd::from_raw(-100 * X),
+            complete: true,
+            holdings: vec![HoldingView {
+                instrument: perp,
+                size: 1_000 * X,
+                avg_price: Some(99_980 * X),
+                mark: Some(90_000 * X),
+                unrealised_usd: Some(-100 * X),
+            }],
+        },
+        mode_transitions: vec![
+            ModeTransition {
+                at_ms: 1,
+                from: TradingMode::ReduceOnly,
+                to: TradingMode::Active,
+                reasons: vec![],
+            },
+            ModeTransition {
+                at_ms: 2,
+                from: TradingMode::Active,
+                to: TradingMode::Kill,
+                reasons: vec![ModeReasonCode::KillRiskstateKill],
+            },
+        ],
+        open_orders: vec![OpenOrderRow {
+            label: "l".into(),
+            instrument: "BTC-PERPETUAL".into(),
+            buy: false,
+            price: 90_000 * X,
+            amount: 1_000 * X,
+            filled: 0,
+            reducing: true,
+        }],
+        last_reconcile: ReconcileSummary { in_doubt: 1, abandoned: 1, ..Default::default() },
+        last_reconcile_ms: Some(0),
+        rejects_by_code: vec![("TradingModeKill", 1)],
+        environment: Some("PAPER"),
+        config_hash: "abc".into(),
+        max_daily_loss_usd: Some(Usd::from_raw(20 * X)),
+        recon: crate::engine::reconcile_service::ReconView::default(),
+    }
+}
+
+#[test]
+fn kill_snapshot_maps_to_a_consistent_status() {
+    let st = to_status(&Arc::new(Mutex::new(Some(killed_snapshot()))));
+    assert_eq!(st.check(), Ok(()));
+    assert_eq!(st.trading_mode, TradingMode::Kill);
+    assert!(!st.is_trading_allowed);
+    let p = &st.positions[0];
+    assert_eq!((p.size, p.average_price, p.mark_price), (1000.0, 99_980.0, Some(90_000.0)));
+    assert_eq!(p.unrealized_pnl_usd, Some(-100.0));
+    assert_eq!(st.open_orders[0].side, "sell");
+    assert!(st.open_orders[0].reduce_only);
+    assert_eq!(st.mode_transitions.len(), 2);
+    assert_eq!(st.mode_transitions[1].reasons, vec![ModeReasonCode::KillRiskstateKill]);
+    let d = st.daily_pnl.as_ref().unwrap();
+    assert_eq!((d.total_usd, d.max_daily_loss_usd), (-100.0, Some(20.0)));
+    assert_eq!(d.day_start_utc, "2026-11-25T00:00:00.000Z");
+    assert_eq!(st.last_reconcile.as_ref().unwrap().abandoned, 1);
+    assert_eq!(st.counters["gate_rejects"], 1);
+    assert_eq!(st.rejects_by_reason["TradingModeKill"], 1);
+    let json = serde_json::to_value(&st).unwrap();
+    for key in ["daily_pnl", "last_reconcile", "counters", "rejects_by_reason", "mode_transitions"]
+    {
+        assert!(!json[key].is_null(), "{key}");
+    }
+}
+
+#[test]
+fn a_holding_that_does_not_match_the_engine_position_is_not_shown_as_its_price() {
+    let mut s = killed_snapshot();
+    s.positions[0].1 = 500 * X; // fills still in flight: sizes disagree
+    let st = to_status(&Arc::new(Mutex::new(Some(s))));
+    assert_eq!(st.positions[0].size, 500.0);
+    assert_eq!(st.positions[0].mark_price, None);
+    assert_eq!(st.check(), Ok(()));
+}
+
+#[test]
+fn no_snapshot_yet_is_the_fail_closed_start_up_state() {
+    let st = to_status(&Arc::new(Mutex::new(None)));
+    assert_eq!(st.check(), Ok(()));
+    assert_eq!(st.trading_mode, TradingMode::ReduceOnly);
+    assert!(st.daily_pnl.is_none());
+}

@@ -1,0 +1,337 @@
+//! Binding policy (issue 6): each limit of the launch policy is broken against the simulator
+//! by the real engine (`stoic run --headless` with the `scripted:` test strategy and a
+//! small-limit policy file written here), and the engine is seen to refuse with the
+//! enumerated gate reason code — or, for the daily loss, to go to Kill with
+//! `KILL_RISKSTATE_KILL` — on `GET /api/v1/status`. The simulator's journal is the oracle
+//! that no order breaking a limit reached the venue.
+//!
+//! Fills are made by the venue, not faked: a resting post-only buy is filled when the
+//! simulator's `move_index` fault drops the index through it (the market "moves through"
+//! the order), which also moves the marks the daily PnL reads.
+
+mod crash_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crash_support::{Proc, BIN};
+use serde_json::{json, Value};
+use simulator::journal::Entry;
+
+const OUR_KEY: &str = "sim-dev-trade";
+
+struct Run {
+    dir: tempfile::TempDir,
+    sim: simulator::SimHandle,
+    engine: Proc,
+    status_url: String,
+}
+
+fn policy_with(edit: impl FnOnce(&mut Value)) -> Value {
+    let base = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy.json"),
+    )
+    .unwrap();
+    let mut p: Value = serde_json::from_str(&base).unwrap();
+    edit(&mut p);
+    p
+}
+
+fn start(policy: &Value, steps: &Value) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator::Simulator::start(simulator::SimConfig {
+        journal: dir.path().join("journal.jsonl"),
+        ..simulator::SimConfig::default()
+    })
+    .unwrap();
+    let policy_path = dir.path().join("policy.json");
+    std::fs::write(&policy_path, serde_json::to_vec_pretty(policy).unwrap()).unwrap();
+    let script_path = dir.path().join("script.json");
+    std::fs::write(&script_path, serde_json::to_vec(&json!({ "steps": steps })).unwrap()).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--headless", "--venue-url"])
+        .arg(sim.ws_url())
+        .arg("--wal-dir")
+        .arg(dir.path().join("wal"))
+        .arg("--policy")
+        .arg(&policy_path)
+        .arg("--strategy")
+        .arg(format!("scripted:{}", script_path.display()))
+        .args(["--status-addr", "127.0.0.1:0"])
+        .env_remove("STOIC_FAILPOINT");
+    let engine = Proc::spawn(cmd);
+    let line = engine
+        .wait_line("status: http://", Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no status server:\n{}", engine.output()));
+    let status_url = line.split_whitespace().nth(1).unwrap().trim_end_matches('/').to_owned();
+    engine
+        .wait_line("trading:", Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("engine did not start trading:\n{}", engine.output()));
+    Run { dir, sim, engine, status_url }
+}
+
+impl Run {
+    fn status(&self) -> Value {
+        let r = coldpath::client::get(&self.status_url, "/api/v1/status", Duration::from_secs(5))
+            .expect("GET /api/v1/status");
+        assert_eq!(r.status, 200);
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    fn wait_status(&self, what: &str, mut ok: impl FnMut(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.status();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; status: {s:#}\nengine:\n{}",
+                self.engine.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Our new-order requests as the venue received them.
+    fn our_orders(&self) -> Vec<Entry> {
+        journal(self.sim.journal_path())
+            .into_iter()
+            .filter(|e| {
+                e.key == OUR_KEY && matches!(e.method.as_str(), "private/buy" | "private/sell")
+            })
+            .collect()
+    }
+
+    fn wait_orders_open(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.our_orders().iter().filter(|e| e.result["order_state"] == "open").count() < n {
+            assert!(Instant::now() < deadline, "order not resting:\n{}", self.engine.output());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Drops `index` by `pct` %: resting buys the move went through fill at their price.
+    fn move_index(&self, index: &str, pct: f64) {
+        self.sim.faults().apply(&simulator::Fault::MoveIndex { index: index.into(), pct });
+    }
+
+    fn stop(mut self) {
+        let pid = self.engine.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let st = self.engine.wait_exit(Duration::from_secs(30));
+        assert!(st.is_some_and(|s| s.success()), "clean stop: {st:?}\n{}", self.engine.output());
+        let s = simulator::journal::Summary::from_file(self.sim.journal_path()).unwrap();
+        assert_eq!(s.duplicate_dispatch_count, 0);
+        assert_eq!(s.illegal_order_attempts, 0);
+    }
+}
+
+fn journal(path: &Path) -> Vec<Entry> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn rejects(s: &Value, code: &str) -> u64 {
+    s["rejects_by_reason"][code].as_u64().unwrap_or(0)
+}
+
+fn position(s: &Value, instrument: &str) -> f64 {
+    s["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["instrument_name"] == instrument)
+        .map_or(0.0, |p| p["size"].as_f64().unwrap())
+}
+
+fn buy(instrument: &str, amount: &str) -> Value {
+    json!({"instrument": instrument, "side": "buy", "amount": amount, "price": "bid",
+           "post_only": true})
+}
+
+/// Allowlist: with only ETH allowed, a BTC open is refused `InstrumentNotAllowed` and never
+/// reaches the venue.
+#[test]
+fn test_policy_limit_instrument_allowlist() {
+    let policy = policy_with(|p| p["allowed_currencies"] = json!(["ETH"]));
+    let run = start(&policy, &json!([buy("BTC-PERPETUAL", "10")]));
+    let s = run.wait_status("InstrumentNotAllowed", |s| rejects(s, "InstrumentNotAllowed") == 1);
+    assert_eq!(s["trading_mode"], "Active");
+    assert!(s["last_gate_reject"].as_str().unwrap().ends_with("InstrumentNotAllowed"));
+    assert!(run.our_orders().is_empty(), "a disallowed instrument reached the venue");
+    run.stop();
+}
+
+/// Per-instrument cap (50 USD of BTC-PERPETUAL): the first 30 fills, the second 30 would make
+/// 60 and is refused `PositionLimitExceeded`; only the first reached the venue.
+#[test]
+fn test_policy_limit_position_per_instrument() {
+    let policy = policy_with(|p| p["risk_limits"]["max_position_usd_per_instrument"] = json!(50.0));
+    let steps = json!([buy("BTC-PERPETUAL", "30"), buy("BTC-PERPETUAL", "30")]);
+    let run = start(&policy, &steps);
+    run.wait_orders_open(1);
+    run.move_index("btc_usd", -1.0);
+    let s = run.wait_status("PositionLimitExceeded", |s| rejects(s, "PositionLimitExceeded") == 1);
+    assert_eq!(position(&s, "BTC-PERPETUAL"), 30.0);
+    let orders = run.our_orders();
+    assert_eq!(orders.len(), 1, "only the order within the cap reached the venue");
+    assert_eq!(orders[0].amount, Some(30.0));
+    run.stop();
+}
+
+/// Total cap (50 USD gross): 30 USD of BTC-PERPETUAL held, 30 USD of ETH-PERPETUAL more would
+/// make 60 gross and is refused `PositionLimitExceeded`.
+#[test]
+fn test_policy_limit_position_total() {
+    let policy = policy_with(|p| p["risk_limits"]["max_gross_notional_usd"] = json!(50.0));
+    let steps = json!([buy("BTC-PERPETUAL", "30"), buy("ETH-PERPETUAL", "30")]);
+    let run = start(&policy, &steps);
+    run.wait_orders_open(1);
+    run.move_index("btc_usd", -1.0);
+    let s = run.wait_status("PositionLimitExceeded", |s| rejects(s, "PositionLimitExceeded") == 1);
+    assert_eq!(position(&s, "BTC-PERPETUAL"), 30.0);
+    assert_eq!(position(&s, "ETH-PERPETUAL"), 0.0);
+    let orders = run.our_orders();
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0].instrument.as_deref(), Some("BTC-PERPETUAL"));
+    run.stop();
+}
+
+/// Order notional (20 USD): a 30 USD order is refused `OrderNotionalTooLarge`.
+#[test]
+fn test_policy_limit_order_notional() {
+    let policy = policy_with(|p| p["risk_limits"]["max_order_notional_usd"] = json!(20.0));
+    let run = start(&policy, &json!([buy("BTC-PERPETUAL", "30")]));
+    let s = run.wait_status("OrderNotionalTooLarge", |s| rejects(s, "OrderNotionalTooLarge") == 1);
+    assert_eq!(s["trading_mode"], "Active");
+    assert!(run.our_orders().is_empty());
+    run.stop();
+}
+
+/// Order rate (token bucket: 6/min, burst 3): five orders in one tick, three pass, two are
+/// refused `OrderRateLimitExceeded`; the venue sees exactly three.
+#[test]
+fn test_policy_limit_order_rate() {
+    let policy = policy_with(|p| {
+        p["risk_limits"]["max_orders_per_minute"] = json!(6);
+        p["risk_limits"]["order_rate_burst"] = json!(3);
+    });
+    let mut step = buy("BTC-PERPETUAL", "10");
+    step["count"] = json!(5);
+    let run = start(&policy, &json!([step]));
+    let s =
+        run.wait_status("OrderRateLimitExceeded", |s| rejects(s, "OrderRateLimitExceeded") == 2);
+    assert_eq!(s["counters"]["intents"], 3);
+    run.wait_orders_open(3);
+    assert_eq!(run.our_orders().len(), 3);
+    run.stop();
+}
+
+/// Daily loss (20 USD): 1000 USD long BTC-PERPETUAL, the index drops 10 % through the order
+/// (filled) and the mark with it: the day's PnL is about -100 USD, the engine goes to Kill
+/// with `KILL_RISKSTATE_KILL`, and the next open (scripted after the drop) never reaches the
+/// venue (`TradingModeKill`). Neither a reconnect (reconcile + start-up relax) nor an operator
+/// relax lifts it that day.
+#[test]
+fn test_policy_limit_daily_loss_kills() {
+    let policy = policy_with(|p| p["risk_limits"]["max_daily_loss_usd"] = json!(20.0));
+    let mut second = buy("BTC-PERPETUAL", "10");
+    second["delay_ms"] = json!(1_500);
+    let run = start(&policy, &json!([buy("BTC-PERPETUAL", "1000"), second]));
+    run.wait_orders_open(1);
+    let before = run.status();
+    assert_eq!(before["trading_mode"], "Active");
+    run.move_index("btc_usd", -10.0);
+    let s = run.wait_status("Kill", |s| s["trading_mode"] == "Kill");
+    assert_eq!(s["mode_reasons"], json!(["KILL_RISKSTATE_KILL"]));
+    let pnl = &s["daily_pnl"];
+    let total = pnl["total_usd"].as_f64().unwrap();
+    assert!(total <= -20.0, "daily pnl {pnl}");
+    assert!(total > -150.0, "a 10 % drop on 1000 USD is about -100 USD: {pnl}");
+    assert_eq!(pnl["max_daily_loss_usd"], 20.0);
+    let last = s["mode_transitions"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["from"].as_str(), last["to"].as_str()), (Some("Active"), Some("Kill")));
+    assert_eq!(last["reasons"], json!(["KILL_RISKSTATE_KILL"]));
+    let s = run.wait_status("the scripted open refused", |s| rejects(s, "TradingModeKill") >= 1);
+    assert!(!s["is_trading_allowed"].as_bool().unwrap());
+    assert_eq!(position(&s, "BTC-PERPETUAL"), 1000.0);
+    // Units end to end: the engine's PnL agrees with the venue's own valuation of the
+    // position (floating PnL in BTC at the mark, times the index), and its average price with
+    // the venue's. Both move with the simulator's index walk between the two reads, hence the
+    // tolerance.
+    let venue = run.sim.state();
+    let vp = venue["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["positions"].as_array().unwrap().iter())
+        .find(|p| p["instrument_name"] == "BTC-PERPETUAL" && p["size"] == 1000.0)
+        .expect("the venue holds the position")
+        .clone();
+    let venue_usd =
+        vp["floating_profit_loss"].as_f64().unwrap() * vp["index_price"].as_f64().unwrap();
+    let ours = s["daily_pnl"]["total_usd"].as_f64().unwrap();
+    assert!(
+        (ours - venue_usd).abs() <= 2.0 + venue_usd.abs() * 0.03,
+        "engine {ours} vs venue {venue_usd}: {vp}"
+    );
+    let avg = s["positions"][0]["average_price"].as_f64().unwrap();
+    assert!((avg - vp["average_price"].as_f64().unwrap()).abs() < 0.01, "{avg} vs {vp}");
+    assert_eq!(run.our_orders().len(), 1, "no order reached the venue after Kill");
+    assert!(run.engine.output().contains("capital stop:"));
+    // A reconnect reconciles and tries the start-up relax again: the capital stop holds.
+    run.sim.faults().disconnect_all();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while run.engine.output().matches("reconciled:").count() < 2 {
+        assert!(Instant::now() < deadline, "no reconcile after the reconnect");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let s = run.wait_status("the loop after the reconnect", |s| s["counters"]["reconnects"] == 1);
+    assert_eq!(s["trading_mode"], "Kill", "{s:#}");
+    assert_eq!(s["mode_reasons"], json!(["KILL_RISKSTATE_KILL"]));
+    assert!(run.engine.output().contains("mode: relax refused"), "{}", run.engine.output());
+    let to_active =
+        s["mode_transitions"].as_array().unwrap().iter().filter(|t| t["to"] == "Active");
+    assert_eq!(to_active.count(), 1, "only the start-up relax: {s:#}");
+    // The operator relax (host-local socket) is refused while the day's loss holds the stop.
+    let wal = run.dir.path().join("wal");
+    let out = Command::new(BIN)
+        .args(["mode", "relax", "--to", "active", "--socket"])
+        .arg(wal.join("control.sock"))
+        .arg("--token-file")
+        .arg(wal.join("control_token"))
+        .args(["--reason", "policy_limits_sim: try to lift the capital stop"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "relax must be refused: {text}");
+    assert!(text.contains("KillRiskstateKill"), "{text}");
+    assert_eq!(run.status()["trading_mode"], "Kill");
+    assert_eq!(run.our_orders().len(), 1);
+    run.stop();
+}
+
+/// A policy that fails the strict loader: the engine does not trade — Kill with
+/// `KILL_RISKSTATE_KILL` (launch policy: "policy missing or invalid at start"), the start-up
+/// relax refused, the scripted open refused `ConfigMissingOrInvalid` (the config gate is the
+/// first), nothing reaches the venue.
+#[test]
+fn test_policy_invalid_at_start_kills() {
+    let policy = policy_with(|p| p["risk_limits"]["max_daily_loss_usd"] = json!(-1.0));
+    let run = start(&policy, &json!([buy("BTC-PERPETUAL", "10")]));
+    let s = run.wait_status("Kill", |s| s["trading_mode"] == "Kill");
+    assert_eq!(s["mode_reasons"], json!(["KILL_RISKSTATE_KILL"]));
+    assert!(!s["is_trading_allowed"].as_bool().unwrap());
+    assert!(s["daily_pnl"]["max_daily_loss_usd"].is_null());
+    run.wait_status("the scripted open refused", |s| rejects(s, "ConfigMissingOrInvalid") == 1);
+    assert!(run.engine.output().contains("mode: relax refused"));
+    assert!(run.our_orders().is_empty());
+    run.stop();
+}
