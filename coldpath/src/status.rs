@@ -254,6 +254,11 @@ pub struct StatusSnapshot {
     /// The latest gate refusal as `gate:Code`.
     #[serde(default)]
     pub last_gate_reject: Option<String>,
+    /// Continuous reconciliation (extension key; `status_csp_min` allows extra keys): last
+    /// pass time and result, findings and repairs, latch codes and mode reasons seen since
+    /// start. Absent until the engine reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<serde_json::Value>,
 }
 
 /// `GET /api/v1/health`: minimal liveness for an external watchdog (AT-022).
@@ -350,6 +355,7 @@ impl StatusSnapshot {
             counters: std::collections::BTreeMap::new(),
             rejects_by_reason: std::collections::BTreeMap::new(),
             last_gate_reject: None,
+            reconcile: None,
         };
         s.derive(now_ms);
         s

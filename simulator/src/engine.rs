@@ -919,8 +919,20 @@ impl Engine {
         if !self.wanted(ch) {
             return;
         }
+        if self.faults.muted && !ch.starts_with("user.") && ch != "platform_state" {
+            return;
+        }
+        let private_fills = ["user.orders.", "user.trades.", "user.changes."];
+        if self.faults.drop_user > 0 && private_fills.iter().any(|p| ch.starts_with(p)) {
+            self.faults.drop_user -= 1;
+            return;
+        }
         let text: Arc<str> = Arc::from(notification(ch, data));
         self.send_to_subscribers(account, ch, &text);
+        if self.faults.duplicate_fills > 0 && ch.starts_with("user.trades.") {
+            self.faults.duplicate_fills -= 1;
+            self.send_to_subscribers(account, ch, &text);
+        }
     }
 
     fn send_to_subscribers(&mut self, account: Option<usize>, ch: &str, text: &Arc<str>) {
@@ -1241,6 +1253,9 @@ impl Engine {
             msgs.push((qch.clone(), Arc::from(notification(&qch, &q))));
         }
         if msgs.is_empty() {
+            return;
+        }
+        if self.faults.muted {
             return;
         }
         let matches = |f: &Option<String>| f.as_deref().is_none_or(|x| x == name);
@@ -2386,6 +2401,9 @@ impl Engine {
                     self.faults.partial_next.push((instrument.clone(), f));
                 }
             }
+            Fault::DuplicateFillNotifications { count } => self.faults.duplicate_fills = *count,
+            Fault::DropUserNotifications { count } => self.faults.drop_user = *count,
+            Fault::MuteMarketData { on } => self.faults.muted = *on,
             Fault::Clear => {
                 let was_maint = self.faults.maintenance;
                 let locked = std::mem::take(&mut self.faults.locked_indices);

@@ -109,6 +109,27 @@ pub enum Fault {
         /// 0 <= fraction <= 1.
         fraction: f64,
     },
+    /// Deliver each of the next `count` `user.trades` notifications twice (a venue that
+    /// repeats a fill notification; the trade id is the same both times).
+    DuplicateFillNotifications {
+        /// How many notifications to duplicate.
+        count: u32,
+    },
+    /// Do not deliver the next `count` private order/trade notifications (`user.orders.*`,
+    /// `user.trades.*`, `user.changes.*`): a private-channel gap; the venue state moves on
+    /// (fills happen), the subscriber learns it only by asking.
+    DropUserNotifications {
+        /// How many notifications to drop.
+        count: u32,
+    },
+    /// Mute public market data on/off: no book, ticker, trade or index notification is
+    /// delivered while on (matching goes on and book change ids advance, so the feed resumes
+    /// with a change-id gap). A silent feed, unlike `FreezeMarketData`, which stops the
+    /// market from moving but still publishes book changes caused by orders.
+    MuteMarketData {
+        /// On or off.
+        on: bool,
+    },
 }
 
 /// Live fault state (inside the engine lock).
@@ -144,6 +165,12 @@ pub struct FaultState {
     pub delay_orders_on: Vec<(String, u64)>,
     /// One-shot partial-fill caps per instrument (`PartialFillNext`), in order.
     pub partial_next: Vec<(String, f64)>,
+    /// `user.trades` notifications left to deliver twice.
+    pub duplicate_fills: u32,
+    /// Private order/trade notifications left to drop.
+    pub drop_user: u32,
+    /// Public market data muted.
+    pub muted: bool,
 }
 
 impl FaultState {

@@ -179,7 +179,9 @@ impl Engine {
             }
         }
         let action = OperatorAction::relax(auth, target, &reason).map_err(|e| e.to_string())?;
-        let mut inputs = hotpath::mode::PolicyInputs::all_healthy(self.clock.now_ms());
+        // The engine's measured inputs (breaker, drift, maintenance, stale data), not a healthy
+        // default: a relax while one of them holds a reason is refused.
+        let mut inputs = self.policy_inputs(self.clock.now_ms());
         inputs.risk_state = risk_state;
         inputs.wal_append_healthy = wal_healthy;
         // The capital stop (rest of its UTC day) and a policy that failed to load still hold.

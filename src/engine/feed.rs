@@ -27,6 +27,8 @@ use hotpath::venue::conn::{ConnConfig, ConnError, Connection, Incoming};
 use hotpath::venue::messages::{Message, NotificationData};
 use hotpath::venue::{methods, Decimal8};
 
+use super::reconcile_service::MdHealth;
+
 /// Depth kept per book side.
 pub const BOOK_DEPTH: usize = 20;
 /// Longest pause between two market-data reconnect attempts.
@@ -46,6 +48,8 @@ pub struct FeedConfig {
     pub core: Option<hotpath::ring::topology::CoreId>,
     /// For log lines.
     pub run_id: String,
+    /// Market-data health for the engine's PolicyGuard inputs (liveness, drift, maintenance).
+    pub health: Arc<super::reconcile_service::SharedMdHealth>,
 }
 
 /// The running feed thread.
@@ -92,6 +96,7 @@ pub fn spawn(
             println!("topology: feed thread could not be pinned to {:?}", cfg.core);
         }
         let mut feed = Feed::new(&cfg, board, clock, transport_clock);
+        feed.health.attach(Arc::clone(&cfg.health));
         feed.run(&cfg, &flag);
     })?;
     Ok(FeedHandle { stop, join: Some(join) })
@@ -105,6 +110,7 @@ struct Feed {
     clock: Arc<dyn Clock>,
     /// The market-data session's clock (wall time).
     transport_clock: Arc<dyn Clock>,
+    health: MdHealth,
 }
 
 /// A book's gate-facing view, stamped with our clock at the time of the change.
@@ -128,12 +134,15 @@ fn apply(
     inc: &Incoming<'_>,
     books: &mut [L2Book],
     board: &mut BookWriter,
+    health: &mut MdHealth,
     names: &[InstrumentName],
     now: i64,
 ) {
     let Message::Notification(n) = &inc.msg else { return };
     match &n.data {
+        NotificationData::PlatformState(p) => health.on_platform_state(p.maintenance),
         NotificationData::Book(u) => {
+            health.on_event(now, u.timestamp);
             let Some(slot) = names.iter().position(|n| n.as_str() == u.instrument_name) else {
                 return;
             };
@@ -143,7 +152,8 @@ fn apply(
                 board.publish(slot, &view_of(names[slot], book, now, book.is_gapped()));
             }
         }
-        NotificationData::PriceIndex { index_name, price, .. } => {
+        NotificationData::PriceIndex { index_name, price, timestamp } => {
+            health.on_event(now, *timestamp);
             let p = Some(Price::from_raw(price.raw));
             match *index_name {
                 "btc_usd" => board.set_index("BTC", p),
@@ -168,6 +178,7 @@ impl Feed {
             board,
             clock,
             transport_clock,
+            health: MdHealth::default(),
         }
     }
 
@@ -232,9 +243,10 @@ impl Feed {
         let mut refs: Vec<&str> = self.channels.iter().map(String::as_str).collect();
         refs.push("deribit_price_index.btc_usd");
         refs.push("deribit_price_index.eth_usd");
-        let Self { books, board, clock, .. } = self;
+        refs.push("platform_state");
+        let Self { books, board, clock, health, .. } = self;
         let n = md.subscribe(&refs, Duration::from_secs(5), &mut |inc| {
-            apply(&inc, books, board, &cfg.names, clock.now_ms());
+            apply(&inc, books, board, health, &cfg.names, clock.now_ms());
         })?;
         if n != refs.len() {
             md.close();
@@ -257,8 +269,11 @@ impl Feed {
             }
         };
         while !stop.is_stopped() {
-            let Self { books, board, clock, .. } = self;
-            match md.poll(slice, &mut |inc| apply(&inc, books, board, &cfg.names, clock.now_ms())) {
+            let Self { books, board, clock, health, .. } = self;
+            let names = &cfg.names;
+            match md
+                .poll(slice, &mut |inc| apply(&inc, books, board, health, names, clock.now_ms()))
+            {
                 Ok(_) => {}
                 Err(ConnError::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -288,9 +303,9 @@ impl Feed {
                 |_| Ok(()),
                 &mut |_| {},
             );
-            let Self { books, board, clock, .. } = self;
+            let Self { books, board, clock, health, .. } = self;
             md.subscribe(&[ch], Duration::from_secs(5), &mut |inc| {
-                apply(&inc, books, board, &cfg.names, clock.now_ms());
+                apply(&inc, books, board, health, &cfg.names, clock.now_ms());
             })?;
             self.books[slot].resubscribe_sent();
             self.board.counters().resubscribes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -705,7 +705,9 @@ impl Engine {
             if let GroupAction::HoldReduceOnly(reason) = a {
                 let (before, after) = self.guard.cell().tighten(*reason);
                 self.group_event(key, "hold", &format!("reason={}", reason.as_str()), now);
-                if before.mode() != after.mode() {
+                // Also when another reason (a latch after a disconnect) tightened first: the
+                // hold's own reason is news either way.
+                if before.mode() != after.mode() || !before.reasons().contains(*reason) {
                     println!(
                         "mode: {:?} -> {:?} reason={} (group {key}, run_id={})",
                         before.mode(),

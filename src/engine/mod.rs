@@ -23,6 +23,7 @@ mod metadata;
 pub mod operator_socket;
 pub mod pnl;
 mod reconcile;
+pub mod reconcile_service;
 mod reports;
 pub mod risk_watch;
 pub mod status;
@@ -256,6 +257,8 @@ pub struct EngineSnapshot {
     /// PnL marked at the books' mids: cash flow + Σ position × mid (same units), 1e-8.
     /// Positions in instruments without a book are left out.
     pub pnl_mark: i128,
+    /// Continuous reconciliation and health inputs (`/status` `reconcile`).
+    pub recon: reconcile_service::ReconView,
 }
 
 /// A live order as /status shows it (amounts and prices raw 1e-8).
@@ -343,6 +346,7 @@ pub struct Engine {
     config_hash: String,
     groups: groups::GroupDesk,
     trace: trace::EngineTrace,
+    recon: reconcile_service::ReconState,
 }
 
 impl std::fmt::Debug for Engine {
@@ -452,6 +456,7 @@ impl Engine {
             config_hash: risk_watch::config_hash(&opts.policy_path),
             groups,
             trace: trace::EngineTrace::new(opts.trace),
+            recon: reconcile_service::ReconState::default(),
         })
     }
 
@@ -496,6 +501,7 @@ impl Engine {
                 .as_ref()
                 .ok()
                 .map(|p| p.effective_risk_limits().max_daily_loss_usd),
+            recon: self.recon.view.clone(),
         }
     }
 
@@ -622,6 +628,7 @@ impl Engine {
             wait: self.topology.wait_strategy(),
             core: self.cores[0],
             run_id: self.run_id.clone(),
+            health: self.recon.md_shared(),
         };
         let handle =
             feed::spawn(cfg, writer, Arc::clone(&self.clock), Arc::clone(&self.transport_clock))
@@ -654,8 +661,9 @@ impl Engine {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(attempt, error = %e, "connect failed; retrying");
+                    self.note_connect_error(&e);
                     last = Some(e);
-                    std::thread::sleep(Duration::from_millis(100 * u64::from(attempt.min(5) + 1)));
+                    std::thread::sleep(Duration::from_millis(self.reconnect_delay_ms()));
                 }
             }
         }
@@ -729,6 +737,7 @@ impl Engine {
     /// reconnects market data on its own).
     fn recover_connection(&mut self, why: &EngineError) -> Result<(), EngineError> {
         println!("reconnect: {why} (run_id={})", self.run_id);
+        self.on_session_lost(why);
         self.guard.latch().set(hotpath::domain::reason_codes::OpenPermissionReasonCode::SessionTerminationReconcileRequired);
         self.stats.reconnects += 1;
         self.groups_disconnected();
@@ -845,6 +854,7 @@ impl Engine {
                     }
                 }
             }
+            self.service_health();
             if now >= next_publish {
                 next_publish = now + PUBLISH_PERIOD;
                 self.serve_control();

@@ -13,6 +13,7 @@ use hotpath::wal::{IntentState, OperatorActionKind, Record};
 impl Engine {
     /// Resolves in-doubt intents and clears the latch (the only path to trading).
     pub(super) fn reconcile(&mut self) -> Result<ReconcileSummary, EngineError> {
+        self.record_mode(self.clock.now_ms());
         let ticket = self.guard.latch().begin_reconcile();
         self.trace_state();
         let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
@@ -79,6 +80,7 @@ impl Engine {
         self.stats.abandoned += sum.abandoned;
         // Positions: the venue's word, after every in-doubt intent is resolved.
         self.positions.clear();
+        self.recon.pos_gen += 1;
         let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
         for ccy in ["BTC", "ETH"] {
             for p in disp.positions(ccy, &mut self.reports)? {
@@ -138,9 +140,10 @@ impl Engine {
         let reason = "start-up relax after a clean reconciliation (paper/simulator run)";
         let action = OperatorAction::relax(auth, TradingMode::Active, reason)
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
-        let mut inputs = self.kill_inputs(self.clock.now_ms());
-        inputs.group_lock_timeout = self.groups.holding();
-        match self.guard.operator_relax(action, &inputs) {
+        let now = self.clock.now_ms();
+        // The engine's measured inputs (capital stop, policy, groups, breaker, drift, ...).
+        let inputs = self.policy_inputs(now);
+        let outcome = match self.guard.operator_relax(action, &inputs) {
             Ok(rec) => {
                 self.journal_operator_action(
                     OperatorActionKind::ModeRelax,
@@ -154,7 +157,9 @@ impl Engine {
                 println!("mode: relax refused: {e}");
                 Ok(())
             }
-        }
+        };
+        self.record_mode(now);
+        outcome
     }
 
     pub(super) fn adopt(&mut self, h: u64, o: &OrderReport, now: i64) -> Result<(), EngineError> {

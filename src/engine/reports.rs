@@ -130,6 +130,7 @@ impl Engine {
                         let p = self.positions.entry(n).or_insert(Qty::from_raw(0));
                         let signed = if o.buy { delta } else { -delta };
                         *p = Qty::from_raw(p.raw().saturating_add(signed));
+                        self.recon.pos_gen += 1;
                     }
                 }
                 let terminal = self.wal.ledger().get(h).is_none_or(|e| e.state.is_terminal());
@@ -144,6 +145,9 @@ impl Engine {
     pub(super) fn drain_reports(&mut self) {
         let reports = std::mem::take(&mut self.reports);
         for r in &reports {
+            if !self.observe_report(r) {
+                continue;
+            }
             if let Err(e) = self.apply_report(r).and_then(|()| self.group_on_report(r)) {
                 let h = self.wal.ledger().by_label(r.label()).map_or(0, |e| e.intent_hash);
                 let now = self.clock.now_ms();

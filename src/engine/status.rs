@@ -100,6 +100,9 @@ pub(crate) fn to_status(p: &Published) -> StatusSnapshot {
     let mut st = StatusSnapshot::startup(env!("STOIC_BUILD_ID"), "n/a", "PAPER", now);
     if let Some(s) = p.lock().ok().and_then(|g| g.clone()) {
         fill_status(&mut st, &s);
+        st.count_10028_5m = s.recon.count_10028_5m;
+        st.ws_event_lag_ms = u64::try_from(s.recon.md_lag_ms).unwrap_or(0);
+        st.reconcile = Some(s.recon.to_json());
     }
     st.derive(now);
     st

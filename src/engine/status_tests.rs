@@ -76,6 +76,7 @@ fn killed_snapshot() -> EngineSnapshot {
         environment: Some("PAPER"),
         config_hash: "abc".into(),
         max_daily_loss_usd: Some(Usd::from_raw(20 * X)),
+        recon: crate::engine::reconcile_service::ReconView::default(),
     }
 }
 

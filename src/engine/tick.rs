@@ -201,6 +201,7 @@ impl Engine {
             let books = self.market.books().to_vec();
             self.tick_groups(groups, now, &books, &mut bufs.exposure)?;
         }
+        self.brownout(&mut bufs.intents);
         if bufs.intents.is_empty() {
             return Ok(());
         }

@@ -224,6 +224,19 @@ impl BreakerMonitor {
         }
     }
 
+    /// `(10028_count_5m, 429_count_5m)` at `now_ms`, without building a reaction (no
+    /// allocation: the engine reads it every loop turn).
+    #[must_use]
+    pub fn counts(&self, now_ms: i64) -> (usize, usize) {
+        (in_window(&self.events_10028, now_ms), in_window(&self.events_429, now_ms))
+    }
+
+    /// A 10028 was seen and the full reconcile after it has not passed yet.
+    #[must_use]
+    pub const fn reconcile_pending(&self) -> bool {
+        self.reconcile_pending
+    }
+
     /// Reasons currently held by the monitor.
     #[must_use]
     pub fn raised(&self) -> &[ModeReasonCode] {
@@ -317,6 +330,19 @@ mod tests {
         let r = m.evaluate(BreakerState::Closed, 1_000_010 + RATE_LIMIT_WINDOW_MS);
         assert_eq!(r.withdraw, vec![ModeReasonCode::ReduceonlySessionKillUnconfirmed]);
         assert_eq!(m.raised(), &[ModeReasonCode::KillRateLimitSessionTermination]);
+    }
+
+    #[test]
+    fn counts_and_pending_without_a_reaction() {
+        let mut m = BreakerMonitor::new();
+        assert_eq!(m.counts(0), (0, 0));
+        m.on_10028(0);
+        m.on_429(10);
+        assert_eq!(m.counts(100), (1, 1));
+        assert!(m.reconcile_pending());
+        assert_eq!(m.counts(RATE_LIMIT_WINDOW_MS + 10), (0, 0));
+        m.on_reconciled();
+        assert!(!m.reconcile_pending());
     }
 
     #[test]

@@ -622,6 +622,23 @@ impl Dispatcher {
         Ok(id)
     }
 
+    /// Rate-limit breaker trips (10028 / 429) seen on this trading session since it
+    /// connected: the engine's breaker monitor reads it before the session is replaced.
+    pub fn rate_limit_trips(&mut self) -> u64 {
+        self.client.connection().breaker().trips_total()
+    }
+
+    /// The session's matching-engine credits and breaker state, for brownout admission
+    /// (opens give way to cancels and closes before the venue would answer 10028).
+    pub fn credit_view(
+        &mut self,
+        now_ms: i64,
+    ) -> (crate::venue::credits::PoolView, crate::venue::credits::BreakerState) {
+        let c = self.client.connection();
+        let pool = c.limiter().matching_view(now_ms);
+        (pool, c.breaker().state(now_ms))
+    }
+
     /// Cancels every open order of the account (shutdown).
     ///
     /// # Errors

@@ -88,6 +88,33 @@ impl CreditBucket {
     }
 }
 
+/// A pool as admission control sees it (brownout classes, contract §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolView {
+    /// Credits available now.
+    pub available: u64,
+    /// Pool capacity (after the safety margin).
+    pub capacity: u64,
+    /// Cost of one request.
+    pub cost: u64,
+    /// Milliseconds until one request's cost is available (0 when it is).
+    pub wait_ms: u64,
+}
+
+impl CreditBucket {
+    /// The bucket's state now.
+    pub fn view(&mut self, now_ms: i64) -> PoolView {
+        self.refill(now_ms);
+        let missing = self.cost.saturating_sub(self.credits);
+        PoolView {
+            available: self.credits,
+            capacity: self.cap,
+            cost: self.cost,
+            wait_ms: (missing * 1000).div_ceil(self.refill_per_s.max(1)),
+        }
+    }
+}
+
 /// Both venue pools plus the separate `get_instruments` limit.
 #[derive(Debug, Clone)]
 pub struct CreditLimiter {
@@ -124,6 +151,11 @@ impl CreditLimiter {
         if let Some(rb) = matching {
             self.matching = CreditBucket::from_rate_burst(rb, now_ms);
         }
+    }
+
+    /// The matching-engine pool (orders, cancels) now.
+    pub fn matching_view(&mut self, now_ms: i64) -> PoolView {
+        self.matching.view(now_ms)
     }
 
     /// Charges `method` now, or says how long to wait.
@@ -284,6 +316,18 @@ impl RateLimitBreaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pool_view_reports_credits_and_wait() {
+        let mut b = CreditBucket::from_rate_burst(RateBurst { rate: 5, burst: 2 }, 0);
+        let v = b.view(0);
+        assert_eq!((v.available, v.capacity, v.cost, v.wait_ms), (1_800, 1_800, 1_000, 0));
+        assert_eq!(b.try_take(0), Ok(()));
+        let v = b.view(0);
+        assert_eq!(v.available, 800);
+        // 200 credits missing at 4 500 credits/s (5 req/s after the 10 % margin).
+        assert_eq!(v.wait_ms, 45);
+    }
 
     #[test]
     fn non_matching_burst_then_refill() {

@@ -1,0 +1,601 @@
+//! The chaos harness: an in-process simulator, the real `stoic run --headless` binary with
+//! its status server, fault injection, bounded polling of `GET /api/v1/status`, the journal
+//! oracle, and the evidence files (`evidence/phase2/chaos/<scenario>.md`, the per-scenario
+//! results and `summary.json`). No timing assertions: every wait is a bounded poll with a
+//! generous deadline.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use simulator::{Fault, SimConfig, SimHandle, Simulator};
+
+use crate::crash_support::{Proc, BIN};
+
+/// The engine's trade key at the simulator (journal `key`).
+pub const OUR_KEY: &str = "sim-dev-trade";
+/// Per-instrument exposure tolerance (amount units): churn opens 1–3 lots, so anything above
+/// this is a runaway, not a strategy position.
+pub const EXPOSURE_TOLERANCE: f64 = 100.0;
+/// Generous bound for every wait.
+pub const DEADLINE: Duration = Duration::from_secs(45);
+
+/// GET `path` on `addr`; the body as text.
+pub fn http_get_text(addr: &str, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    Some(buf.split_once("\r\n\r\n")?.1.to_owned())
+}
+
+/// GET `path` on `addr`; the JSON body.
+pub fn http_get(addr: &str, path: &str) -> Option<Value> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let body = buf.split_once("\r\n\r\n")?.1;
+    serde_json::from_str(body).ok()
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// One observed status state (mode, reasons, latch codes).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seen {
+    pub mode: String,
+    pub reasons: Vec<String>,
+    pub latch: Vec<String>,
+}
+
+/// The simulator, the engine process and a status watcher.
+pub struct Chaos {
+    pub name: &'static str,
+    pub dir: tempfile::TempDir,
+    pub sim: Option<SimHandle>,
+    pub engine: Option<Proc>,
+    pub status_addr: String,
+    pub wal: PathBuf,
+    pub seed: u64,
+    /// Engine arguments after the venue/WAL/status ones (strategy and its options).
+    pub engine_args: Vec<String>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+    watcher: Option<std::thread::JoinHandle<()>>,
+    /// Extra outcome lines for the evidence file.
+    pub notes: Vec<String>,
+    /// Journal oracle at the containment check: (duplicates, illegal orders).
+    pub oracle: Option<(u64, u64)>,
+}
+
+impl Chaos {
+    /// Starts the simulator and the engine (churn strategy) and waits until it trades with
+    /// the latch clear and the mode Active.
+    pub fn start(name: &'static str, seed: u64) -> Chaos {
+        let args = vec!["--strategy".into(), "churn".into(), "--seed".into(), seed.to_string()];
+        let c = Self::start_with(name, seed, args, |_, _| Vec::new());
+        c.wait_active("the engine to trade after start");
+        c
+    }
+
+    /// The simulator and the engine with other arguments; `before` runs once the simulator
+    /// is up and before the engine starts (faults armed for its first orders, policy files)
+    /// and returns more engine arguments. Returns once the engine trades (no mode asserted).
+    pub fn start_with(
+        name: &'static str,
+        seed: u64,
+        engine_args: Vec<String>,
+        before: impl FnOnce(&SimHandle, &Path) -> Vec<String>,
+    ) -> Chaos {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulator::start(SimConfig {
+            journal: dir.path().join("journal.jsonl"),
+            ..SimConfig::default()
+        })
+        .expect("simulator starts");
+        let mut engine_args = engine_args;
+        engine_args.extend(before(&sim, dir.path()));
+        let wal = dir.path().join("wal");
+        let mut c = Chaos {
+            name,
+            dir,
+            sim: Some(sim),
+            engine: None,
+            status_addr: String::new(),
+            wal,
+            seed,
+            engine_args,
+            seen: Arc::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+            watcher: None,
+            notes: Vec::new(),
+            oracle: None,
+        };
+        c.spawn_engine();
+        if c.engine().wait_line("trading:", Duration::from_secs(30)).is_none() {
+            panic!("[{name}] the engine never started trading:\n{}", c.tail());
+        }
+        c
+    }
+
+    pub fn sim(&self) -> &SimHandle {
+        self.sim.as_ref().expect("simulator running")
+    }
+
+    /// (Re)starts the engine process on the same WAL and a fresh status port.
+    pub fn spawn_engine(&mut self) {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--headless", "--venue-url"])
+            .arg(self.sim().ws_url())
+            .arg("--wal-dir")
+            .arg(&self.wal)
+            .args(&self.engine_args)
+            .args(["--status-addr", "127.0.0.1:0"])
+            .env_remove("STOIC_FAILPOINT")
+            .env_remove("STOIC_FAILPOINT_AFTER")
+            .env_remove("STOIC_RECONCILE_CREDENTIALS");
+        let engine = Proc::spawn(cmd);
+        let line = engine
+            .wait_line("status: http://", Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("no status server:\n{}", engine.output()));
+        let addr = line
+            .trim_start_matches("status: http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        self.status_addr = addr.clone();
+        self.engine = Some(engine);
+        self.stop_watcher();
+        let stop = Arc::new(AtomicBool::new(false));
+        self.stop = Arc::clone(&stop);
+        let seen = Arc::clone(&self.seen);
+        // A parked poller (one request per 50 ms), never a spinning thread.
+        self.watcher = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(v) = http_get(&addr, "/api/v1/status") {
+                    let s = Seen {
+                        mode: v["trading_mode"].as_str().unwrap_or("").to_owned(),
+                        reasons: strs(&v["mode_reasons"]),
+                        latch: strs(&v["open_permission_reason_codes"]),
+                    };
+                    let mut g = seen.lock().unwrap();
+                    if g.last() != Some(&s) {
+                        g.push(s);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }));
+    }
+
+    fn stop_watcher(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
+    }
+
+    pub fn engine(&self) -> &Proc {
+        self.engine.as_ref().expect("engine running")
+    }
+
+    /// The current status (None while the server does not answer).
+    pub fn status(&self) -> Option<Value> {
+        http_get(&self.status_addr, "/api/v1/status")
+    }
+
+    /// Polls the status until `ok` (bounded); returns the matching status.
+    pub fn wait_status(&self, what: &str, mut ok: impl FnMut(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(v) = self.status() {
+                if ok(&v) {
+                    return v;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "[{}] timed out waiting for {what}; last status: {}\nengine:\n{}",
+                self.name,
+                self.status().map(|v| v.to_string()).unwrap_or_default(),
+                self.tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for Active with the latch clear.
+    pub fn wait_active(&self, what: &str) -> Value {
+        self.wait_status(what, |v| {
+            v["trading_mode"] == "Active" && v["open_permission_blocked_latch"] == false
+        })
+    }
+
+    /// Last engine output lines (for failure messages).
+    pub fn tail(&self) -> String {
+        let out = self.engine.as_ref().map(Proc::output).unwrap_or_default();
+        let lines: Vec<&str> = out.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    pub fn fault(&self, f: &Fault) {
+        self.sim().faults().apply(f);
+    }
+
+    /// Every distinct status state the watcher saw.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Latch codes and mode reasons seen since start: the watcher's view plus the engine's
+    /// own sticky sets (a state shorter than one poll still shows there).
+    pub fn codes_seen(&self) -> (BTreeSet<String>, BTreeSet<String>) {
+        let mut latch = BTreeSet::new();
+        let mut reasons = BTreeSet::new();
+        for s in self.seen() {
+            latch.extend(s.latch);
+            reasons.extend(s.reasons);
+        }
+        if let Some(v) = self.status() {
+            latch.extend(strs(&v["reconcile"]["latch_codes_seen"]));
+            reasons.extend(strs(&v["reconcile"]["mode_reasons_seen"]));
+        }
+        (latch, reasons)
+    }
+
+    /// Modes the engine passed through (status transitions plus the watcher).
+    pub fn modes_seen(&self) -> BTreeSet<String> {
+        let mut m: BTreeSet<String> = self.seen().into_iter().map(|s| s.mode).collect();
+        if let Some(v) = self.status() {
+            for t in v["mode_transitions"].as_array().into_iter().flatten() {
+                m.insert(t["to"].as_str().unwrap_or("").to_owned());
+                m.insert(t["from"].as_str().unwrap_or("").to_owned());
+            }
+        }
+        m.remove("");
+        m
+    }
+
+    /// Waits until a latch code or mode reason shows up (sticky sets).
+    pub fn wait_code(&self, code: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let (l, r) = self.codes_seen();
+            if l.contains(code) || r.contains(code) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "[{}] {code} never seen; latch {l:?} reasons {r:?}\n{}",
+                self.name,
+                self.tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The journal so far.
+    pub fn journal(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.sim().journal_path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Highest journal seq so far.
+    pub fn journal_mark(&self) -> u64 {
+        self.journal().iter().filter_map(|e| e["seq"].as_u64()).max().unwrap_or(0)
+    }
+
+    /// Our new orders after `mark` that are not reduce-only (risk-increasing attempts).
+    pub fn opens_after(&self, mark: u64) -> usize {
+        self.journal()
+            .iter()
+            .filter(|e| e["seq"].as_u64().unwrap_or(0) > mark && e["key"] == OUR_KEY)
+            .filter(|e| matches!(e["method"].as_str(), Some("private/buy" | "private/sell")))
+            .filter(|e| e["flags"]["reduce_only"] != true)
+            .count()
+    }
+
+    /// Our new orders after `mark`.
+    pub fn orders_after(&self, mark: u64) -> usize {
+        self.journal()
+            .iter()
+            .filter(|e| e["seq"].as_u64().unwrap_or(0) > mark && e["key"] == OUR_KEY)
+            .filter(|e| matches!(e["method"].as_str(), Some("private/buy" | "private/sell")))
+            .count()
+    }
+
+    /// Waits until the engine sent at least `n` more orders after `mark`.
+    pub fn wait_orders_after(&self, mark: u64, n: usize, what: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while self.orders_after(mark) < n {
+            assert!(Instant::now() < deadline, "[{}] {what}\n{}", self.name, self.tail());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The venue's positions of our account (read-only key), non-zero only.
+    pub fn venue_positions(&self) -> BTreeMap<String, f64> {
+        let mut c = simulator::client::WsClient::connect(self.sim().addr()).unwrap();
+        c.auth("sim-dev-read", "sim-dev-read-secret-0002").unwrap();
+        let mut m = BTreeMap::new();
+        for ccy in ["BTC", "ETH"] {
+            let v = c.call("private/get_positions", &json!({"currency": ccy})).unwrap();
+            for p in v.as_array().into_iter().flatten() {
+                let size = p["size"].as_f64().unwrap_or(0.0);
+                if size != 0.0 {
+                    m.insert(p["instrument_name"].as_str().unwrap_or("").to_owned(), size);
+                }
+            }
+        }
+        m
+    }
+
+    /// Trades of our account at the venue (read-only key).
+    pub fn venue_trade_count(&self) -> u64 {
+        let mut c = simulator::client::WsClient::connect(self.sim().addr()).unwrap();
+        c.auth("sim-dev-read", "sim-dev-read-secret-0002").unwrap();
+        let mut n = 0;
+        for ccy in ["BTC", "ETH"] {
+            let v = c
+                .call(
+                    "private/get_user_trades_by_currency",
+                    &json!({"currency": ccy, "count": 1000}),
+                )
+                .unwrap();
+            n += v["trades"].as_array().map_or(0, Vec::len) as u64;
+        }
+        n
+    }
+
+    /// The engine's positions from `/status`, non-zero only.
+    pub fn engine_positions(status: &Value) -> BTreeMap<String, f64> {
+        status["positions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                let size = p["size"].as_f64()?;
+                let name = p["instrument_name"].as_str()?.to_owned();
+                (size != 0.0).then_some((name, size))
+            })
+            .collect()
+    }
+
+    /// Waits until the engine's positions equal the venue's (after a reconciliation they
+    /// must); returns them.
+    pub fn wait_positions_match(&self) -> BTreeMap<String, f64> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let st = self.status();
+            let venue = self.venue_positions();
+            if let Some(st) = &st {
+                let ours = Self::engine_positions(st);
+                let same = ours.len() == venue.len()
+                    && ours.iter().all(|(k, v)| venue.get(k).is_some_and(|w| (v - w).abs() < 1e-6));
+                if same {
+                    return venue;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "[{}] engine positions never matched the venue's: engine {:?} venue {venue:?}\n{}",
+                self.name,
+                st.as_ref().map(Self::engine_positions),
+                self.tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Containment: zero duplicates and zero illegal orders by the journal, exposure within
+    /// tolerance, engine positions equal the venue's.
+    pub fn assert_contained(&mut self) {
+        let s = simulator::journal::Summary::from_file(self.sim().journal_path()).unwrap();
+        self.oracle = Some((s.duplicate_dispatch_count, s.illegal_order_attempts));
+        assert_eq!(
+            s.duplicate_dispatch_count, 0,
+            "[{}] duplicates {:?}",
+            self.name, s.duplicate_labels
+        );
+        assert_eq!(s.illegal_order_attempts, 0, "[{}] illegal {:?}", self.name, s.illegal_seqs);
+        let pos = self.wait_positions_match();
+        for (i, size) in &pos {
+            assert!(
+                size.abs() <= EXPOSURE_TOLERANCE,
+                "[{}] exposure {i} {size} above tolerance {EXPOSURE_TOLERANCE}",
+                self.name
+            );
+        }
+        self.notes.push(format!("duplicate_dispatch_count: {}", s.duplicate_dispatch_count));
+        self.notes.push(format!("illegal_order_attempts: {}", s.illegal_order_attempts));
+        self.notes.push("engine positions == venue positions: yes".into());
+        self.notes.push(format!("exposure within tolerance (|pos| <= {EXPOSURE_TOLERANCE}): yes"));
+    }
+
+    /// Writes `evidence/phase2/chaos/<name>.md` and the result, then rebuilds `summary.json`.
+    /// Only stable content: codes, modes and outcomes, no times, ports or volumes.
+    /// `modes` are the modes the test asserted the engine passed through.
+    pub fn write_evidence(&self, fault: &str, expect_codes: &[&str], modes: &[&str]) {
+        let recovered = true; // reached only after `assert_recovered` and `assert_contained`
+        let dir = evidence_dir();
+        std::fs::create_dir_all(dir.join("results")).unwrap();
+        let mut md = String::new();
+        md.push_str(&format!("# Chaos scenario: {}\n\n", self.name));
+        md.push_str(
+            "Written by `tests/chaos.rs` (real `stoic run` binary against the simulator).\n\n",
+        );
+        md.push_str(&format!("## Fault\n\n{fault}\n\n"));
+        md.push_str("## Asserted codes (seen in `GET /api/v1/status`)\n\n");
+        for c in expect_codes {
+            md.push_str(&format!("- `{c}`\n"));
+        }
+        md.push_str("\n## Modes passed through (asserted)\n\n");
+        for m in modes {
+            md.push_str(&format!("- {m}\n"));
+        }
+        md.push_str("\n## Containment\n\n");
+        for n in &self.notes {
+            md.push_str(&format!("- {n}\n"));
+        }
+        md.push_str(&format!(
+            "\n## Recovery\n\n- after the fault cleared: {}\n",
+            if recovered { "Active, latch clear, positions reconciled" } else { "NOT recovered" }
+        ));
+        std::fs::write(dir.join(format!("{}.md", self.name)), md).unwrap();
+        let result = json!({
+            "scenario": self.name,
+            "outcome": if recovered { "pass" } else { "fail" },
+            "asserted_codes": expect_codes,
+            "modes": modes,
+            "duplicate_dispatch_count": self.oracle.map(|o| o.0),
+            "illegal_order_attempts": self.oracle.map(|o| o.1),
+            "positions_match_venue": true,
+            "recovered": recovered,
+        });
+        std::fs::write(
+            dir.join("results").join(format!("{}.json", self.name)),
+            serde_json::to_string_pretty(&result).unwrap() + "\n",
+        )
+        .unwrap();
+        write_summary(&dir);
+    }
+
+    /// SIGKILLs the engine.
+    pub fn kill9(&mut self) {
+        self.stop_watcher();
+        if let Some(mut e) = self.engine.take() {
+            e.kill9();
+        }
+    }
+
+    /// The operator relax through the engine's host-local socket (`stoic mode relax`).
+    pub fn operator_relax(&self, reason: &str) {
+        let out = Command::new(BIN)
+            .args(["mode", "relax", "--to", "active", "--socket"])
+            .arg(self.wal.join("control.sock"))
+            .arg("--token-file")
+            .arg(self.wal.join("control_token"))
+            .args(["--reason", reason, "--requested-by", "chaos-suite"])
+            .output()
+            .expect("stoic mode relax");
+        assert!(
+            out.status.success(),
+            "[{}] relax refused: {}{}",
+            self.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the engine with SIGTERM (clean shutdown) and the simulator.
+    pub fn finish(mut self) {
+        self.stop_watcher();
+        if std::env::var_os("CHAOS_DUMP").is_some() {
+            let out = self.engine.as_ref().map(Proc::output).unwrap_or_default();
+            for l in out.lines().filter(|l| !l.starts_with("progress:")) {
+                println!("[{}] {l}", self.name);
+            }
+        }
+        if let Some(mut e) = self.engine.take() {
+            let _ = Command::new("kill").args(["-TERM", &e.pid().to_string()]).status();
+            let _ = e.wait_exit(Duration::from_secs(20));
+        }
+        if let Some(s) = self.sim.take() {
+            s.shutdown();
+        }
+    }
+}
+
+impl Drop for Chaos {
+    fn drop(&mut self) {
+        self.stop_watcher();
+    }
+}
+
+pub fn evidence_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("evidence/phase2/chaos")
+}
+
+/// `summary.json` from every scenario result present (sorted by name: stable).
+pub fn write_summary(dir: &Path) {
+    let mut results: BTreeMap<String, Value> = BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir(dir.join("results")) {
+        for e in rd.flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+            if let Some(n) = v["scenario"].as_str() {
+                results.insert(n.to_owned(), v);
+            }
+        }
+    }
+    let passed = results.values().filter(|v| v["outcome"] == "pass").count();
+    let total = |k: &str| results.values().map(|v| v[k].as_u64().unwrap_or(0)).sum::<u64>();
+    let summary = json!({
+        "suite": "chaos",
+        "scenarios": results.len(),
+        "passed": passed,
+        "failed": results.len() - passed,
+        "duplicate_dispatch_count_total": total("duplicate_dispatch_count"),
+        "illegal_order_attempts_total": total("illegal_order_attempts"),
+        "results": results.values().map(|v| json!({
+            "scenario": v["scenario"],
+            "outcome": v["outcome"],
+            "asserted_codes": v["asserted_codes"],
+        })).collect::<Vec<_>>(),
+    });
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary).unwrap() + "\n",
+    )
+    .unwrap();
+}
+
+/// Waits for a resting (open) order of ours in the journal and has the probe account take
+/// it with an IOC at its price, so it fills. Returns whether a take was sent.
+pub fn probe_take_resting(
+    c: &Chaos,
+    probe: &mut simulator::client::WsClient,
+    n: u64,
+    instrument: Option<&str>,
+) -> bool {
+    let j = c.journal();
+    let resting = j.iter().rev().find(|e| {
+        e["key"] == OUR_KEY
+            && instrument.is_none_or(|i| e["instrument"] == i)
+            && matches!(e["method"].as_str(), Some("private/buy" | "private/sell"))
+            && e["result"]["order_state"] == "open"
+    });
+    let Some(o) = resting else { return false };
+    let method = if o["side"] == "buy" { "private/sell" } else { "private/buy" };
+    probe
+        .call(
+            method,
+            &json!({
+                "instrument_name": o["instrument"],
+                "amount": 100_000,
+                "type": "limit",
+                "price": o["price"],
+                "time_in_force": "immediate_or_cancel",
+                "label": format!("probe-{n}"),
+            }),
+        )
+        .is_ok()
+}
