@@ -334,7 +334,6 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     if !args.headless || args.status_addr.is_some() {
         let published: crate::engine::status::Published = std::sync::Arc::default();
         let (tx, rx) = std::sync::mpsc::channel();
-        let metrics = std::sync::Arc::new(coldpath::metrics::MetricsRegistry::new("stoic-run"));
         engine.set_metrics(std::sync::Arc::clone(&metrics));
         let cfg = coldpath::server::ServerConfig {
             addr: args
