@@ -298,6 +298,8 @@ fn reconcile_credentials() -> Result<Credentials, String> {
     })
 }
 
+/// `clock` is the transport clock: the read-only session's token refresh, request timeouts and
+/// credits run in wall time even when trading time is simulated (`stoic paper`).
 fn spawn_worker(url: String, clock: Arc<dyn Clock>) -> std::io::Result<Worker> {
     let (jtx, jrx) = std::sync::mpsc::channel::<Job>();
     let (dtx, drx) = std::sync::mpsc::channel::<Done>();
@@ -448,7 +450,7 @@ impl Engine {
             return;
         }
         if self.recon.worker.is_none() {
-            match spawn_worker(self.opts_url.clone(), Arc::clone(&self.clock)) {
+            match spawn_worker(self.opts_url.clone(), Arc::clone(&self.transport_clock)) {
                 Ok(w) => self.recon.worker = Some(w),
                 Err(e) => {
                     self.recon.view.last_error = Some(format!("spawn: {e}"));
