@@ -192,10 +192,19 @@ fn steps(s: &Setup, args: &BreakGlassArgs, rec: &mut Record) {
         return;
     }
 
-    // 2. The runaway's opens reach the venue and build a position.
+    // 2. The runaway's opens reach the venue and build a position. Its post-only opens rest
+    // at the touch and fill only when the simulated market trades through them; if none has
+    // filled after a few seconds, the drill moves the simulator's index through the resting
+    // orders (`move_index`, as a gap would), so the drill does not hang on a quiet market.
+    let mut nudged = false;
+    let nudge_after = Instant::now() + Duration::from_secs(5);
     let built = wait_for(Duration::from_secs(args.position_wait_s), || {
-        let opens = journal(&s.journal).into_iter().filter(is_open).count();
+        let entries = journal(&s.journal);
+        let opens = entries.iter().filter(|e| is_open(e)).count();
         let exposed = status(&s.url).is_some_and(|st| st.positions.iter().any(|p| p.size != 0.0));
+        if opens >= OPENS_BEFORE_KILL_MIN && !exposed && !nudged && Instant::now() >= nudge_after {
+            nudged = move_market_through_opens(&s.stdout_log, &entries);
+        }
         (opens >= OPENS_BEFORE_KILL_MIN && exposed).then_some(opens)
     });
     let positions = status(&s.url).map(|st| positions_text(&st)).unwrap_or_default();
@@ -203,7 +212,10 @@ fn steps(s: &Setup, args: &BreakGlassArgs, rec: &mut Record) {
         "runaway opens reach the venue",
         built.is_some(),
         match built {
-            Some(n) => format!("simulator journal shows {n} opens; engine positions: {positions}"),
+            Some(n) => format!(
+                "simulator journal shows {n} opens; engine positions: {positions}{}",
+                if nudged { " (filled after the drill moved the simulated index 2 % through the resting opens)" } else { "" }
+            ),
             None => format!(
                 "fewer than {OPENS_BEFORE_KILL_MIN} opens or no position within {} s",
                 args.position_wait_s
@@ -398,6 +410,49 @@ fn run_cli(s: &Setup, rec: &mut Record, args: &[&str]) -> Option<i32> {
     };
     rec.commands.push(Ran { at_ms, line, exit, stdout, stderr });
     (exit >= 0).then_some(exit)
+}
+
+/// Moves each index the runaway rests orders on by 2 % through them (up through sells, down
+/// through buys) with the embedded simulator's `move_index` fault. Returns whether a move was
+/// sent.
+fn move_market_through_opens(stdout_log: &Path, entries: &[Entry]) -> bool {
+    let Some(ws) = std::fs::read_to_string(stdout_log).ok().and_then(|t| {
+        t.lines().find_map(|l| {
+            l.strip_prefix("simulator: ")?.split_whitespace().next().map(str::to_owned)
+        })
+    }) else {
+        return false;
+    };
+    let Some(base) = ws.strip_prefix("ws://").and_then(|r| r.split('/').next()) else {
+        return false;
+    };
+    let base = format!("http://{base}");
+    let mut sent = false;
+    for (prefix, index) in [("BTC-", "btc_usd"), ("ETH-", "eth_usd")] {
+        let side = entries
+            .iter()
+            .rev()
+            .filter(|e| is_open(e))
+            .find(|e| e.instrument.as_deref().is_some_and(|i| i.starts_with(prefix)))
+            .and_then(|e| e.side.clone());
+        let pct = match side.as_deref() {
+            Some("sell") => 2.0,
+            Some("buy") => -2.0,
+            _ => continue,
+        };
+        let body =
+            serde_json::json!({"kind": "move_index", "index": index, "pct": pct}).to_string();
+        let r = client::request(
+            "POST",
+            &base,
+            "/sim/fault",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+            Duration::from_secs(2),
+        );
+        sent |= r.is_ok_and(|r| r.status == 200);
+    }
+    sent
 }
 
 fn status(url: &str) -> Option<StatusSnapshot> {
