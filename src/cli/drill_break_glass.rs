@@ -193,9 +193,9 @@ fn steps(s: &Setup, args: &BreakGlassArgs, rec: &mut Record) {
     }
 
     // 2. The runaway's opens reach the venue and build a position. Its post-only opens rest
-    // at the touch and fill only when the simulated market trades through them; if none has
-    // filled after a few seconds, the drill moves the simulator's index through the resting
-    // orders (`move_index`, as a gap would), so the drill does not hang on a quiet market.
+    // at the touch and fill only when someone trades with them; if none has filled after a
+    // few seconds, a counterparty account takes them at their price, so the drill does not
+    // hang on a quiet simulated market.
     let mut nudged = false;
     let nudge_after = Instant::now() + Duration::from_secs(5);
     let built = wait_for(Duration::from_secs(args.position_wait_s), || {
@@ -203,7 +203,7 @@ fn steps(s: &Setup, args: &BreakGlassArgs, rec: &mut Record) {
         let opens = entries.iter().filter(|e| is_open(e)).count();
         let exposed = status(&s.url).is_some_and(|st| st.positions.iter().any(|p| p.size != 0.0));
         if opens >= OPENS_BEFORE_KILL_MIN && !exposed && !nudged && Instant::now() >= nudge_after {
-            nudged = move_market_through_opens(&s.stdout_log, &entries);
+            nudged = counterparty_takes_opens(&s.stdout_log, &entries);
         }
         (opens >= OPENS_BEFORE_KILL_MIN && exposed).then_some(opens)
     });
@@ -214,7 +214,7 @@ fn steps(s: &Setup, args: &BreakGlassArgs, rec: &mut Record) {
         match built {
             Some(n) => format!(
                 "simulator journal shows {n} opens; engine positions: {positions}{}",
-                if nudged { " (filled after the drill moved the simulated index 2 % through the resting opens)" } else { "" }
+                if nudged { " (filled by a counterparty: the simulator's bench account took the resting opens at their price)" } else { "" }
             ),
             None => format!(
                 "fewer than {OPENS_BEFORE_KILL_MIN} opens or no position within {} s",
@@ -412,45 +412,46 @@ fn run_cli(s: &Setup, rec: &mut Record, args: &[&str]) -> Option<i32> {
     (exit >= 0).then_some(exit)
 }
 
-/// Moves each index the runaway rests orders on by 2 % through them (up through sells, down
-/// through buys) with the embedded simulator's `move_index` fault. Returns whether a move was
-/// sent.
-fn move_market_through_opens(stdout_log: &Path, entries: &[Entry]) -> bool {
-    let Some(ws) = std::fs::read_to_string(stdout_log).ok().and_then(|t| {
+/// Another market participant (the simulator's `bench` account) takes the runaway's most
+/// recent resting open on each instrument with an IOC limit order at the same price, sized to
+/// clear that price level. The market price does not move, so the engine's book stays true and
+/// none of its later post-only orders can cross. Returns whether an order was sent.
+fn counterparty_takes_opens(stdout_log: &Path, entries: &[Entry]) -> bool {
+    let Some(addr) = std::fs::read_to_string(stdout_log).ok().and_then(|t| {
         t.lines().find_map(|l| {
-            l.strip_prefix("simulator: ")?.split_whitespace().next().map(str::to_owned)
+            let ws = l.strip_prefix("simulator: ")?.split_whitespace().next()?;
+            ws.strip_prefix("ws://")?.split('/').next()?.parse::<std::net::SocketAddr>().ok()
         })
     }) else {
         return false;
     };
-    let Some(base) = ws.strip_prefix("ws://").and_then(|r| r.split('/').next()) else {
+    let Ok(mut c) = simulator::client::WsClient::connect(addr) else { return false };
+    if c.auth("sim-bench", "sim-bench-secret-0005").is_err() {
         return false;
-    };
-    let base = format!("http://{base}");
+    }
     let mut sent = false;
-    for (prefix, index) in [("BTC-", "btc_usd"), ("ETH-", "eth_usd")] {
-        let side = entries
-            .iter()
-            .rev()
-            .filter(|e| is_open(e))
-            .find(|e| e.instrument.as_deref().is_some_and(|i| i.starts_with(prefix)))
-            .and_then(|e| e.side.clone());
-        let pct = match side.as_deref() {
-            Some("sell") => 2.0,
-            Some("buy") => -2.0,
-            _ => continue,
+    for prefix in ["BTC-", "ETH-"] {
+        let Some(e) = entries.iter().rev().filter(|e| is_open(e)).find(|e| {
+            e.key == "sim-dev-trade"
+                && e.instrument.as_deref().is_some_and(|i| i.starts_with(prefix))
+        }) else {
+            continue;
         };
-        let body =
-            serde_json::json!({"kind": "move_index", "index": index, "pct": pct}).to_string();
-        let r = client::request(
-            "POST",
-            &base,
-            "/sim/fault",
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-            Duration::from_secs(2),
-        );
-        sent |= r.is_ok_and(|r| r.status == 200);
+        let (Some(inst), Some(side), Some(price), Some(amount)) =
+            (e.instrument.as_deref(), e.side.as_deref(), e.price, e.amount)
+        else {
+            continue;
+        };
+        let method = if side == "sell" { "private/buy" } else { "private/sell" };
+        let params = serde_json::json!({
+            "instrument_name": inst,
+            "amount": amount * 1000.0,
+            "type": "limit",
+            "price": price,
+            "time_in_force": "immediate_or_cancel",
+            "label": format!("drill-counterparty-{}", prefix.trim_end_matches('-')),
+        });
+        sent |= c.call(method, &params).is_ok();
     }
     sent
 }
