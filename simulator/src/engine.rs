@@ -303,6 +303,45 @@ pub struct InstMd {
     pub lp_orders: Vec<(Side, i64, u64)>,
     /// A held-back book message (reorder fault).
     pub held: Option<Vec<(String, Arc<str>)>>,
+    /// Tops of book as actually sent to subscribers, oldest first (bounded: see
+    /// [`SENT_TOPS_KEPT`]). The journal oracle judges a crossing post-only order by what the
+    /// client could have known, not by the venue's live book.
+    pub sent_tops: VecDeque<SentTop>,
+}
+
+/// How many sent tops of book each instrument remembers.
+pub const SENT_TOPS_KEPT: usize = 256;
+
+/// One top of book as it went out on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentTop {
+    /// Wall time (ms) it was sent: network time, never the simulated clock.
+    pub at_wall_ms: i64,
+    /// Best bid sent (price units), if any.
+    pub best_bid: Option<i64>,
+    /// Best ask sent, if any.
+    pub best_ask: Option<i64>,
+}
+
+impl SentTop {
+    /// Whether a post-only order on `side` at `price` crosses this top.
+    fn crossed_by(&self, side: Side, price: i64) -> bool {
+        match side {
+            Side::Buy => self.best_ask.is_some_and(|a| price >= a),
+            Side::Sell => self.best_bid.is_some_and(|b| price <= b),
+        }
+    }
+}
+
+/// What the venue had published about a crossing post-only order's price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrossKnowledge {
+    /// The last top of book sent did not cross the price: only an unpublished change did
+    /// (a race the client could not see).
+    Unpublished,
+    /// The tops sent have crossed the price without interruption for this many wall ms
+    /// (a lower bound when the remembered history ran out).
+    PublishedFor(i64),
 }
 
 /// Engine configuration (subset of `SimConfig`).
@@ -366,6 +405,9 @@ pub struct Engine {
     /// Used nonces for client_signature (nonce, ts) with expiry.
     pub nonces: HashMap<String, i64>,
     dirty_books: BTreeSet<usize>,
+    /// What was published about the last crossing post-only order `place`/`edit` saw (read
+    /// and cleared by the journal writer).
+    pub last_cross: Option<CrossKnowledge>,
     dirty_accounts: BTreeSet<usize>,
     pend_orders: Vec<(usize, usize, Value)>,
     pend_trades: Vec<(usize, usize, Value)>,
@@ -504,6 +546,7 @@ impl Engine {
             delayed: Vec::new(),
             nonces: HashMap::new(),
             dirty_books: BTreeSet::new(),
+            last_cross: None,
             dirty_accounts: BTreeSet::new(),
             pend_orders: Vec::new(),
             pend_trades: Vec::new(),
@@ -997,10 +1040,12 @@ impl Engine {
                 };
                 let data = json!({"type": "snapshot", "timestamp": now, "instrument_name": self.instruments[i].name, "change_id": md.change_id, "bids": lv(&md.pub_bids, true), "asks": lv(&md.pub_asks, false)});
                 self.send_session(sid, notification(ch, &data));
+                self.record_sent_top(i);
             }
             Initial::Grouped(i, depth) => {
                 let data = self.grouped_json(i, depth, now);
                 self.send_session(sid, notification(ch, &data));
+                self.record_sent_top(i);
             }
             Initial::Ticker(i) => {
                 let data = self.ticker_json(i, now);
@@ -1274,6 +1319,7 @@ impl Engine {
                     for (ch, t) in msgs.into_iter().chain(held) {
                         self.send_to_subscribers(None, &ch, &t);
                     }
+                    self.record_sent_top(i);
                     return;
                 }
             }
@@ -1285,6 +1331,46 @@ impl Engine {
         }
         for (ch, t) in msgs {
             self.send_to_subscribers(None, &ch, &t);
+        }
+        self.record_sent_top(i);
+    }
+
+    /// Remembers the published top of book of `i` as sent now. An unchanged top keeps its
+    /// earlier time: the client has known it since then.
+    fn record_sent_top(&mut self, i: usize) {
+        let md = &mut self.md[i];
+        let top = SentTop {
+            at_wall_ms: wall_us() / 1000,
+            best_bid: md.pub_bids.keys().next_back().copied(),
+            best_ask: md.pub_asks.keys().next().copied(),
+        };
+        if md
+            .sent_tops
+            .back()
+            .is_some_and(|t| t.best_bid == top.best_bid && t.best_ask == top.best_ask)
+        {
+            return;
+        }
+        if md.sent_tops.len() == SENT_TOPS_KEPT {
+            md.sent_tops.pop_front();
+        }
+        md.sent_tops.push_back(top);
+    }
+
+    /// What the venue had published about a post-only order on `side` at `price` that
+    /// crosses its live book: for how long the tops sent have crossed it, or that none has.
+    pub fn cross_knowledge(&self, i: usize, side: Side, price: i64) -> CrossKnowledge {
+        let now = wall_us() / 1000;
+        let mut since = None;
+        for t in self.md[i].sent_tops.iter().rev() {
+            if !t.crossed_by(side, price) {
+                break;
+            }
+            since = Some(t.at_wall_ms);
+        }
+        match since {
+            None => CrossKnowledge::Unpublished,
+            Some(t) => CrossKnowledge::PublishedFor((now - t).max(0)),
         }
     }
 
@@ -1388,6 +1474,7 @@ impl Engine {
             if let Some(u) = price {
                 if self.books[i].crosses(p.side, Some(u)) {
                     crossed = true;
+                    self.last_cross = Some(self.cross_knowledge(i, p.side, u));
                     if p.reject_post_only {
                         return Err(RpcError::new(11054, "post_only_reject"));
                     }
@@ -1949,6 +2036,7 @@ impl Engine {
                     }
                     if b.crosses(o.side, Some(u)) {
                         crossed = true;
+                        self.last_cross = Some(self.cross_knowledge(o.inst, o.side, u));
                         if rpo {
                             // The edit is refused; the order keeps its old state.
                             return Err(RpcError::new(11054, "post_only_reject"));

@@ -49,7 +49,9 @@ pub struct Entry {
     #[serde(default)]
     pub order_id: Option<String>,
     /// Flags: post_only, reject_post_only, reduce_only, time_in_force, trigger,
-    /// trigger_price, linked_order_type, price_missing, post_only_crossed.
+    /// trigger_price, linked_order_type, price_missing, post_only_crossed, and for a
+    /// crossing post-only order either post_only_cross_unpublished or
+    /// post_only_cross_published_ms (how long the tops sent had crossed its price).
     #[serde(default)]
     pub flags: serde_json::Map<String, Value>,
     /// `{"order_id", "order_state"}` on success, `{"error": code, "message"}` on failure,
@@ -135,10 +137,17 @@ pub struct Summary {
     pub duplicate_labels: Vec<String>,
     /// New-order requests of a kind preflight must stop: market, stop_*, take_*,
     /// market_limit, trailing_stop, any trigger, linked orders (OTO/OCO/OTOCO), a
-    /// limit without price, a post-only order that would have crossed.
+    /// limit without price, a post-only order that crossed a top of book the venue had
+    /// published at least [`POST_ONLY_IN_FLIGHT_GRACE_MS`] earlier.
     pub illegal_order_attempts: u64,
     /// Sequence numbers of the illegal attempts.
     pub illegal_seqs: Vec<u64>,
+    /// Post-only orders that crossed only because of a book change the venue had not yet
+    /// published, or had published less than [`POST_ONLY_IN_FLIGHT_GRACE_MS`] before the
+    /// order arrived: a race with a moving market that the venue resolves (the engine sends
+    /// `reject_post_only`), not an order the engine's post-only guard could have refused.
+    #[serde(default)]
+    pub post_only_in_flight_races: u64,
     /// Lines that did not parse (a torn last line after a crash is possible but the
     /// simulator writes whole lines).
     pub unparsable_lines: u64,
@@ -184,6 +193,8 @@ impl Summary {
             if is_illegal(e) {
                 s.illegal_order_attempts += 1;
                 s.illegal_seqs.push(e.seq);
+            } else if flag_true(e, "post_only_crossed") {
+                s.post_only_in_flight_races += 1;
             }
         }
         let mut dups: Vec<String> =
@@ -195,8 +206,45 @@ impl Summary {
     }
 }
 
+/// The raw journal lines with these sequence numbers (at most `max`), for a failing run to
+/// print what the venue saw.
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn lines_with_seqs(path: &Path, seqs: &[u64], max: usize) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for line in BufReader::new(File::open(path)?).lines() {
+        let line = line?;
+        let Ok(e) = serde_json::from_str::<Entry>(&line) else { continue };
+        if seqs.contains(&e.seq) {
+            out.push(line);
+            if out.len() >= max {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn flag_true(e: &Entry, k: &str) -> bool {
     e.flags.get(k).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// A top of book published at least this long (wall ms) before a post-only order arrived
+/// has reached the client: crossing it is the client's fault. Loopback delivery takes
+/// microseconds; the margin covers a client thread descheduled on a loaded two-core machine.
+pub const POST_ONLY_IN_FLIGHT_GRACE_MS: i64 = 1_000;
+
+/// Whether a crossing post-only order crossed a top of book the client had long enough to
+/// see. Journals written before the venue recorded what it had published count as known.
+fn post_only_cross_was_known(e: &Entry) -> bool {
+    if flag_true(e, "post_only_cross_unpublished") {
+        return false;
+    }
+    match e.flags.get("post_only_cross_published_ms").and_then(Value::as_i64) {
+        Some(ms) => ms >= POST_ONLY_IN_FLIGHT_GRACE_MS,
+        None => true,
+    }
 }
 
 /// Order types and flags that an engine's preflight must never let through.
@@ -211,5 +259,6 @@ pub fn is_illegal(e: &Entry) -> bool {
     {
         return true;
     }
-    flag_true(e, "price_missing") || flag_true(e, "post_only_crossed")
+    flag_true(e, "price_missing")
+        || (flag_true(e, "post_only_crossed") && post_only_cross_was_known(e))
 }

@@ -8,7 +8,7 @@ use sha2::Sha256;
 
 use crate::accounts::{Access, Scopes};
 use crate::book::Side;
-use crate::engine::{parse_order_id, Auth, Engine, NewOrder, OrderState, Tif};
+use crate::engine::{parse_order_id, Auth, CrossKnowledge, Engine, NewOrder, OrderState, Tif};
 use crate::instruments::{Currency, Kind};
 use crate::journal;
 use crate::util::{amt, px, round_to};
@@ -392,6 +392,7 @@ pub fn handle_call(
         _ => return Err(RpcError::new(-32601, "Method not found")),
     };
     let journaled = scope_kind == "private" && MATCHING_ENGINE.contains(&name);
+    e.last_cross = None;
     let res = call_inner(&mut e, ctx, scope_kind, name, method, params);
     if journaled {
         let entry = journal_entry(&e, ctx, method, params, &res);
@@ -1353,6 +1354,17 @@ fn journal_entry(
         && ty.as_deref().is_some_and(|t| matches!(t, "limit" | "stop_limit" | "take_limit"))
     {
         flags.insert("price_missing".into(), json!(true));
+    }
+    // How long the venue had published a top of book that this order crosses: the oracle
+    // tells an engine that ignored its book from one that raced a change in flight.
+    match e.last_cross {
+        Some(CrossKnowledge::Unpublished) => {
+            flags.insert("post_only_cross_unpublished".into(), json!(true));
+        }
+        Some(CrossKnowledge::PublishedFor(ms)) => {
+            flags.insert("post_only_cross_published_ms".into(), json!(ms));
+        }
+        None => {}
     }
     let result = match res {
         Ok((_, f)) => {

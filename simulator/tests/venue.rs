@@ -324,8 +324,10 @@ fn post_only_reprice_reject_and_label_checks() {
     let sum = Summary::from_file(sim.handle.journal_path()).unwrap();
     assert_eq!(sum.duplicate_dispatch_count, 1, "{sum:?}");
     assert_eq!(sum.duplicate_labels, vec!["dup".to_string()]);
-    // po-rej (crossed) + po-rep (crossed, repriced) + market + stop.
-    assert_eq!(sum.illegal_order_attempts, 4, "{sum:?}");
+    // Market + stop are illegal. po-rej (crossed) and po-rep (crossed, repriced) crossed a
+    // book this client was never sent (it did not subscribe): races, not illegal.
+    assert_eq!(sum.illegal_order_attempts, 2, "{sum:?}");
+    assert_eq!(sum.post_only_in_flight_races, 2, "{sum:?}");
     assert_eq!(c.ok("private/cancel_by_label", json!({"label": "dup"})), json!(2));
     assert_eq!(
         c.err(
@@ -695,13 +697,70 @@ fn journal_summary_counts_from_entries() {
     j.append(e("private/buy", "d", "limit", json!({"post_only_crossed": true})));
     j.append(e("private/buy", "f", "limit", json!({"price_missing": true})));
     j.append(e("private/buy", "g", "limit", json!({"post_only": true})));
+    // Crossing post-only orders: against a top published long enough ago (illegal), against
+    // a change not yet published or published just before (races, not illegal).
+    j.append(e(
+        "private/buy",
+        "h",
+        "limit",
+        json!({"post_only_crossed": true, "post_only_cross_published_ms": 1_000}),
+    ));
+    j.append(e(
+        "private/buy",
+        "i",
+        "limit",
+        json!({"post_only_crossed": true, "post_only_cross_published_ms": 999}),
+    ));
+    j.append(e(
+        "private/buy",
+        "k",
+        "limit",
+        json!({"post_only_crossed": true, "post_only_cross_unpublished": true}),
+    ));
     drop(j);
     let s = Summary::from_file(&p).unwrap();
-    assert_eq!(s.new_order_requests, 10);
+    assert_eq!(s.new_order_requests, 13);
     assert_eq!(s.duplicate_dispatch_count, 2);
     assert_eq!(s.duplicate_labels, vec!["a".to_string()]);
-    assert_eq!(s.illegal_order_attempts, 4);
-    assert_eq!(s.illegal_seqs, vec![7, 8, 9, 10]);
+    assert_eq!(s.illegal_order_attempts, 5);
+    assert_eq!(s.illegal_seqs, vec![7, 8, 9, 10, 12]);
+    assert_eq!(s.post_only_in_flight_races, 2);
+}
+
+/// The venue records what it had published about a crossing post-only order's price: a
+/// top of book the client has held for over a second makes the order illegal in the journal
+/// oracle; a client without the book (no subscription, so nothing was sent) only raced.
+#[test]
+fn journal_judges_crossing_post_only_by_the_book_the_client_was_sent() {
+    // A market that does not tick during the test: the top the client holds stays the top.
+    let sim = start_with(|c| c.tick_ms = 60_000);
+    let mut c = Client::connect(sim.handle.addr());
+    c.auth(DEV_TRADE);
+    let ask = |c: &mut Client| {
+        let b = c.ok("public/get_order_book", json!({"instrument_name": "BTC-PERPETUAL"}));
+        b["best_ask_price"].as_f64().unwrap()
+    };
+    // Nothing sent to anyone yet for this instrument: the crossing is a race.
+    let a = ask(&mut c);
+    let r = c.call(
+        "private/buy",
+        json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": a, "post_only": true, "reject_post_only": true, "label": "race"}),
+    );
+    assert_eq!(r["error"]["code"], json!(11054), "{r}");
+    // Subscribe, hold the snapshot well past the grace, then cross the top it showed.
+    c.ok("public/subscribe", json!({"channels": ["book.BTC-PERPETUAL.100ms"]}));
+    std::thread::sleep(std::time::Duration::from_millis(
+        u64::try_from(simulator::journal::POST_ONLY_IN_FLIGHT_GRACE_MS).unwrap() + 300,
+    ));
+    let a = ask(&mut c);
+    let r = c.call(
+        "private/buy",
+        json!({"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": a, "post_only": true, "reject_post_only": true, "label": "known"}),
+    );
+    assert_eq!(r["error"]["code"], json!(11054), "{r}");
+    let s = Summary::from_file(sim.handle.journal_path()).unwrap();
+    assert_eq!(s.post_only_in_flight_races, 1, "{s:?}");
+    assert_eq!(s.illegal_order_attempts, 1, "{s:?}");
 }
 
 #[test]

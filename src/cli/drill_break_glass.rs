@@ -343,10 +343,15 @@ fn steps(s: &Setup, args: &BreakGlassArgs, rec: &mut Record) {
                 "journal oracle clean",
                 sum.duplicate_dispatch_count == 0 && sum.illegal_order_attempts == 0 && sum.unparsable_lines == 0,
                 format!(
-                    "new_order_requests={} duplicate_dispatch_count={} illegal_order_attempts={} unparsable_lines={}",
-                    sum.new_order_requests, sum.duplicate_dispatch_count, sum.illegal_order_attempts, sum.unparsable_lines
+                    "new_order_requests={} duplicate_dispatch_count={} illegal_order_attempts={} post_only_in_flight_races={} unparsable_lines={}",
+                    sum.new_order_requests, sum.duplicate_dispatch_count, sum.illegal_order_attempts, sum.post_only_in_flight_races, sum.unparsable_lines
                 ),
             );
+            for line in simulator::journal::lines_with_seqs(&s.journal, &sum.illegal_seqs, 5)
+                .unwrap_or_default()
+            {
+                println!("drill: illegal order attempt in the venue journal: {line}");
+            }
             rec.summary = Some(sum);
         }
         Err(e) => {
@@ -628,8 +633,8 @@ fn write_evidence(s: &Setup, out: &Path, rec: &Record) -> anyhow::Result<()> {
     md.push_str("```\n");
     if let Some(sum) = &rec.summary {
         md.push_str(&format!(
-            "\nOracle (`simulator::journal::Summary`): new_order_requests={}, duplicate_dispatch_count={}, illegal_order_attempts={}.\n",
-            sum.new_order_requests, sum.duplicate_dispatch_count, sum.illegal_order_attempts
+            "\nOracle (`simulator::journal::Summary`): new_order_requests={}, duplicate_dispatch_count={}, illegal_order_attempts={}, post_only_in_flight_races={} (post-only orders that crossed only a book change published under 1 s before they arrived: the venue rejected them; not illegal).\n",
+            sum.new_order_requests, sum.duplicate_dispatch_count, sum.illegal_order_attempts, sum.post_only_in_flight_races
         ));
     }
     md.push_str("\n## Observed behaviour\n");

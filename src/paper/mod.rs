@@ -211,6 +211,14 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
     let venue_end = sim.state();
     let oracle = simulator::journal::Summary::from_file(sim.journal_path())
         .with_context(|| format!("read {}", sim.journal_path().display()))?;
+    if !oracle.illegal_seqs.is_empty() {
+        // What the venue saw, for whoever reads a failed run's log (CI keeps only the log).
+        for line in simulator::journal::lines_with_seqs(sim.journal_path(), &oracle.illegal_seqs, 5)
+            .unwrap_or_default()
+        {
+            println!("paper: illegal order attempt in the venue journal: {line}");
+        }
+    }
     sim.shutdown();
     let report = summary::Inputs {
         cfg,

@@ -213,6 +213,8 @@ impl Inputs<'_> {
                 "duplicate_dispatch_count": self.oracle.duplicate_dispatch_count,
                 "duplicate_labels": self.oracle.duplicate_labels,
                 "illegal_order_attempts": self.oracle.illegal_order_attempts,
+                "illegal_seqs": self.oracle.illegal_seqs,
+                "post_only_in_flight_races": self.oracle.post_only_in_flight_races,
                 "unparsable_journal_lines": self.oracle.unparsable_lines,
             },
             "reconciliation": {
@@ -280,6 +282,11 @@ fn markdown(r: &Report, wall_s: f64) -> String {
         m,
         "| illegal order attempts (journal oracle) | {} |",
         o["illegal_order_attempts"]
+    );
+    let _ = writeln!(
+        m,
+        "| post-only orders that raced a book change in flight (venue rejected; not illegal) | {} |",
+        o["post_only_in_flight_races"]
     );
     let _ = writeln!(m, "| new-order requests seen by the venue | {} |", o["new_order_requests"]);
     let _ = writeln!(m, "\n## Orders and PnL\n");
