@@ -164,12 +164,16 @@ fn repo(rel: &str) -> std::path::PathBuf {
 }
 
 /// The paper policy with the order-rate gate at its ceiling (60 000 per minute, burst
-/// 60 000), so the run's acting ticks are sent rather than refused by rate.
+/// 60 000), so the run's acting ticks are sent rather than refused by rate, and the open
+/// spread limit at its ceiling (10 000 bps): the simulator's option books are sometimes wider
+/// than the paper policy's 1 000 bps, and a quoter refused on every tick would leave no quiet
+/// tick to measure.
 fn fast_policy(dir: &std::path::Path) -> std::path::PathBuf {
     let text = std::fs::read_to_string(repo("config/policy_paper.json")).expect("paper policy");
     let mut v: serde_json::Value = serde_json::from_str(&text).expect("policy json");
     v["risk_limits"]["max_orders_per_minute"] = serde_json::json!(60_000);
     v["risk_limits"]["order_rate_burst"] = serde_json::json!(60_000);
+    v["data_limits"]["max_spread_bps_open"] = serde_json::json!(10_000);
     let path = dir.join("policy_fast.json");
     std::fs::write(&path, serde_json::to_string_pretty(&v).expect("json")).expect("write");
     path

@@ -198,7 +198,7 @@ pub enum LedgerError {
 /// on the live path makes the writer checkpoint first (which prunes terminal entries); if
 /// the ledger is still full of open intents the new intent is refused
 /// ([`crate::wal::WalError::LedgerFull`], a caller error: nothing is written).
-pub const LEDGER_ENTRIES_PRESIZED: usize = 16_384;
+pub const LEDGER_ENTRIES_PRESIZED: usize = crate::limits::WAL_LEDGER_ENTRIES_PRESIZED;
 /// Bytes reserved per entry for the venue order id and trade id texts.
 const TEXT_BYTES_PRESIZED: usize = 64;
 /// An empty slot of an index.
