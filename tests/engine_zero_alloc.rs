@@ -17,7 +17,8 @@
 //! top steps by [`SHIFT`] (up, then back), and the quoter cancels both quotes of that book and
 //! places two new ones (an acting tick): ~3 000 acting ticks, ~6 000 orders and ~6 000 cancels
 //! written to the simulator per run. The simulator's bench account and a policy at the
-//! order-rate ceiling keep those from being refused by rate.
+//! order-rate and open-spread ceilings keep those from being refused by rate, and a wide
+//! simulator book from turning every tick into a refused place.
 //!
 //! Per event, and what is counted where:
 //! - **decode** (feed side): simd-json decode of the change frame — counted and reported, not
