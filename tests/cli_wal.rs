@@ -14,6 +14,7 @@ fn write_wal(dir: &std::path::Path) -> Vec<u64> {
         segment_bytes: 16 * 1024,
         sync_mode: SyncMode::PwriteFdatasync,
         write_buffer_bytes: 64 * 1024,
+        ..WalConfig::default()
     };
     let (mut wal, _) = Wal::open(dir, cfg, 1).unwrap();
     for i in 0..4u64 {

@@ -20,6 +20,11 @@ pub const WAL_LABEL_BYTES_MAX: usize = 64;
 pub const WAL_CANONICAL_BYTES_MAX: usize = 4096;
 /// Longest free-text field (venue order id, trade id, reason, operator name).
 pub const WAL_TEXT_BYTES_MAX: usize = 1024;
+/// Intent-ledger entries allocated when the WAL opens (`WalConfig::ledger_entries`): appends
+/// allocate nothing for the ledger while it holds at most this many. At the bound the next
+/// intent checkpoints first (pruning terminal entries); still full of open intents ⇒ the
+/// intent is refused (`WalError::LedgerFull`). ~8 MiB with the entries' buffers.
+pub const WAL_LEDGER_ENTRIES_PRESIZED: usize = 16_384;
 /// Most non-terminal intents a checkpoint can carry; beyond this the checkpoint is skipped
 /// (start-up then reads from an older checkpoint, which is slower but still correct).
 pub const WAL_CHECKPOINT_ENTRIES_MAX: usize = 65_536;

@@ -106,6 +106,10 @@ pub struct TradingBuffers {
     /// Positions + pending exposure, rebuilt in place every tick (entries are zeroed, never
     /// removed, so a known instrument costs no tree node).
     pub(super) exposure: ExposureBook,
+    /// The pipeline's outcome of the tick's batch (staged, refused, unjournaled), reused.
+    pub(super) outcome: hotpath::dispatch::BatchOutcome,
+    /// One send outcome per staged intent, reused.
+    pub(super) sends: Vec<hotpath::dispatch::SendOutcome>,
 }
 
 impl TradingBuffers {
@@ -114,5 +118,7 @@ impl TradingBuffers {
         self.open = Vec::with_capacity(OPEN_ORDERS_PER_TICK);
         self.intents = Vec::with_capacity(ACTIONS_PER_TICK_MAX);
         self.cancels = Vec::with_capacity(ACTIONS_PER_TICK_MAX);
+        self.outcome = hotpath::dispatch::BatchOutcome::with_capacity(ACTIONS_PER_TICK_MAX);
+        self.sends = Vec::with_capacity(ACTIONS_PER_TICK_MAX);
     }
 }

@@ -153,6 +153,8 @@ pub struct EngineStats {
     pub intents: u64,
     /// Orders written to the venue.
     pub sent: u64,
+    /// Cancel requests written to the venue (strategy cancels by label).
+    pub cancels_sent: u64,
     /// Acknowledged by the venue.
     pub acked: u64,
     /// Fill reports received.
@@ -339,7 +341,9 @@ pub struct Engine {
     control: Option<status::ControlPort>,
     daily_pnl: pnl::DailyPnl,
     mode_history: risk_watch::ModeHistory,
-    rejects_by_code: BTreeMap<&'static str, u64>,
+    /// Gate refusals by code, indexed like `RejectReasonCode::ALL` (a fixed table: counting
+    /// a code for the first time allocates nothing).
+    rejects_by_code: [u64; hotpath::domain::reason_codes::RejectReasonCode::ALL.len()],
     /// Start of the UTC day on which the capital stop tripped.
     capital_stop_day: Option<i64>,
     last_reconcile_ms: Option<i64>,
@@ -442,7 +446,7 @@ impl Engine {
             reports: Vec::new(),
             last_reconcile: ReconcileSummary::default(),
             cash_flow: 0,
-            events: Vec::new(),
+            events: Vec::with_capacity(8 * market_data::ACTIONS_PER_TICK_MAX),
             last_gate_reject: None,
             control: None,
             daily_pnl: pnl::DailyPnl::new(now),
@@ -450,7 +454,7 @@ impl Engine {
                 start_word.mode(),
                 start_word.mode_reasons(),
             ),
-            rejects_by_code: BTreeMap::new(),
+            rejects_by_code: [0; hotpath::domain::reason_codes::RejectReasonCode::ALL.len()],
             capital_stop_day: None,
             last_reconcile_ms: None,
             config_hash: risk_watch::config_hash(&opts.policy_path),
@@ -493,7 +497,17 @@ impl Engine {
             open_orders: self.open_order_rows(),
             last_reconcile: self.last_reconcile,
             last_reconcile_ms: self.last_reconcile_ms,
-            rejects_by_code: self.rejects_by_code.iter().map(|(k, v)| (*k, *v)).collect(),
+            rejects_by_code: {
+                let mut v: Vec<(&'static str, u64)> =
+                    hotpath::domain::reason_codes::RejectReasonCode::ALL
+                        .iter()
+                        .zip(self.rejects_by_code)
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(c, n)| (c.as_str(), n))
+                        .collect();
+                v.sort_unstable_by_key(|(k, _)| *k);
+                v
+            },
             environment: self.policy.as_ref().ok().map(|p| p.environment.as_str()),
             config_hash: self.config_hash.clone(),
             max_daily_loss_usd: self
@@ -775,6 +789,16 @@ impl Engine {
         }
         self.tick()?;
         Ok(true)
+    }
+
+    /// Adopts the account's matching-engine rate limits on the trading session's client-side
+    /// credit limiter (the venue's `get_account_summary.limits`; load tests against the
+    /// simulator's bench account). Lasts until the session is replaced.
+    pub fn adopt_matching_limits(&mut self, limits: hotpath::venue::messages::RateBurst) {
+        let now = self.transport_clock.now_ms();
+        if let Some(d) = self.disp.as_mut() {
+            d.adopt_matching_limits(limits, now);
+        }
     }
 
     /// Polls the trading session once (up to `wait`) and applies execution reports.

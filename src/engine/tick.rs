@@ -180,14 +180,17 @@ impl Engine {
         }
         for l in &bufs.cancels {
             if let (Some(live), Some(d)) = (self.live.get(l.as_str()), self.disp.as_mut()) {
-                if let Err(e) = d.cancel_by_label(l.as_str(), live.instrument.as_str()) {
-                    let ev = TraceEvent::send_failed(
-                        TraceKind::CancelNotSent,
-                        live.intent_hash,
-                        now,
-                        &e,
-                    );
-                    self.trace.push(ev);
+                match d.cancel_by_label(l.as_str(), live.instrument.as_str()) {
+                    Ok(_) => self.stats.cancels_sent += 1,
+                    Err(e) => {
+                        let ev = TraceEvent::send_failed(
+                            TraceKind::CancelNotSent,
+                            live.intent_hash,
+                            now,
+                            &e,
+                        );
+                        self.trace.push(ev);
+                    }
                 }
             }
         }
@@ -242,8 +245,13 @@ impl Engine {
         // The last append of a batch is followed directly by its one sync: the gap between
         // the two callbacks is the sync's latency.
         let mut last_append = tick_started;
-        let mut outcome =
-            self.pipeline.record_batch(&mut self.wal, ex, intents, &inputs, &mut |ev| {
+        let outcome = &mut bufs.outcome;
+        self.pipeline.record_batch_into(
+            &mut self.wal,
+            ex,
+            intents,
+            &inputs,
+            &mut |ev| {
                 match ev {
                     PipelineEvent::WalAppended { intent_hash, seq } => {
                         last_append = std::time::Instant::now();
@@ -259,22 +267,29 @@ impl Engine {
                     _ => {}
                 }
                 events.push(ev);
-            });
+            },
+            outcome,
+        );
         let mode_seen_by_gates = inputs.base.trading_mode;
         for (i, why) in &outcome.refused {
             match why {
                 Refusal::Gate(r) => {
                     self.stats.gate_rejects += 1;
                     self.last_gate_reject = Some((r.code, r.gate));
-                    *self.rejects_by_code.entry(r.code.as_str()).or_default() += 1;
+                    let all = &hotpath::domain::reason_codes::RejectReasonCode::ALL;
+                    if let Some(at) = all.iter().position(|c| *c == r.code) {
+                        self.rejects_by_code[at] += 1;
+                    }
                 }
                 Refusal::Duplicate => {}
                 Refusal::WalFailed { .. } => self.stats.wal_failures += 1,
             }
             self.trace_refusal(i.hash().value(), why, mode_seen_by_gates, now);
         }
-        let unjournaled = std::mem::take(&mut outcome.unjournaled);
-        self.send_unjournaled(now, unjournaled)?;
+        if !outcome.unjournaled.is_empty() {
+            let unjournaled = std::mem::take(&mut outcome.unjournaled);
+            self.send_unjournaled(now, unjournaled)?;
+        }
         let Some(durable) = outcome.durable else { return Ok(()) };
         self.stats.intents += outcome.staged.len() as u64;
         for s in &outcome.staged {
@@ -291,18 +306,9 @@ impl Engine {
                 },
             );
         }
-        let batch: Vec<OutboundIntent<'_>> = outcome
-            .staged
-            .iter()
-            .map(|s| OutboundIntent {
-                intent: &s.intent,
-                label: s.accepted.label.as_str(),
-                record_seq: s.record_seq,
-            })
-            .collect();
         let Some(disp) = self.disp.as_mut() else { return Ok(()) };
-        let results = disp.send_batch(&batch, durable);
-        for (s, r) in outcome.staged.iter().zip(results) {
+        disp.send_staged(&outcome.staged, durable, &mut bufs.sends);
+        for (s, r) in outcome.staged.iter().zip(bufs.sends.drain(..)) {
             let h = s.intent.hash().value();
             match r {
                 SendOutcome::Sent { .. } => {

@@ -300,11 +300,42 @@ pub struct VenuePosition {
     pub delta: Option<f64>,
 }
 
-#[derive(Debug, Clone)]
-enum Pending {
-    Order { label: String },
-    Cancel { label: String },
+/// A label kept inline (≤ [`super::LABEL_BYTES_MAX`] bytes, which the client enforces
+/// before anything is sent), so remembering a request allocates nothing.
+#[derive(Clone, Copy)]
+struct PendingLabel {
+    bytes: [u8; super::LABEL_BYTES_MAX],
+    len: u8,
 }
+
+impl PendingLabel {
+    fn new(label: &str) -> Self {
+        let mut bytes = [0u8; super::LABEL_BYTES_MAX];
+        let n = label.len().min(super::LABEL_BYTES_MAX);
+        bytes[..n].copy_from_slice(&label.as_bytes()[..n]);
+        Self { bytes, len: u8::try_from(n).unwrap_or(0) }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for PendingLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    Order { label: PendingLabel },
+    Cancel { label: PendingLabel },
+}
+
+/// Requests awaiting their reply the dispatcher remembers without allocating (the map is
+/// sized for them at connect; more grow it).
+const PENDING_PRESIZED: usize = 2 * crate::venue::conn::IN_FLIGHT_MAX;
 
 /// Counters (for metrics and the status page).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -419,7 +450,7 @@ impl Dispatcher {
         }
         Ok(Self {
             client,
-            pending: HashMap::new(),
+            pending: HashMap::with_capacity(PENDING_PRESIZED),
             stats: DispatchStats::default(),
             timeout: cfg.timeout,
         })
@@ -468,6 +499,16 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Adopts the account's matching-engine limits on this session's credit limiter (the
+    /// venue reports them in `get_account_summary.limits`; they are authoritative).
+    pub fn adopt_matching_limits(
+        &mut self,
+        limits: crate::venue::messages::RateBurst,
+        now_ms: i64,
+    ) {
+        self.client.connection().limiter().apply_account_limits(None, Some(limits), now_ms);
+    }
+
     /// Revokes reserve passes left over from [`Self::grant_reserved`].
     pub fn revoke_reserved(&mut self) {
         self.client.connection().set_reserved_passes(0);
@@ -501,6 +542,36 @@ impl Dispatcher {
             });
         }
         out
+    }
+
+    /// [`Self::send_batch`] for the pipeline's staged intents, writing one outcome per intent
+    /// into `out` (cleared first; reused across batches, so nothing is allocated once it
+    /// has grown to the largest batch).
+    pub fn send_staged(
+        &mut self,
+        staged: &[super::Staged],
+        durable: DurableSeq,
+        out: &mut Vec<SendOutcome>,
+    ) {
+        out.clear();
+        if staged.is_empty() {
+            return;
+        }
+        failpoint::hit("after_sync_before_send");
+        for (i, s) in staged.iter().enumerate() {
+            if i == 1 {
+                failpoint::hit("mid_batch");
+            }
+            let o = OutboundIntent {
+                intent: &s.intent,
+                label: s.accepted.label.as_str(),
+                record_seq: s.record_seq,
+            };
+            out.push(match self.send(&o, durable) {
+                Ok(request_id) => SendOutcome::Sent { request_id },
+                Err(e) => SendOutcome::Failed(e),
+            });
+        }
     }
 
     /// Sends one journaled intent. Prefer [`Self::send_batch`].
@@ -601,7 +672,7 @@ impl Dispatcher {
             }
         };
         self.stats.orders_sent += 1;
-        self.pending.insert(id, Pending::Order { label: o.label.to_owned() });
+        self.pending.insert(id, Pending::Order { label: PendingLabel::new(o.label) });
         failpoint::hit("after_send_before_ack_record");
         Ok(id)
     }
@@ -618,7 +689,7 @@ impl Dispatcher {
     ) -> Result<u64, DispatcherError> {
         let id = self.client.cancel_by_label(label, currency_of_instrument(instrument))?;
         self.stats.cancels_sent += 1;
-        self.pending.insert(id, Pending::Cancel { label: label.to_owned() });
+        self.pending.insert(id, Pending::Cancel { label: PendingLabel::new(label) });
         Ok(id)
     }
 
@@ -1034,13 +1105,13 @@ fn handle_incoming(
             }
         }
         (Message::Error(e), Some(Pending::Order { label })) => out.push(ExecReport::Rejected {
-            label,
+            label: label.as_str().to_owned(),
             code: i32::try_from(e.code.code()).unwrap_or(i32::MIN),
             reason: e.message.to_owned(),
         }),
         (Message::Error(e), Some(Pending::Cancel { label })) => {
             out.push(ExecReport::CancelRefused {
-                label,
+                label: label.as_str().to_owned(),
                 code: i32::try_from(e.code.code()).unwrap_or(i32::MIN),
             });
         }

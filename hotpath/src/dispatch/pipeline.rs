@@ -213,6 +213,27 @@ pub struct BatchOutcome {
     pub unjournaled: Vec<UnjournaledStaged>,
 }
 
+impl BatchOutcome {
+    /// An empty outcome whose vectors hold `n` intents each without growing.
+    #[must_use]
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            staged: Vec::with_capacity(n),
+            durable: None,
+            refused: Vec::with_capacity(n),
+            unjournaled: Vec::with_capacity(n),
+        }
+    }
+
+    /// Empties it, keeping the vectors' capacity.
+    pub fn clear(&mut self) {
+        self.staged.clear();
+        self.durable = None;
+        self.refused.clear();
+        self.unjournaled.clear();
+    }
+}
+
 /// The pipeline's own state across batches.
 #[derive(Debug, Clone, Copy)]
 pub struct IntentPipeline {
@@ -240,6 +261,23 @@ impl IntentPipeline {
         events: &mut dyn FnMut(PipelineEvent),
     ) -> BatchOutcome {
         let mut out = BatchOutcome::default();
+        self.record_batch_into(wal, exposure, intents, inputs, events, &mut out);
+        out
+    }
+
+    /// [`Self::record_batch`] into a reused outcome (cleared first): its vectors keep their
+    /// capacity, so the hot loop allocates nothing here once they have grown to the largest
+    /// batch (the engine sizes them at start-up).
+    pub fn record_batch_into(
+        &mut self,
+        wal: &mut Wal,
+        exposure: &mut ExposureBook,
+        intents: &[OrderIntent],
+        inputs: &BatchInputs<'_>,
+        events: &mut dyn FnMut(PipelineEvent),
+        out: &mut BatchOutcome,
+    ) {
+        out.clear();
         let ts = inputs.base.now_ms;
         for intent in intents {
             let h = intent.hash().value();
@@ -277,7 +315,9 @@ impl IntentPipeline {
                 }
             };
             events(PipelineEvent::GateAccepted { intent_hash: h });
-            let before = exposure.clone();
+            // What the reservation changes, to undo it if the WAL refuses (no clone of the
+            // whole book: that allocated per intent).
+            let before = exposure.undo_point(name);
             exposure.reserve(&accepted);
             events(PipelineEvent::Reserved { intent_hash: h });
             let rec = Record::IntentRecorded {
@@ -313,13 +353,13 @@ impl IntentPipeline {
                             }
                         }
                     }
-                    *exposure = before;
+                    exposure.undo(before);
                     out.refused.push((*intent, wal_refusal(&e)));
                 }
             }
         }
         if out.staged.is_empty() {
-            return out;
+            return;
         }
         match wal.sync() {
             Ok(d) => {
@@ -352,7 +392,6 @@ impl IntentPipeline {
                 }
             }
         }
-        out
     }
 }
 

@@ -16,5 +16,7 @@ pub mod rate;
 pub use chain::{Accepted, GateChain, GateContext, GateName, PolicySlot, Rejection};
 pub use checks::EdgeInputs;
 pub use market::{BookLevel, BookView, BOOK_VIEW_DEPTH};
-pub use positions::{classify, ExposureBook, IntentClass, PortfolioView, PositionView};
+pub use positions::{
+    classify, ExposureBook, ExposureUndo, IntentClass, PortfolioView, PositionView,
+};
 pub use rate::OrderRateBucket;

@@ -82,6 +82,14 @@ pub fn classify(side: Side, qty: Qty, view: &PositionView) -> IntentClass {
     }
 }
 
+/// A saved state of one instrument's exposure and the portfolio ([`ExposureBook::undo_point`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExposureUndo {
+    name: InstrumentName,
+    view: Option<PositionView>,
+    portfolio: PortfolioView,
+}
+
 /// The engine's own ledger of positions and pending exposure, ordered by instrument name. Only
 /// an accepted intent changes it (see [`crate::gates::chain::Accepted`]), which is how "reject
 /// before side effects" is enforced by type rather than by care.
@@ -133,6 +141,30 @@ impl ExposureBook {
     /// Entries in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&InstrumentName, &PositionView)> {
         self.by_instrument.iter()
+    }
+
+    /// What [`Self::reserve`] of an intent on `name` can change (that instrument's view and
+    /// the portfolio), to put back with [`Self::undo`]. Allocates nothing.
+    #[must_use]
+    pub fn undo_point(&self, name: InstrumentName) -> ExposureUndo {
+        ExposureUndo {
+            name,
+            view: self.by_instrument.get(&name).copied(),
+            portfolio: self.portfolio,
+        }
+    }
+
+    /// Restores what [`Self::undo_point`] saved (the WAL refused a reserved intent).
+    pub fn undo(&mut self, u: ExposureUndo) {
+        match u.view {
+            Some(v) => {
+                self.by_instrument.insert(u.name, v);
+            }
+            None => {
+                self.by_instrument.remove(&u.name);
+            }
+        }
+        self.portfolio = u.portfolio;
     }
 
     /// Reserves the pending exposure of an accepted intent. Only an `Accepted` (which only the

@@ -27,6 +27,8 @@ use super::methods;
 use super::request::RequestBuf;
 use crate::clock::Clock;
 
+/// Bytes of the reused outgoing payload buffer (every request the engine sends fits).
+const OUT_PAYLOAD_BYTES: usize = 4096;
 /// Requests awaiting a reply, at most (ids map to slots `id % IN_FLIGHT_MAX`).
 pub const IN_FLIGHT_MAX: usize = 256;
 /// Largest inbound message accepted (Deribit's instrument lists run to a few MB).
@@ -260,6 +262,8 @@ pub struct Connection {
     decoder: Decoder,
     scratch: Vec<u8>,
     req: RequestBuf,
+    /// Outgoing payloads are split off this shared buffer (see `write_current`).
+    out_payload: bytes::BytesMut,
     next_id: u64,
     in_flight: Box<[Option<InFlight>; IN_FLIGHT_MAX]>,
     in_flight_len: usize,
@@ -375,6 +379,7 @@ impl Connection {
             decoder: Decoder::new(),
             scratch: Vec::with_capacity(64 * 1024),
             req: RequestBuf::default(),
+            out_payload: bytes::BytesMut::with_capacity(OUT_PAYLOAD_BYTES),
             next_id: 1,
             in_flight: Box::new([None; IN_FLIGHT_MAX]),
             in_flight_len: 0,
@@ -562,9 +567,22 @@ impl Connection {
     }
 
     fn write_current(&mut self) -> Result<(), ConnError> {
-        // tungstenite owns outgoing payloads, so this is the one copy per request.
-        let text = String::from_utf8_lossy(self.req.as_bytes()).into_owned();
-        match self.ws.send(WsMessage::text(text)) {
+        // tungstenite owns outgoing payloads (`Bytes`). Each request is copied into the free
+        // tail of one shared buffer and split off it; tungstenite drops its handle once the
+        // frame is in its write buffer, so when the tail runs out `reserve` finds the buffer
+        // unique again and reclaims it from the start: no allocation per request (the first
+        // split makes the buffer shared, once; a frame still held elsewhere, as after a full
+        // write buffer, makes `reserve` allocate a fresh one).
+        let req = self.req.as_bytes();
+        self.out_payload.reserve(req.len());
+        self.out_payload.extend_from_slice(req);
+        let payload = self.out_payload.split().freeze();
+        let text = match tungstenite::Utf8Bytes::try_from(payload) {
+            Ok(t) => t,
+            Err(_) => tungstenite::Utf8Bytes::from(String::from_utf8_lossy(req).into_owned()),
+        };
+        let sent = self.ws.send(WsMessage::Text(text));
+        match sent {
             Ok(()) => Ok(()),
             Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                 // Queued in tungstenite's write buffer; the next poll flushes it.

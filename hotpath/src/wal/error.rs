@@ -141,6 +141,16 @@ pub enum WalError {
         /// Why.
         detail: LedgerError,
     },
+    /// The pre-sized intent ledger is full of open (non-terminal) intents even after a
+    /// checkpoint pruned the terminal ones: the new intent is refused, nothing is written
+    /// (bounded table, overflow policy: reject, never grow on the live path).
+    #[error("WAL intent ledger full: {open} open intents (capacity {capacity}); intent refused")]
+    LedgerFull {
+        /// Open intents held.
+        open: usize,
+        /// The ledger's pre-sized capacity.
+        capacity: usize,
+    },
     /// The oldest retained segment is not segment 0 and carries no checkpoint to start from.
     #[error("no usable checkpoint: oldest retained segment {} does not start with one", segment.display())]
     NoCheckpoint {
@@ -169,6 +179,7 @@ impl WalError {
                 | Self::Ledger(_)
                 | Self::CheckpointNotAppendable
                 | Self::RecordTooLarge { .. }
+                | Self::LedgerFull { .. }
         )
     }
 }

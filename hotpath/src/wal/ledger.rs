@@ -1,7 +1,6 @@
 //! The in-memory intent ledger: one entry per intent, rebuilt from the WAL at start and kept
-//! in step with every append. Ordered maps only, so every iteration is deterministic.
-
-use std::collections::{BTreeMap, BTreeSet};
+//! in step with every append. Ordered views sort by hash or journal order, so every
+//! iteration is deterministic whatever the memory layout.
 
 use super::record::{CheckpointEntry, CheckpointView, Record};
 
@@ -194,56 +193,249 @@ pub enum LedgerError {
     CheckpointMismatch(&'static str),
 }
 
+/// Entries a ledger made by [`IntentLedger::with_capacity`] holds without allocating: the
+/// WAL writer pre-sizes its ledger to this at open (`WalConfig::ledger_entries`). Reaching it
+/// on the live path makes the writer checkpoint first (which prunes terminal entries); if
+/// the ledger is still full of open intents the new intent is refused
+/// ([`crate::wal::WalError::LedgerFull`], a caller error: nothing is written).
+pub const LEDGER_ENTRIES_PRESIZED: usize = crate::limits::WAL_LEDGER_ENTRIES_PRESIZED;
+/// Bytes reserved per entry for the venue order id and trade id texts.
+const TEXT_BYTES_PRESIZED: usize = 64;
+/// An empty slot of an index.
+const EMPTY: u32 = u32::MAX;
+
 /// The intent ledger.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// # Layout (allocation-free after start-up)
+/// Entries live densely in `entries` (no order); two open-addressing indexes (intent hash →
+/// position, label → position; linear probing, load ≤ 1/2) find them. Entries pruned at a
+/// checkpoint go to `spare` with their strings' capacity and are reused by the next intents,
+/// so a ledger sized by [`Self::with_capacity`] allocates nothing per intent while it holds
+/// at most that many entries. Ordered views (`iter` by hash, `in_doubt` in journal order,
+/// checkpoints by hash) sort at call time: they are start-up, reconnect and checkpoint work.
+#[derive(Debug, Clone, Default)]
 pub struct IntentLedger {
-    entries: BTreeMap<u64, IntentEntry>,
-    by_label: BTreeMap<String, u64>,
-    /// Non-terminal intents by (recorded_seq, hash): `in_doubt` iterates in journal order.
-    open: BTreeSet<(u64, u64)>,
+    entries: Vec<IntentEntry>,
+    spare: Vec<IntentEntry>,
+    /// Strings for `venue_order_id` / `last_trade_id` (an entry's `None` has no buffer).
+    spare_text: Vec<String>,
+    by_hash: Vec<u32>,
+    by_label: Vec<u32>,
+    /// Non-terminal entries.
+    open: usize,
+    /// Entries held without growing (0: no pre-sizing).
+    capacity: usize,
     counts: LedgerCounts,
 }
 
+impl PartialEq for IntentLedger {
+    fn eq(&self, other: &Self) -> bool {
+        self.counts == other.counts
+            && self.open == other.open
+            && self.entries.len() == other.entries.len()
+            && self.entries.iter().all(|e| other.get(e.intent_hash) == Some(e))
+    }
+}
+
+impl Eq for IntentLedger {}
+
+fn mix(h: u64) -> u64 {
+    // splitmix64 finaliser: intent hashes are already xxh64 output, labels are hashed below.
+    let mut z = h.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn label_key(label: &str) -> u64 {
+    // FNV-1a: stable and dependency-free (only ever an in-memory index key).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in label.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn blank_entry() -> IntentEntry {
+    IntentEntry {
+        intent_hash: 0,
+        label: String::with_capacity(crate::limits::WAL_LABEL_BYTES_MAX),
+        state: IntentState::Recorded,
+        venue_order_id: None,
+        filled_qty: 0,
+        last_trade_id: None,
+        recorded_seq: 0,
+        recorded_ms: 0,
+        updated_seq: 0,
+        updated_ms: 0,
+        canonical: Vec::with_capacity(crate::domain::intent::CANONICAL_BYTES_LEN_MAX),
+        journaled: true,
+    }
+}
+
 impl IntentLedger {
-    /// An empty ledger.
+    /// An empty ledger (grows as needed; see [`Self::with_capacity`]).
     #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty ledger that holds `n` entries without allocating: entries, their label,
+    /// canonical-bytes and text buffers, and both indexes are allocated now.
+    #[must_use]
+    pub fn with_capacity(n: usize) -> Self {
+        let mut l = Self::default();
+        l.presize(n);
+        l
+    }
+
+    /// Pre-sizes this ledger for `n` entries (see [`Self::with_capacity`]); entries already
+    /// held are kept.
+    pub fn presize(&mut self, n: usize) {
+        self.capacity = self.capacity.max(n);
+        let n = self.capacity;
+        self.entries.reserve(n.saturating_sub(self.entries.len()));
+        let want_spare = n.saturating_sub(self.entries.len());
+        self.spare.reserve(n);
+        while self.spare.len() < want_spare {
+            self.spare.push(blank_entry());
+        }
+        self.spare_text.reserve(2 * n);
+        while self.spare_text.len() < 2 * want_spare {
+            self.spare_text.push(String::with_capacity(TEXT_BYTES_PRESIZED));
+        }
+        let slots = (2 * n.max(8)).next_power_of_two();
+        if self.by_hash.len() < slots {
+            self.rebuild_indexes(slots);
+        }
+    }
+
+    /// Entries held without allocating (0 when not pre-sized).
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Whether a pre-sized ledger is full (a new intent would grow it).
+    #[must_use]
+    pub fn is_full(&self) -> bool {
+        self.capacity > 0 && self.entries.len() >= self.capacity
+    }
+
+    fn find_hash(&self, intent_hash: u64) -> Option<usize> {
+        if self.by_hash.is_empty() {
+            return None;
+        }
+        let mask = self.by_hash.len() - 1;
+        let mut i = (mix(intent_hash) as usize) & mask;
+        loop {
+            let at = self.by_hash[i];
+            if at == EMPTY {
+                return None;
+            }
+            if self.entries[at as usize].intent_hash == intent_hash {
+                return Some(at as usize);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn find_label(&self, label: &str) -> Option<usize> {
+        if self.by_label.is_empty() {
+            return None;
+        }
+        let mask = self.by_label.len() - 1;
+        let mut i = (mix(label_key(label)) as usize) & mask;
+        loop {
+            let at = self.by_label[i];
+            if at == EMPTY {
+                return None;
+            }
+            if self.entries[at as usize].label == label {
+                return Some(at as usize);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn index_insert(index: &mut [u32], key: u64, at: usize) {
+        let mask = index.len() - 1;
+        let mut i = (mix(key) as usize) & mask;
+        while index[i] != EMPTY {
+            i = (i + 1) & mask;
+        }
+        index[i] = u32::try_from(at).unwrap_or(EMPTY);
+    }
+
+    /// Rebuilds both indexes with `slots` slots (a power of two) over `entries`.
+    fn rebuild_indexes(&mut self, slots: usize) {
+        debug_assert!(slots.is_power_of_two() && slots > 2 * self.entries.len());
+        self.by_hash.clear();
+        self.by_hash.resize(slots, EMPTY);
+        self.by_label.clear();
+        self.by_label.resize(slots, EMPTY);
+        for (at, e) in self.entries.iter().enumerate() {
+            Self::index_insert(&mut self.by_hash, e.intent_hash, at);
+            Self::index_insert(&mut self.by_label, label_key(&e.label), at);
+        }
+    }
+
+    /// Takes a blank entry (a recycled one when any is spare) and indexes it.
+    fn push_entry(&mut self, fill: impl FnOnce(&mut IntentEntry)) {
+        if 2 * (self.entries.len() + 1) > self.by_hash.len() {
+            // Past the pre-sized capacity (or never pre-sized): grow, allocating.
+            let slots = (4 * (self.entries.len() + 1)).next_power_of_two().max(16);
+            self.rebuild_indexes(slots);
+        }
+        let mut e = self.spare.pop().unwrap_or_else(blank_entry);
+        fill(&mut e);
+        let at = self.entries.len();
+        Self::index_insert(&mut self.by_hash, e.intent_hash, at);
+        Self::index_insert(&mut self.by_label, label_key(&e.label), at);
+        self.entries.push(e);
+    }
+
     /// Local idempotency: whether this intent hash is already journaled (NOOP if so).
     #[must_use]
     pub fn contains(&self, intent_hash: u64) -> bool {
-        self.entries.contains_key(&intent_hash)
+        self.find_hash(intent_hash).is_some()
     }
 
     /// The entry for an intent.
     #[must_use]
     pub fn get(&self, intent_hash: u64) -> Option<&IntentEntry> {
-        self.entries.get(&intent_hash)
+        self.find_hash(intent_hash).map(|at| &self.entries[at])
     }
 
     /// The entry whose venue label is `label`.
     #[must_use]
     pub fn by_label(&self, label: &str) -> Option<&IntentEntry> {
-        self.by_label.get(label).and_then(|h| self.entries.get(h))
+        self.find_label(label).map(|at| &self.entries[at])
     }
 
     /// Every non-terminal intent (recorded, sent, acknowledged, partially filled), in journal
-    /// order: after a restart each must be resolved with the venue by label before any send.
+    /// order (recorded seq, then hash): after a restart each must be resolved with the venue
+    /// by label before any send. Sorts at call time (start-up and reconnect work).
     pub fn in_doubt(&self) -> impl Iterator<Item = &IntentEntry> + '_ {
-        self.open.iter().filter_map(|(_, h)| self.entries.get(h))
+        let mut v: Vec<&IntentEntry> =
+            self.entries.iter().filter(|e| !e.state.is_terminal()).collect();
+        v.sort_unstable_by_key(|e| (e.recorded_seq, e.intent_hash));
+        v.into_iter()
     }
 
     /// Number of non-terminal intents.
     #[must_use]
     pub fn in_doubt_len(&self) -> usize {
-        self.open.len()
+        self.open
     }
 
-    /// Every entry held (non-terminal ones plus terminal ones since the last checkpoint), by hash.
+    /// Every entry held (non-terminal ones plus terminal ones since the last checkpoint), by
+    /// hash. Sorts at call time.
     pub fn iter(&self) -> impl Iterator<Item = &IntentEntry> + '_ {
-        self.entries.values()
+        let mut v: Vec<&IntentEntry> = self.entries.iter().collect();
+        v.sort_unstable_by_key(|e| e.intent_hash);
+        v.into_iter()
     }
 
     /// Entries held.
@@ -271,13 +463,13 @@ impl IntentLedger {
     pub fn check(&self, rec: &Record<'_>) -> Result<(), LedgerError> {
         match *rec {
             Record::IntentRecorded { intent_hash, label, .. } => {
-                if self.entries.contains_key(&intent_hash) {
+                if self.contains(intent_hash) {
                     return Err(LedgerError::DuplicateIntent { intent_hash });
                 }
-                if let Some(&owner) = self.by_label.get(label) {
+                if let Some(owner) = self.by_label(label) {
                     return Err(LedgerError::LabelInUse {
                         label: label.to_owned(),
-                        intent_hash: owner,
+                        intent_hash: owner.intent_hash,
                     });
                 }
                 Ok(())
@@ -289,10 +481,7 @@ impl IntentLedger {
                 let (Some(intent_hash), Some(to)) = (rec.intent_hash(), rec.target_state()) else {
                     return Ok(());
                 };
-                let e = self
-                    .entries
-                    .get(&intent_hash)
-                    .ok_or(LedgerError::UnknownIntent { intent_hash })?;
+                let e = self.get(intent_hash).ok_or(LedgerError::UnknownIntent { intent_hash })?;
                 next_state(e, rec, to).map(|_| ())
             }
         }
@@ -301,8 +490,8 @@ impl IntentLedger {
     /// Marks an existing entry `journaled = false` (its record is not known durable); it is
     /// then never checkpointed. Returns false when the intent is unknown.
     pub(crate) fn mark_unjournaled(&mut self, intent_hash: u64) -> bool {
-        self.entries.get_mut(&intent_hash).is_some_and(|e| {
-            e.journaled = false;
+        self.find_hash(intent_hash).is_some_and(|at| {
+            self.entries[at].journaled = false;
             true
         })
     }
@@ -325,25 +514,23 @@ impl IntentLedger {
         self.check(rec)?;
         match *rec {
             Record::IntentRecorded { intent_hash, label, canonical } => {
-                self.entries.insert(
-                    intent_hash,
-                    IntentEntry {
-                        intent_hash,
-                        label: label.to_owned(),
-                        state: IntentState::Recorded,
-                        venue_order_id: None,
-                        filled_qty: 0,
-                        last_trade_id: None,
-                        recorded_seq: seq,
-                        recorded_ms: ts_ms,
-                        updated_seq: seq,
-                        updated_ms: ts_ms,
-                        canonical: canonical.to_vec(),
-                        journaled,
-                    },
-                );
-                self.by_label.insert(label.to_owned(), intent_hash);
-                self.open.insert((seq, intent_hash));
+                self.push_entry(|e| {
+                    e.intent_hash = intent_hash;
+                    e.label.clear();
+                    e.label.push_str(label);
+                    e.state = IntentState::Recorded;
+                    e.venue_order_id = None;
+                    e.filled_qty = 0;
+                    e.last_trade_id = None;
+                    e.recorded_seq = seq;
+                    e.recorded_ms = ts_ms;
+                    e.updated_seq = seq;
+                    e.updated_ms = ts_ms;
+                    e.canonical.clear();
+                    e.canonical.extend_from_slice(canonical);
+                    e.journaled = journaled;
+                });
+                self.open += 1;
                 self.counts.entered[IntentState::Recorded as usize] += 1;
             }
             Record::OperatorAction { .. } => self.counts.operator_actions += 1,
@@ -352,19 +539,21 @@ impl IntentLedger {
                 let (Some(intent_hash), Some(to)) = (rec.intent_hash(), rec.target_state()) else {
                     return Ok(());
                 };
-                let Some(e) = self.entries.get_mut(&intent_hash) else {
+                let Some(at) = self.find_hash(intent_hash) else {
                     return Err(LedgerError::UnknownIntent { intent_hash });
                 };
+                let spare_text = &mut self.spare_text;
+                let e = &mut self.entries[at];
                 let new_state = next_state(e, rec, to)?;
                 match *rec {
                     Record::Acknowledged { venue_order_id, .. } => {
-                        set_text(&mut e.venue_order_id, venue_order_id);
+                        set_text(&mut e.venue_order_id, venue_order_id, spare_text);
                     }
                     Record::PartiallyFilled { filled_qty, trade_id, .. }
                     | Record::Filled { filled_qty, trade_id, .. } => {
                         e.filled_qty = filled_qty;
                         if !trade_id.is_empty() {
-                            set_text(&mut e.last_trade_id, trade_id);
+                            set_text(&mut e.last_trade_id, trade_id, spare_text);
                         }
                     }
                     Record::Cancelled { filled_qty, .. } => e.filled_qty = filled_qty,
@@ -373,13 +562,17 @@ impl IntentLedger {
                 if new_state != e.state {
                     self.counts.entered[new_state as usize] += 1;
                 }
+                let was_open = !e.state.is_terminal();
                 e.state = new_state;
                 e.updated_seq = seq;
                 e.updated_ms = ts_ms;
                 e.journaled &= journaled;
                 if new_state.is_terminal() {
-                    self.open.remove(&(e.recorded_seq, intent_hash));
-                    e.canonical = Vec::new();
+                    // Kept (emptied, capacity retained) until the next checkpoint prunes it.
+                    e.canonical.clear();
+                    if was_open {
+                        self.open -= 1;
+                    }
                 }
             }
         }
@@ -390,8 +583,9 @@ impl IntentLedger {
     pub(crate) fn checkpoint_entries(
         &self,
     ) -> impl ExactSizeIterator<Item = CheckpointEntry<'_>> + Clone + '_ {
-        let v: Vec<&IntentEntry> =
-            self.entries.values().filter(|e| !e.state.is_terminal() && e.journaled).collect();
+        let mut v: Vec<&IntentEntry> =
+            self.entries.iter().filter(|e| !e.state.is_terminal() && e.journaled).collect();
+        v.sort_unstable_by_key(|e| e.intent_hash);
         v.into_iter().map(|e| CheckpointEntry {
             intent_hash: e.intent_hash,
             state: e.state,
@@ -408,43 +602,56 @@ impl IntentLedger {
     }
 
     /// Drops terminal entries (done right after each checkpoint, on the live path and on replay
-    /// alike, so a restarted ledger equals the one that was running).
+    /// alike, so a restarted ledger equals the one that was running). Their buffers are kept
+    /// for reuse.
     pub(crate) fn prune_terminal(&mut self) {
-        let by_label = &mut self.by_label;
-        self.entries.retain(|_, e| {
-            let keep = !e.state.is_terminal();
-            if !keep {
-                by_label.remove(&e.label);
+        let mut at = 0;
+        let mut pruned = false;
+        while at < self.entries.len() {
+            if self.entries[at].state.is_terminal() {
+                let mut e = self.entries.swap_remove(at);
+                if let Some(t) = e.venue_order_id.take() {
+                    self.spare_text.push(t);
+                }
+                if let Some(t) = e.last_trade_id.take() {
+                    self.spare_text.push(t);
+                }
+                self.spare.push(e);
+                pruned = true;
+            } else {
+                at += 1;
             }
-            keep
-        });
+        }
+        if pruned {
+            let slots = self.by_hash.len().max(16);
+            self.rebuild_indexes(slots);
+        }
     }
 
     /// A ledger holding exactly a checkpoint's snapshot.
     pub(crate) fn from_checkpoint(view: &CheckpointView<'_>) -> Self {
         let mut l = Self { counts: view.counts(), ..Self::default() };
         for c in view.entries() {
-            l.entries.insert(
-                c.intent_hash,
-                IntentEntry {
-                    intent_hash: c.intent_hash,
-                    label: c.label.to_owned(),
-                    state: c.state,
-                    venue_order_id: (!c.venue_order_id.is_empty())
-                        .then(|| c.venue_order_id.to_owned()),
-                    filled_qty: c.filled_qty,
-                    last_trade_id: (!c.last_trade_id.is_empty())
-                        .then(|| c.last_trade_id.to_owned()),
-                    recorded_seq: c.recorded_seq,
-                    recorded_ms: c.recorded_ms,
-                    updated_seq: c.updated_seq,
-                    updated_ms: c.updated_ms,
-                    canonical: c.canonical.to_vec(),
-                    journaled: true,
-                },
-            );
-            l.by_label.insert(c.label.to_owned(), c.intent_hash);
-            l.open.insert((c.recorded_seq, c.intent_hash));
+            l.push_entry(|e| {
+                e.intent_hash = c.intent_hash;
+                e.label.clear();
+                e.label.push_str(c.label);
+                e.state = c.state;
+                e.venue_order_id =
+                    (!c.venue_order_id.is_empty()).then(|| c.venue_order_id.to_owned());
+                e.filled_qty = c.filled_qty;
+                e.last_trade_id = (!c.last_trade_id.is_empty()).then(|| c.last_trade_id.to_owned());
+                e.recorded_seq = c.recorded_seq;
+                e.recorded_ms = c.recorded_ms;
+                e.updated_seq = c.updated_seq;
+                e.updated_ms = c.updated_ms;
+                e.canonical.clear();
+                e.canonical.extend_from_slice(c.canonical);
+                e.journaled = true;
+            });
+            if !c.state.is_terminal() {
+                l.open += 1;
+            }
         }
         l
     }
@@ -465,14 +672,20 @@ impl IntentLedger {
     }
 }
 
-/// Stores `v`, reusing the existing string's capacity (no allocation once it is large enough).
-fn set_text(slot: &mut Option<String>, v: &str) {
+/// Stores `v`, reusing the existing string's capacity, or a spare one (no allocation once
+/// it is large enough).
+fn set_text(slot: &mut Option<String>, v: &str, spare: &mut Vec<String>) {
     match slot {
         Some(s) => {
             s.clear();
             s.push_str(v);
         }
-        None => *slot = Some(v.to_owned()),
+        None => {
+            let mut s = spare.pop().unwrap_or_default();
+            s.clear();
+            s.push_str(v);
+            *slot = Some(s);
+        }
     }
 }
 

@@ -53,6 +53,11 @@ pub struct WalConfig {
     /// Staging buffer for [`SyncMode::PwriteFdatasync`] (allocated once at open; raised to
     /// the largest frame a segment can hold if smaller).
     pub write_buffer_bytes: usize,
+    /// Intent-ledger entries allocated at open ([`IntentLedger::with_capacity`]): appends
+    /// allocate nothing for the ledger while it holds at most this many. Reaching it makes
+    /// the next `IntentRecorded` append checkpoint first (pruning terminal entries); still
+    /// full ⇒ [`WalError::LedgerFull`]. 0: unbounded, grows by allocation.
+    pub ledger_entries: usize,
 }
 
 impl Default for WalConfig {
@@ -61,6 +66,7 @@ impl Default for WalConfig {
             segment_bytes: WAL_SEGMENT_BYTES,
             sync_mode: SyncMode::default(),
             write_buffer_bytes: WAL_WRITE_BUFFER_BYTES,
+            ledger_entries: super::ledger::LEDGER_ENTRIES_PRESIZED,
         }
     }
 }
@@ -230,6 +236,8 @@ impl Wal {
             sink,
         };
         let next_seq = r.last_seq + 1;
+        let mut ledger = r.ledger;
+        ledger.presize(config.ledger_entries);
         let mut wal = Self {
             dir: dir.to_owned(),
             config,
@@ -240,7 +248,7 @@ impl Wal {
             next_seq,
             durable: r.last_seq,
             batch_first: next_seq,
-            ledger: r.ledger,
+            ledger,
             faults: WalFaults::default(),
             poisoned: None,
             spare: None,
@@ -293,6 +301,19 @@ impl Wal {
             });
         }
         self.ledger.check(record)?;
+        if matches!(record, Record::IntentRecorded { .. }) && self.ledger.is_full() {
+            // Overflow policy of the bounded ledger: prune terminal entries with a checkpoint
+            // (replay prunes at the same record), then refuse if it is still full.
+            if self.ledger.len() > self.ledger.in_doubt_len() {
+                let _checkpoint = self.checkpoint(ts_ms)?;
+            }
+            if self.ledger.is_full() {
+                return Err(WalError::LedgerFull {
+                    open: self.ledger.in_doubt_len(),
+                    capacity: self.ledger.capacity(),
+                });
+            }
+        }
         if std::mem::take(&mut self.faults.fail_next_append) {
             return Err(self.poison("append", WalError::InjectedFault("append")));
         }

@@ -7,7 +7,7 @@ use hotpath::wal::{Record, ReplayEvent, SyncMode, Wal, WalConfig, WalReader};
 
 /// Small segments so tests stay fast and roll over often.
 pub fn cfg(segment_bytes: u64, sync_mode: SyncMode) -> WalConfig {
-    WalConfig { segment_bytes, sync_mode, write_buffer_bytes: 64 * 1024 }
+    WalConfig { segment_bytes, sync_mode, write_buffer_bytes: 64 * 1024, ..WalConfig::default() }
 }
 
 pub fn open(dir: &Path, c: WalConfig) -> Wal {
