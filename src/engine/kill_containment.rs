@@ -195,7 +195,7 @@ impl Engine {
         }
         self.kill.persisted = k.reasons;
         self.kill.restored = true;
-        let codes: Vec<&str> = k.reasons.iter().map(|r| r.as_str()).collect();
+        let codes: Vec<&str> = k.reasons.iter().map(ModeReasonCode::as_str).collect();
         println!(
             "mode: Kill restored from {} reasons=[{}] note={:?}; only an operator relax lifts it (run_id={})",
             state_path(&self.wal_dir).display(),
@@ -291,8 +291,14 @@ impl Engine {
             ContainmentStep::Run => {
                 self.kill.runs += 1;
                 let run = self.kill.runs;
-                let reasons: Vec<&str> =
-                    self.guard.cell().load().mode_reasons().iter().map(|r| r.as_str()).collect();
+                let reasons: Vec<&str> = self
+                    .guard
+                    .cell()
+                    .load()
+                    .mode_reasons()
+                    .iter()
+                    .map(ModeReasonCode::as_str)
+                    .collect();
                 let why = format!(
                     "Kill with exposure: containment run {run}/{KILL_CONTAINMENT_RUNS_MAX} ({})",
                     reasons.join(",")
