@@ -194,15 +194,38 @@ impl Run {
     }
 }
 
-/// The journal after the Kill: no opening order after the acknowledgement, and at least one
-/// reduce-only IOC order after the request was sent; returns those.
-fn check_after_kill(run: &Run, sent_ms: i64, ack_ms: i64, engine: &Proc) -> Vec<Value> {
+/// The first journal entry the Kill caused on the engine's trading session: its cancel of a
+/// risk-increasing order, or containment's cancel-all / first reduce-only order. The session's
+/// requests are handled in the order they were written, so an open written after the Kill
+/// would have a higher `seq` (journal time alone is not enough: an open written just before
+/// the Kill may be handled after the HTTP reply reached the test on a loaded machine).
+fn kill_mark_seq(entries: &[Value], sent_ms: i64) -> Option<u64> {
+    entries
+        .iter()
+        .filter(|e| e["key"] == KEY && e["ts_ms"].as_i64() >= Some(sent_ms))
+        .filter(|e| {
+            e["method"].as_str().is_some_and(|m| m.starts_with("private/cancel"))
+                || (ours(e) && reduce_only(e))
+        })
+        .filter_map(|e| e["seq"].as_u64())
+        .min()
+}
+
+/// The journal after the Kill: no opening order after the Kill's first request on the
+/// session (see [`kill_mark_seq`]) nor after the acknowledgement plus that ordering, and at
+/// least one reduce-only IOC order after the request was sent; returns those.
+fn check_after_kill(run: &Run, sent_ms: i64, _ack_ms: i64, engine: &Proc) -> Vec<Value> {
     let entries = journal(run.sim.journal_path());
+    let mark = kill_mark_seq(&entries, sent_ms)
+        .unwrap_or_else(|| panic!("no request of the Kill in the journal:\n{}", engine.output()));
     let opens_after: Vec<&Value> = entries
         .iter()
-        .filter(|e| ours(e) && !reduce_only(e) && e["ts_ms"].as_i64() > Some(ack_ms))
+        .filter(|e| ours(e) && !reduce_only(e) && e["seq"].as_u64() > Some(mark))
         .collect();
-    assert!(opens_after.is_empty(), "opening orders after the Kill: {opens_after:?}");
+    assert!(
+        opens_after.is_empty(),
+        "opening orders after the Kill (seq > {mark}): {opens_after:?}"
+    );
     let closes: Vec<Value> = entries
         .iter()
         .filter(|e| ours(e) && reduce_only(e) && e["ts_ms"].as_i64() >= Some(sent_ms))
@@ -262,12 +285,22 @@ fn test_at338_kill_without_exposure_sends_nothing() {
     let engine = run.engine(&[]);
     // The runaway's post-only opens rest; none is filled in this quiet second (if one were,
     // there would be exposure and the test would say so below).
-    let (_, ack) = run.kill();
+    let (sent, ack) = run.kill();
     std::thread::sleep(Duration::from_secs(3));
     let exposed = !venue_positions(run.sim.addr()).is_empty();
-    let after: Vec<Value> = journal(run.sim.journal_path())
+    let entries = journal(run.sim.journal_path());
+    // After the Kill's cancels on the session (or, with nothing to cancel, its request).
+    let mark = kill_mark_seq(&entries, sent).unwrap_or(0);
+    let after: Vec<Value> = entries
         .into_iter()
-        .filter(|e| ours(e) && e["ts_ms"].as_i64() > Some(ack))
+        .filter(|e| {
+            ours(e)
+                && if mark > 0 {
+                    e["seq"].as_u64() > Some(mark)
+                } else {
+                    e["ts_ms"].as_i64() > Some(ack)
+                }
+        })
         .collect();
     if exposed {
         // A resting open filled before the Kill: then containment must have acted.
@@ -351,14 +384,15 @@ fn test_kill_containment_hedge_passes_hedge_gate_in_kill() {
             code: None,
         });
     }
-    let (_, ack) = run.kill();
+    let (sent, _) = run.kill();
     wait_flat(run.sim.addr(), Duration::from_secs(90), &engine);
     let out = engine.output();
     assert!(out.contains("hedge gate passed BTC"), "{out}");
     assert!(out.contains("in Kill"), "{out}");
     let entries = journal(run.sim.journal_path());
+    let mark = kill_mark_seq(&entries, sent).expect("the Kill's requests in the journal");
     let after: Vec<&Value> =
-        entries.iter().filter(|e| ours(e) && e["ts_ms"].as_i64() > Some(ack)).collect();
+        entries.iter().filter(|e| ours(e) && e["seq"].as_u64() > Some(mark)).collect();
     let hedges: Vec<&&Value> =
         after.iter().filter(|e| e["instrument"] == "BTC-PERPETUAL" && !reduce_only(e)).collect();
     assert_eq!(hedges.len(), 1, "one hedge: {after:?}\n{out}");

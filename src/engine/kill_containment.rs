@@ -73,6 +73,8 @@ pub struct KillContainment {
     /// (the start-up relax, which also runs after every reconnect, is skipped meanwhile; a Kill
     /// this process tightened keeps the in-process reconnect behaviour).
     pub restored: bool,
+    /// The Kill-tier reasons whose write last failed (logged once per set, retried each turn).
+    pub persist_failed: Option<ReasonSet>,
 }
 
 /// The decision: `mode`, whether a position is exposed (and not settled by a flat run), the
@@ -251,13 +253,26 @@ impl Engine {
     /// Kill holds with exposure, run bounded containment.
     pub(super) fn contain_kill(&mut self) {
         let mode = self.guard.cell().mode();
-        if let Err(e) = self.persist_kill("set by the engine (see mode_reasons)") {
-            tracing::error!(run_id = %self.run_id, error = %e, "kill record not written");
+        match self.persist_kill("set by the engine (see mode_reasons)") {
+            Ok(()) => self.kill.persist_failed = None,
+            Err(e) => {
+                let set = self.guard.cell().load().reasons().tier(TradingMode::Kill);
+                if self.kill.persist_failed != Some(set) {
+                    self.kill.persist_failed = Some(set);
+                    tracing::error!(run_id = %self.run_id, error = %e, "kill record not written (retried every loop turn)");
+                }
+            }
         }
         if mode != TradingMode::Kill {
             if self.kill.runs > 0 || self.kill.settled.is_some() || self.kill.cancelled {
-                let (persisted, restored) = (self.kill.persisted, self.kill.restored);
-                self.kill = KillContainment { persisted, restored, ..KillContainment::default() };
+                let (persisted, restored, persist_failed) =
+                    (self.kill.persisted, self.kill.restored, self.kill.persist_failed);
+                self.kill = KillContainment {
+                    persisted,
+                    restored,
+                    persist_failed,
+                    ..KillContainment::default()
+                };
             }
             return;
         }
