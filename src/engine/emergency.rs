@@ -685,9 +685,9 @@ impl Engine {
     }
 
     /// The hedge fallback's road to the venue: hedge gate (`gate_hedges`, one set per
-    /// currency: the positions the venue reported in `residual`, plus every live order's
-    /// remaining quantity as pending exposure) → `IntentRecorded` → one sync → `send_batch`
-    /// with the durable proof. A hedge the gate refuses is recorded in `out.refused` and never
+    /// currency, passed twice: on the positions the venue reported in `residual`, and on those
+    /// plus every live order's remaining quantity as pending exposure — the hedge must shrink
+    /// |delta| either way) → `IntentRecorded` → one sync → `send_batch` with the durable proof. A hedge the gate refuses is recorded in `out.refused` and never
     /// journaled; a WAL that cannot record it keeps it off the wire (a hedge opens in its own
     /// instrument, so the unjournaled-reduce path, which forces `reduce_only`, cannot carry it).
     fn dispatch_hedges(
@@ -701,13 +701,16 @@ impl Engine {
         let now = self.clock.now_ms();
         let mode = self.guard.cell().mode();
         let books = self.book_views();
-        // Positions + pending exposure, by instrument.
+        // The venue's positions, and the same plus pending exposure (every live order's
+        // remaining quantity as if it filled), by instrument.
         let mut held: BTreeMap<InstrumentName, (Instrument, i64)> = BTreeMap::new();
         for e in residual {
             let slot =
                 held.entry(e.position.instrument.name()).or_insert((e.position.instrument, 0));
             slot.1 = slot.1.saturating_add(e.position.position.raw());
         }
+        let venue_only: Vec<(Instrument, Qty)> =
+            held.values().map(|(i, q)| (*i, Qty::from_raw(*q))).collect();
         for l in self.live.values() {
             let Ok(instrument) = Instrument::parse(l.instrument.as_str()) else { continue };
             let filled = self.wal.ledger().get(l.intent_hash).map_or(0, |e| e.filled_qty);
@@ -732,7 +735,10 @@ impl Engine {
                 .filter(|h| h.fields().instrument.base_currency().as_str() == ccy.as_str())
                 .copied()
                 .collect();
-            match gate_hedges(&set, mode, positions.iter().map(|(i, q)| (i, *q)), &d) {
+            // It must shrink |delta| whether or not the pending orders fill.
+            let verdict = gate_hedges(&set, mode, venue_only.iter().map(|(i, q)| (i, *q)), &d)
+                .and_then(|_| gate_hedges(&set, mode, positions.iter().map(|(i, q)| (i, *q)), &d));
+            match verdict {
                 Ok(v) => {
                     println!(
                         "emergency close: hedge gate passed {ccy} x{} in {mode:?}: delta_before={} delta_after={} (run_id={})",
