@@ -30,8 +30,9 @@ use hotpath::domain::metadata::{InstrumentCache, InstrumentMeta};
 use hotpath::domain::reason_codes::RejectReasonCode;
 use hotpath::domain::units::{Price, Qty};
 use hotpath::emergency::{
-    plan_close_order, plan_emergency_close, CloseIdentity, CreditReserve, EmergencyConfig,
-    EmergencyMarket, ExposedPosition, L1Ticker, PriceInputs, L2_BOOK_SNAPSHOT_MAX_AGE_MS,
+    plan_close_order, plan_emergency_close, select_touch, CloseIdentity, CreditReserve,
+    EmergencyConfig, EmergencyMarket, ExposedPosition, L1Ticker, PriceInputs,
+    L2_BOOK_SNAPSHOT_MAX_AGE_MS,
 };
 use hotpath::gates::chain::{GateContext, PolicySlot};
 use hotpath::gates::hedge::{gate_hedges, DeltaInputs};
@@ -252,9 +253,10 @@ impl Engine {
 
     /// Makes every exposed instrument plannable: metadata the engine did not load at start
     /// (it loads futures; an adopted option position has none) is fetched per currency and
-    /// kind, and a ticker is fetched for each instrument without a fresh book (B §3.1 price
-    /// source 2, AT-937). What cannot be had is left out: the planner then reports
-    /// `InstrumentMetadataMissing` / `EmergencyCloseNoPrice` for it (fail closed, never a guess).
+    /// kind, and a ticker is fetched for each instrument whose book does not price a close
+    /// (stale, gapped, one-sided or crossed: B §3.1 price source 2, AT-937). What cannot be had
+    /// is left out: the planner then reports `InstrumentMetadataMissing` /
+    /// `EmergencyCloseNoPrice` for it (fail closed, never a guess).
     fn prepare_market(
         &mut self,
         positions: &[Exposure],
@@ -295,7 +297,7 @@ impl Engine {
         let mut tickers = BTreeMap::new();
         for e in positions {
             let name = e.position.instrument.name();
-            if !self.book_fresh(name) {
+            if !self.book_usable(name) {
                 if let Some(t) = self.fetch_ticker(name) {
                     tickers.insert(name, t);
                 }
@@ -304,10 +306,15 @@ impl Engine {
         tickers
     }
 
-    fn book_fresh(&self, name: InstrumentName) -> bool {
+    /// Whether the book alone prices a close (priority 1 of the B §3.1 table: fresh, not
+    /// gapped, both sides, not crossed). A fresh book with an empty side or crossed (as a
+    /// cancel-all can leave the engine's view for a moment) is no source either: then the
+    /// ticker is fetched, rather than a round planned with no price.
+    fn book_usable(&self, name: InstrumentName) -> bool {
         let now = self.clock.now_ms();
         self.market.view(name).is_some_and(|b| {
-            !b.gapped && now.saturating_sub(b.last_update_ms) <= L2_BOOK_SNAPSHOT_MAX_AGE_MS
+            let only_book = PriceInputs { book: Some(*b), ticker: None };
+            select_touch(name, &only_book, now, L2_BOOK_SNAPSHOT_MAX_AGE_MS).is_ok()
         })
     }
 
