@@ -1,6 +1,7 @@
 //! Issue 6, break-glass drill (P0-D; Phase 0 test `test_break_glass_kill_blocks_open_allows_reduce`):
 //! runs `stoic drill break-glass` (the real binary: simulator + engine with the runaway
-//! strategy, Kill through the runbook's CLI command, emergency close, relax) into a scratch
+//! strategy, Kill through the runbook's CLI command, automatic containment (AT-338), the
+//! runbook's emergency close, relax) into a scratch
 //! evidence directory and checks both its exit code and the evidence it wrote.
 
 use std::process::Command;
@@ -31,6 +32,7 @@ fn drill_break_glass_kill_blocks_open_allows_reduce() {
         "kill acknowledged",
         "no opens after the Kill",
         "status shows Kill",
+        "automatic containment",
         "emergency close went through",
         "journal oracle clean",
         "relax to Active",
@@ -50,18 +52,21 @@ fn drill_break_glass_kill_blocks_open_allows_reduce() {
     ] {
         assert!(md.contains(cmd), "command {cmd:?} not recorded:\n{md}");
     }
-    // Journal excerpts: opens before, only reduce-only IOC orders after.
+    // Journal excerpts: opens before, only reduce-only IOC orders after, each with its source.
     let after = md.split("Every new order after the Kill").nth(1).unwrap();
     let after_block = after.split("```").nth(1).unwrap();
     let orders: Vec<&str> = after_block.lines().filter(|l| l.starts_with("seq=")).collect();
     assert!(!orders.is_empty(), "{md}");
     for o in orders {
         assert!(o.contains("reduce_only=true") && o.contains("tif=immediate_or_cancel"), "{o}");
+        assert!(o.contains("[automatic containment]") || o.contains("[operator: "), "{o}");
     }
     assert!(md.contains("duplicate_dispatch_count=0"));
 
     let log = std::fs::read_to_string(out_dir.path().join("log_excerpt.txt")).unwrap();
     assert!(log.contains("mode: KILL by drill-operator"), "{log}");
+    // AT-338: the close came from the engine's own containment; the runbook's command still ran.
+    assert!(log.contains("emergency close by kill-containment"), "{log}");
     assert!(log.contains("emergency close by drill-operator"), "{log}");
     assert!(log.contains("stoic::control"), "the control-plane audit line is logged:\n{log}");
     assert!(out_dir.path().join("runbook_snapshot.md").exists());

@@ -235,8 +235,9 @@ fn test_policy_limit_order_rate() {
 
 /// Daily loss (20 USD): 1000 USD long BTC-PERPETUAL, the index drops 10 % through the order
 /// (filled) and the mark with it: the day's PnL is about -100 USD, the engine goes to Kill
-/// with `KILL_RISKSTATE_KILL`, and the next open (scripted after the drop) never reaches the
-/// venue (`TradingModeKill`). Neither a reconnect (reconcile + start-up relax) nor an operator
+/// with `KILL_RISKSTATE_KILL`, contains the exposure by itself (AT-338: reduce-only IOC close,
+/// flat), and the next open (scripted after the drop) never reaches the venue
+/// (`TradingModeKill`). Neither a reconnect (reconcile + start-up relax) nor an operator
 /// relax lifts it that day.
 #[test]
 fn test_policy_limit_daily_loss_kills() {
@@ -258,32 +259,49 @@ fn test_policy_limit_daily_loss_kills() {
     let last = s["mode_transitions"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["from"].as_str(), last["to"].as_str()), (Some("Active"), Some("Kill")));
     assert_eq!(last["reasons"], json!(["KILL_RISKSTATE_KILL"]));
-    let s = run.wait_status("the scripted open refused", |s| rejects(s, "TradingModeKill") >= 1);
+    // Kill with exposure ⇒ containment (AT-338): the engine closes the position by itself
+    // with reduce-only IOC orders, and the scripted open is still refused.
+    let s = run.wait_status("the scripted open refused and the position contained", |s| {
+        rejects(s, "TradingModeKill") >= 1 && position(s, "BTC-PERPETUAL") == 0.0
+    });
     assert!(!s["is_trading_allowed"].as_bool().unwrap());
-    assert_eq!(position(&s, "BTC-PERPETUAL"), 1000.0);
-    // Units end to end: the engine's PnL agrees with the venue's own valuation of the
-    // position (floating PnL in BTC at the mark, times the index), and its average price with
-    // the venue's. Both move with the simulator's index walk between the two reads, hence the
-    // tolerance.
-    let venue = run.sim.state();
-    let vp = venue["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|a| a["positions"].as_array().unwrap().iter())
-        .find(|p| p["instrument_name"] == "BTC-PERPETUAL" && p["size"] == 1000.0)
-        .expect("the venue holds the position")
-        .clone();
-    let venue_usd =
-        vp["floating_profit_loss"].as_f64().unwrap() * vp["index_price"].as_f64().unwrap();
+    assert_eq!(s["trading_mode"], "Kill", "containment does not relax: {s:#}");
+    // Units end to end: the engine's PnL agrees with what the venue's own trade list says the
+    // round trip made (each trade's `profit_loss` in BTC, less its fee, times the index). The
+    // index walks between fills and reads, hence the tolerance.
+    let mut venue = simulator::client::WsClient::connect(run.sim.addr()).unwrap();
+    venue.auth(OUR_KEY, "sim-dev-trade-secret-0001").unwrap();
+    let trades = venue
+        .call(
+            "private/get_user_trades_by_instrument",
+            &json!({"instrument_name": "BTC-PERPETUAL", "count": 100}),
+        )
+        .unwrap();
+    let trades = trades["trades"].as_array().cloned().unwrap_or_default();
+    assert!(trades.len() >= 2, "an open and a close at the venue: {trades:?}");
+    let (mut coin, mut net) = (0.0, 0.0);
+    for t in &trades {
+        // The venue's own realised PnL of each trade (BTC), less its fee.
+        coin += t["profit_loss"].as_f64().unwrap() - t["fee"].as_f64().unwrap_or(0.0);
+        let amount = t["amount"].as_f64().unwrap();
+        net += if t["direction"] == "buy" { amount } else { -amount };
+    }
+    assert_eq!(net, 0.0, "the venue's trades net to flat: {trades:?}");
+    let index = run.sim.state()["index"]["btc_usd"].as_f64().unwrap();
+    let venue_usd = coin * index;
     let ours = s["daily_pnl"]["total_usd"].as_f64().unwrap();
     assert!(
         (ours - venue_usd).abs() <= 2.0 + venue_usd.abs() * 0.03,
-        "engine {ours} vs venue {venue_usd}: {vp}"
+        "engine {ours} vs venue {venue_usd}: {trades:?}"
     );
-    let avg = s["positions"][0]["average_price"].as_f64().unwrap();
-    assert!((avg - vp["average_price"].as_f64().unwrap()).abs() < 0.01, "{avg} vs {vp}");
-    assert_eq!(run.our_orders().len(), 1, "no order reached the venue after Kill");
+    // The journal: one open (before the Kill); everything after it reduce-only IOC.
+    let orders = run.our_orders();
+    let contained = orders.len();
+    assert!(contained >= 2, "the containment close reached the venue: {orders:?}");
+    for e in &orders[1..] {
+        assert_eq!(e.flags["reduce_only"], true, "only reduce-only orders after Kill: {e:?}");
+        assert_eq!(e.flags["time_in_force"], "immediate_or_cancel", "{e:?}");
+    }
     assert!(run.engine.output().contains("capital stop:"));
     // A reconnect reconciles and tries the start-up relax again: the capital stop holds.
     run.sim.faults().disconnect_all();
@@ -314,7 +332,7 @@ fn test_policy_limit_daily_loss_kills() {
     assert_eq!(out.status.code(), Some(1), "relax must be refused: {text}");
     assert!(text.contains("KillRiskstateKill"), "{text}");
     assert_eq!(run.status()["trading_mode"], "Kill");
-    assert_eq!(run.our_orders().len(), 1);
+    assert_eq!(run.our_orders().len(), contained, "flat in Kill: nothing more was sent");
     run.stop();
 }
 

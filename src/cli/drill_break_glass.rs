@@ -6,10 +6,15 @@
 //! 3. throws the kill switch with the runbook's command (`stoic mode kill …`);
 //! 4. watches: no open may reach the simulator after the Kill was acknowledged, and
 //!    `stoic status` must say Kill / not allowed;
-//! 5. runs the runbook's emergency close (`stoic emergency close …`): only reduce-only IOC
-//!    orders after the Kill, at least one of them filled, the engine flat afterwards;
-//! 6. the journal oracle (`simulator::journal::Summary`): no duplicate, no illegal order;
-//! 7. relaxes with the runbook's command (`stoic mode relax --to active …`).
+//! 5. automatic containment (contract A §2.2.3.6, AT-338): with a position held, the engine
+//!    closes it by itself in Kill — the journal must show reduce-only IOC orders after the Kill
+//!    and before the operator's command, and the engine flat (bounded wait);
+//! 6. runs the runbook's emergency close (`stoic emergency close …`) anyway, as the runbook
+//!    says: it must succeed (with nothing left it sends nothing); over the whole drill only
+//!    reduce-only IOC orders after the Kill, at least one of them filled, the engine flat;
+//!    drill.md says which orders came from automatic containment and which from the command;
+//! 7. the journal oracle (`simulator::journal::Summary`): no duplicate, no illegal order;
+//! 8. relaxes with the runbook's command (`stoic mode relax --to active …`).
 //!
 //! The simulator's journal is the independent witness: the drill reads it, never the engine's
 //! own counters, to decide steps 2, 4 and 5. Evidence: `drill.md` (timestamps, commands,
@@ -34,6 +39,8 @@ use super::drill::BreakGlassArgs;
 const OPENS_BEFORE_KILL_MIN: usize = 3;
 /// Lines of the engine's log kept in `log_excerpt.txt`.
 const LOG_EXCERPT_LINES_MAX: usize = 60;
+/// Longest wait for automatic containment to leave the engine flat after the Kill.
+const CONTAINMENT_WAIT: Duration = Duration::from_secs(30);
 
 /// One step's verdict.
 #[derive(Debug)]
@@ -63,6 +70,11 @@ struct Record {
     last_open_before_ack: Option<Entry>,
     opens_before: Vec<Entry>,
     after_kill: Vec<Entry>,
+    /// When the operator's `stoic emergency close` started (orders before it, after the
+    /// Kill, are automatic containment's).
+    close_cmd_ms: i64,
+    /// Kill acknowledged → engine flat, as the drill observed it (status polls).
+    kill_to_flat_ms: Option<i64>,
     summary: Option<Summary>,
     observed: Vec<String>,
 }
@@ -296,7 +308,41 @@ fn steps(s: &Setup, args: &BreakGlassArgs, rec: &mut Record) {
         ));
     }
 
-    // 5. Risk can still be reduced: the emergency close.
+    // 5. Automatic containment (AT-338): Kill with a position ⇒ the engine closes it by
+    // itself, reduce-only IOC, bounded. Nobody has run `stoic emergency close` yet.
+    let flat_at = wait_for(CONTAINMENT_WAIT, || {
+        status(&s.url).filter(|st| st.positions.iter().all(|p| p.size == 0.0)).map(|_| now_ms())
+    });
+    let entries = journal(&s.journal);
+    // The runaway never sends reduce-only orders: every one after the Kill was sent is
+    // containment's (it may land before the CLI process that sent the Kill has exited).
+    let auto: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| is_new_order(e) && flag(e, "reduce_only") && e.ts_ms > rec.kill_sent_ms)
+        .collect();
+    let auto_ok = auto.iter().all(|e| flag(e, "reduce_only") && is_ioc(e));
+    let auto_filled = auto.iter().filter(|e| is_filled(e)).count();
+    // Venue time of the last containment order, from the Kill request (the journal's clock).
+    rec.kill_to_flat_ms =
+        flat_at.and(auto.iter().map(|e| e.ts_ms).max()).map(|t| t - rec.kill_sent_ms);
+    rec.step(
+        "automatic containment",
+        flat_at.is_some() && !auto.is_empty() && auto_ok && auto_filled > 0,
+        format!(
+            "without any operator command, {} order(s) reached the simulator after the Kill, all reduce-only IOC: {auto_ok}, filled: {auto_filled}; engine flat {}",
+            auto.len(),
+            match rec.kill_to_flat_ms {
+                Some(ms) => format!("(the venue handled the last containment order {ms} ms after the Kill request was sent)"),
+                None => format!("NOT within {} s", CONTAINMENT_WAIT.as_secs()),
+            }
+        ),
+    );
+    if let Some(line) = engine_lines(&s.stdout_log, "kill containment:").last() {
+        rec.observed.push(format!("engine: {line}"));
+    }
+
+    // 6. The runbook's emergency close still works (nothing left to close: it sends nothing).
+    rec.close_cmd_ms = now_ms();
     let close = run_cli(
         s,
         rec,
@@ -314,29 +360,33 @@ fn steps(s: &Setup, args: &BreakGlassArgs, rec: &mut Record) {
         ],
     );
     let entries = journal(&s.journal);
-    rec.after_kill =
-        entries.iter().filter(|e| is_new_order(e) && e.ts_ms > rec.kill_ack_ms).cloned().collect();
-    let all_reducing = rec.after_kill.iter().all(|e| flag(e, "reduce_only"));
-    let all_ioc = rec.after_kill.iter().all(|e| {
-        e.flags.get("time_in_force").and_then(Value::as_str) == Some("immediate_or_cancel")
-    });
-    let filled = rec
-        .after_kill
+    // After the acknowledgement, and containment's reduce-only orders from the Kill request on.
+    rec.after_kill = entries
         .iter()
-        .filter(|e| e.result.get("order_state").and_then(Value::as_str) == Some("filled"))
-        .count();
+        .filter(|e| {
+            is_new_order(e)
+                && (e.ts_ms > rec.kill_ack_ms
+                    || (flag(e, "reduce_only") && e.ts_ms > rec.kill_sent_ms))
+        })
+        .cloned()
+        .collect();
+    let all_reducing = rec.after_kill.iter().all(|e| flag(e, "reduce_only"));
+    let all_ioc = rec.after_kill.iter().all(is_ioc);
+    let filled = rec.after_kill.iter().filter(|e| is_filled(e)).count();
+    let by_cmd = rec.after_kill.iter().filter(|e| e.ts_ms >= rec.close_cmd_ms).count();
     let flat = status(&s.url).is_some_and(|st| st.positions.iter().all(|p| p.size == 0.0));
     rec.step(
         "emergency close went through",
         close == Some(0) && !rec.after_kill.is_empty() && all_reducing && all_ioc && filled > 0 && flat,
         format!(
-            "`stoic emergency close` exit {}; {} order(s) after the Kill, all reduce-only: {all_reducing}, all IOC: {all_ioc}, filled: {filled}; engine flat afterwards: {flat}",
+            "`stoic emergency close` exit {}; {} order(s) after the Kill ({} from automatic containment, {by_cmd} from the command), all reduce-only: {all_reducing}, all IOC: {all_ioc}, filled: {filled}; engine flat afterwards: {flat}",
             close.unwrap_or(-1),
-            rec.after_kill.len()
+            rec.after_kill.len(),
+            rec.after_kill.len() - by_cmd
         ),
     );
 
-    // 6. The oracle.
+    // 7. The oracle.
     match Summary::from_file(&s.journal) {
         Ok(sum) => {
             rec.step(
@@ -359,7 +409,7 @@ fn steps(s: &Setup, args: &BreakGlassArgs, rec: &mut Record) {
         }
     }
 
-    // 7. Relax (host socket), as the runbook's last step.
+    // 8. Relax (host socket), as the runbook's last step.
     let relax = run_cli(
         s,
         rec,
@@ -505,6 +555,24 @@ fn is_new_order(e: &Entry) -> bool {
     e.method == "private/buy" || e.method == "private/sell"
 }
 
+fn is_ioc(e: &Entry) -> bool {
+    e.flags.get("time_in_force").and_then(Value::as_str) == Some("immediate_or_cancel")
+}
+
+fn is_filled(e: &Entry) -> bool {
+    e.result.get("order_state").and_then(Value::as_str) == Some("filled")
+}
+
+/// The engine's stdout lines starting with `prefix`.
+fn engine_lines(log: &Path, prefix: &str) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn flag(e: &Entry, k: &str) -> bool {
     e.flags.get(k).and_then(Value::as_bool).unwrap_or(false)
 }
@@ -571,7 +639,7 @@ fn write_evidence(s: &Setup, out: &Path, rec: &Record) -> anyhow::Result<()> {
         super::health::BUILD_ID,
         t(rec.steps.first().map_or_else(now_ms, |s| s.at_ms))
     ));
-    md.push_str("## Scenario\nThe engine runs against its embedded simulator with the `runaway` strategy, which keeps adding post-only opens on BTC-PERPETUAL and ETH-PERPETUAL and never closes. Once the simulator's order journal shows opens and the engine holds a position, the operator follows `docs/break_glass_runbook.md`: kill switch (`stoic mode kill`), check `stoic status`, emergency close (`stoic emergency close`), relax (`stoic mode relax`). The simulator's order journal is the independent witness.\n\n");
+    md.push_str("## Scenario\nThe engine runs against its embedded simulator with the `runaway` strategy, which keeps adding post-only opens on BTC-PERPETUAL and ETH-PERPETUAL and never closes. Once the simulator's order journal shows opens and the engine holds a position, the operator follows `docs/break_glass_runbook.md`: kill switch (`stoic mode kill`), check `stoic status`, emergency close (`stoic emergency close`), relax (`stoic mode relax`). The simulator's order journal is the independent witness.\n\nSince contract A §2.2.3.6 (AT-338) the engine does not wait for the operator's emergency close: in Kill with a position it runs the same bounded emergency close by itself (reduce-only IOC). The drill checks that this happened before the operator's command (step \"automatic containment\"), then runs the runbook's command anyway — it must still succeed, and with nothing left to close it sends nothing. The journal excerpt below marks each order after the Kill with its source.\n\n");
     md.push_str("## Steps\n| # | step | at (UTC) | result | detail |\n|---|---|---|---|---|\n");
     for (i, st) in rec.steps.iter().enumerate() {
         md.push_str(&format!(
@@ -601,6 +669,12 @@ fn write_evidence(s: &Setup, out: &Path, rec: &Record) -> anyhow::Result<()> {
         md.push_str(
             "- opens received after the acknowledgement: see step \"no opens after the Kill\".\n",
         );
+        match rec.kill_to_flat_ms {
+            Some(ms) => md.push_str(&format!(
+                "- flat by automatic containment: the simulator handled the last containment order {ms} ms after the kill command started (journal time; the engine's own timing is in its `kill containment:` line under Observed behaviour).\n"
+            )),
+            None => md.push_str("- the engine was not seen flat before the operator's emergency close.\n"),
+        }
     } else {
         md.push_str("- the kill switch was not reached (an earlier step failed).\n");
     }
@@ -625,9 +699,14 @@ fn write_evidence(s: &Setup, out: &Path, rec: &Record) -> anyhow::Result<()> {
         md.push_str(&journal_line(e));
         md.push('\n');
     }
-    md.push_str("```\nEvery new order after the Kill was acknowledged (must all be reduce-only IOC):\n```text\n");
+    md.push_str("```\nEvery new order after the Kill was acknowledged, and every reduce-only order from the Kill request on (must all be reduce-only IOC), with its source:\n```text\n");
     for e in &rec.after_kill {
         md.push_str(&journal_line(e));
+        md.push_str(if rec.close_cmd_ms > 0 && e.ts_ms >= rec.close_cmd_ms {
+            "  [operator: stoic emergency close]"
+        } else {
+            "  [automatic containment]"
+        });
         md.push('\n');
     }
     md.push_str("```\n");
@@ -659,6 +738,7 @@ fn write_evidence(s: &Setup, out: &Path, rec: &Record) -> anyhow::Result<()> {
                     || l.starts_with("trading:")
                     || l.starts_with("mode:")
                     || l.starts_with("emergency close")
+                    || l.starts_with("kill containment")
                     || l.starts_with("stopped:")
                     || l.starts_with("operator socket:")
                     || l.contains("stoic::control")

@@ -80,9 +80,11 @@ impl Engine {
 
     /// Operator Kill (RS-005: the operator asserts RiskState Kill ⇒ `KILL_RISKSTATE_KILL`).
     /// The mode is tightened before the WAL record so a failing WAL cannot keep the engine
-    /// trading; then every live order that is not known to reduce risk is cancelled
-    /// (containment step 1, rulings 1 and §2.2.3.6). Positions stay: closing them is the
-    /// separate emergency close, which Kill permits.
+    /// trading; the Kill is written to the Kill record (it survives a restart); then every live
+    /// order that is not known to reduce risk is cancelled (containment step 1, rulings 1 and
+    /// §2.2.3.6). Closing positions follows on the loop's next turn (`kill_containment.rs`:
+    /// automatic, bounded emergency close while exposed); `stoic emergency close` stays
+    /// available to the operator.
     pub(super) fn operator_kill(
         &mut self,
         req: &coldpath::server::EmergencyRequest,
@@ -92,7 +94,12 @@ impl Engine {
         let reason = req.reason.clone().unwrap_or_default();
         self.pipeline.risk_state = RiskState::Kill;
         self.guard.cell().tighten(ModeReasonCode::KillRiskstateKill);
+        // Durable before the acknowledgement: a restart (even SIGKILL) comes back in Kill.
+        if let Err(e) = self.persist_kill(&format!("operator {who}: {reason}")) {
+            tracing::error!(run_id = %self.run_id, error = %e, "kill record not written");
+        }
         let cancelled = self.cancel_risk_increasing();
+        self.kill.cancelled = true;
         println!(
             "mode: KILL by {who} (reason: {reason}); cancel sent for {cancelled} risk-increasing order(s) (run_id={})",
             self.run_id
@@ -103,7 +110,7 @@ impl Engine {
 
     /// Sends a cancel for every live order not classified risk-reducing (adopted orders of
     /// unknown class count as risk-increasing: fail closed). Returns how many were sent.
-    fn cancel_risk_increasing(&mut self) -> usize {
+    pub(super) fn cancel_risk_increasing(&mut self) -> usize {
         let targets: Vec<(String, String)> = self
             .live
             .iter()
@@ -201,6 +208,10 @@ impl Engine {
             return Err(format!("relax not journaled, so undone: {e}"));
         }
         self.pipeline.risk_state = risk_state;
+        // Out of Kill: the Kill record goes (a later restart must not bring the Kill back).
+        if let Err(e) = self.persist_kill("") {
+            tracing::error!(run_id = %self.run_id, error = %e, "kill record not cleared");
+        }
         println!(
             "mode: relax {:?} -> {:?} by {} (reason: {reason}; cleared {:?}) (run_id={})",
             rec.from, rec.to, rec.operator_id, rec.cleared_reasons, self.run_id

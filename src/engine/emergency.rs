@@ -24,18 +24,22 @@ use std::time::{Duration, Instant};
 use super::{edge, Engine, EngineError, LiveIntent};
 use hotpath::dispatch::{BatchInputs, OutboundIntent, PipelineEvent, Refusal, SendOutcome};
 use hotpath::domain::instrument::{Instrument, InstrumentKind, InstrumentName};
-use hotpath::domain::intent::{GroupId, IntentFields, OrderIntent, StrategyId};
+use hotpath::domain::intent::{GroupId, IntentFields, OrderIntent, Side, StrategyId};
+use hotpath::domain::label::Label;
 use hotpath::domain::metadata::{InstrumentCache, InstrumentMeta};
 use hotpath::domain::reason_codes::RejectReasonCode;
 use hotpath::domain::units::{Price, Qty};
 use hotpath::emergency::{
-    plan_close_order, plan_emergency_close, CloseIdentity, CreditReserve, EmergencyConfig,
-    EmergencyMarket, ExposedPosition, L1Ticker, PriceInputs, L2_BOOK_SNAPSHOT_MAX_AGE_MS,
+    plan_close_order, plan_emergency_close, select_touch, CloseIdentity, CreditReserve,
+    EmergencyConfig, EmergencyMarket, ExposedPosition, L1Ticker, PriceInputs,
+    L2_BOOK_SNAPSHOT_MAX_AGE_MS,
 };
 use hotpath::gates::chain::{GateContext, PolicySlot};
+use hotpath::gates::hedge::{gate_hedges, DeltaInputs};
 use hotpath::gates::market::BookView;
 use hotpath::gates::positions::{ExposureBook, PortfolioView, PositionView};
 use hotpath::mode::ModePermissions;
+use hotpath::strategy::IndexPrices;
 use hotpath::trace::{TraceEvent, TraceKind};
 use hotpath::venue::conn::ConnError;
 use hotpath::venue::messages::{Message, ResultPayload};
@@ -249,9 +253,10 @@ impl Engine {
 
     /// Makes every exposed instrument plannable: metadata the engine did not load at start
     /// (it loads futures; an adopted option position has none) is fetched per currency and
-    /// kind, and a ticker is fetched for each instrument without a fresh book (B §3.1 price
-    /// source 2, AT-937). What cannot be had is left out: the planner then reports
-    /// `InstrumentMetadataMissing` / `EmergencyCloseNoPrice` for it (fail closed, never a guess).
+    /// kind, and a ticker is fetched for each instrument whose book does not price a close
+    /// (stale, gapped, one-sided or crossed: B §3.1 price source 2, AT-937). What cannot be had
+    /// is left out: the planner then reports `InstrumentMetadataMissing` /
+    /// `EmergencyCloseNoPrice` for it (fail closed, never a guess).
     fn prepare_market(
         &mut self,
         positions: &[Exposure],
@@ -292,7 +297,7 @@ impl Engine {
         let mut tickers = BTreeMap::new();
         for e in positions {
             let name = e.position.instrument.name();
-            if !self.book_fresh(name) {
+            if !self.book_usable(name) {
                 if let Some(t) = self.fetch_ticker(name) {
                     tickers.insert(name, t);
                 }
@@ -301,10 +306,15 @@ impl Engine {
         tickers
     }
 
-    fn book_fresh(&self, name: InstrumentName) -> bool {
+    /// Whether the book alone prices a close (priority 1 of the B §3.1 table: fresh, not
+    /// gapped, both sides, not crossed). A fresh book with an empty side or crossed (as a
+    /// cancel-all can leave the engine's view for a moment) is no source either: then the
+    /// ticker is fetched, rather than a round planned with no price.
+    fn book_usable(&self, name: InstrumentName) -> bool {
         let now = self.clock.now_ms();
         self.market.view(name).is_some_and(|b| {
-            !b.gapped && now.saturating_sub(b.last_update_ms) <= L2_BOOK_SNAPSHOT_MAX_AGE_MS
+            let only_book = PriceInputs { book: Some(*b), ticker: None };
+            select_touch(name, &only_book, now, L2_BOOK_SNAPSHOT_MAX_AGE_MS).is_ok()
         })
     }
 
@@ -440,6 +450,7 @@ impl Engine {
             index: self.index,
             edge: &edge_model,
         };
+        super::tick::arm_wal_fault_on_reduce(&mut self.wal, intents);
         let events = &mut self.events;
         events.clear();
         let mut outcome =
@@ -564,9 +575,11 @@ impl Engine {
 
     /// Hedge fallback (B §3.1 step 3): for each option still exposed, an IOC order in its
     /// currency's perpetual sized to the venue-reported delta (USD amount = |delta| × index),
-    /// priced like the last close round. It goes through the same gates: a hedge opens
-    /// exposure in the perpetual, so the gate classifies it as an open, and in ReduceOnly and
-    /// Kill it is refused with the mode's code (recorded in `refused`).
+    /// priced like the last close round. A hedge opens in the perpetual, so the per-instrument
+    /// gate chain would call it an open and refuse it in ReduceOnly/Kill; it goes through the
+    /// hedge gate instead ([`Self::dispatch_hedges`]), which lets it through in every mode
+    /// exactly when it shrinks the currency's |portfolio delta| computed from the venue's
+    /// positions and the pending orders — never from the planner's claim that it hedges.
     fn emergency_hedge(
         &mut self,
         sid: &StrategyId,
@@ -591,6 +604,7 @@ impl Engine {
             .collect();
         let tickers = self.prepare_market(&perps, credits);
         let books = self.book_views();
+        let index = self.hedge_index(&books, &tickers);
         let mut hedges = Vec::new();
         for e in residual {
             if e.position.instrument.kind() != InstrumentKind::Option {
@@ -599,7 +613,7 @@ impl Engine {
             let ccy = e.position.instrument.base_currency();
             let perp = format!("{}-PERPETUAL", ccy.as_str());
             let (Ok(perp), Some(delta), Some(index)) =
-                (Instrument::parse(&perp), e.delta, self.index.for_currency(ccy.as_str()))
+                (Instrument::parse(&perp), e.delta, index.for_currency(ccy.as_str()))
             else {
                 out.refused.push((
                     e.position.instrument.as_str().to_owned(),
@@ -638,13 +652,222 @@ impl Engine {
         if hedges.is_empty() {
             return Ok(Vec::new());
         }
-        let hedge_positions: Vec<ExposedPosition> = residual.iter().map(|e| e.position).collect();
-        let sent = self.dispatch_emergency(&hedges, &hedge_positions, credits, out)?;
+        let sent = self.dispatch_hedges(&hedges, residual, index, credits, out)?;
         if !sent.is_empty() {
             out.hedge_used = true;
             out.cause = "hedge_fallback";
         }
         Ok(sent)
+    }
+
+    /// Index prices for the hedge: the feed's latest, else the last the strategy tick saw,
+    /// else (per currency) the mid of the currency's perpetual from its book or the ticker the
+    /// run fetched — the perpetual tracks its index closely, and the hedge only needs its
+    /// size in USD and the gate's delta, both of which a mid gives to well within a step.
+    fn hedge_index(
+        &self,
+        books: &[BookView],
+        tickers: &BTreeMap<InstrumentName, L1Ticker>,
+    ) -> IndexPrices {
+        let feed = self.market.index().unwrap_or_default();
+        let mut ix =
+            IndexPrices { btc: feed.btc.or(self.index.btc), eth: feed.eth.or(self.index.eth) };
+        for (ccy, slot) in [("BTC", &mut ix.btc), ("ETH", &mut ix.eth)] {
+            if slot.is_some() {
+                continue;
+            }
+            let Ok(perp) = Instrument::parse(&format!("{ccy}-PERPETUAL")) else { continue };
+            let name = perp.name();
+            let from_book = books
+                .iter()
+                .find(|b| b.instrument == name && !b.gapped)
+                .and_then(|b| Some((b.best_bid()?.price.raw(), b.best_ask()?.price.raw())));
+            let from_ticker = tickers.get(&name).map(|t| (t.best_bid.raw(), t.best_ask.raw()));
+            if let Some((bid, ask)) = from_book.or(from_ticker).filter(|(b, a)| *b > 0 && *a >= *b)
+            {
+                *slot = Some(Price::from_raw(bid / 2 + ask / 2));
+            }
+        }
+        ix
+    }
+
+    /// The hedge fallback's road to the venue: hedge gate (`gate_hedges`, one set per
+    /// currency, passed twice: on the positions the venue reported in `residual`, and on those
+    /// plus every live order's remaining quantity as pending exposure — the hedge must shrink
+    /// |delta| either way) → `IntentRecorded` → one sync → `send_batch` with the durable proof. A hedge the gate refuses is recorded in `out.refused` and never
+    /// journaled; a WAL that cannot record it keeps it off the wire (a hedge opens in its own
+    /// instrument, so the unjournaled-reduce path, which forces `reduce_only`, cannot carry it).
+    fn dispatch_hedges(
+        &mut self,
+        hedges: &[OrderIntent],
+        residual: &[Exposure],
+        index: IndexPrices,
+        credits: &mut CreditReserve,
+        out: &mut CloseOutcome,
+    ) -> Result<Vec<u64>, EngineError> {
+        let now = self.clock.now_ms();
+        let mode = self.guard.cell().mode();
+        let books = self.book_views();
+        // The venue's positions, and the same plus pending exposure (every live order's
+        // remaining quantity as if it filled), by instrument.
+        let mut held: BTreeMap<InstrumentName, (Instrument, i64)> = BTreeMap::new();
+        for e in residual {
+            let slot =
+                held.entry(e.position.instrument.name()).or_insert((e.position.instrument, 0));
+            slot.1 = slot.1.saturating_add(e.position.position.raw());
+        }
+        let venue_only: Vec<(Instrument, Qty)> =
+            held.values().map(|(i, q)| (*i, Qty::from_raw(*q))).collect();
+        for l in self.live.values() {
+            let Ok(instrument) = Instrument::parse(l.instrument.as_str()) else { continue };
+            let filled = self.wal.ledger().get(l.intent_hash).map_or(0, |e| e.filled_qty);
+            let remaining = l.qty.saturating_sub(filled).max(0);
+            let signed = if matches!(l.side, Side::Buy) { remaining } else { -remaining };
+            let slot = held.entry(l.instrument).or_insert((instrument, 0));
+            slot.1 = slot.1.saturating_add(signed);
+        }
+        let positions: Vec<(Instrument, Qty)> =
+            held.values().map(|(i, q)| (*i, Qty::from_raw(*q))).collect();
+        let d = DeltaInputs { now_ms: now, index, books: &books };
+        let mut passed: Vec<OrderIntent> = Vec::new();
+        let mut currencies: Vec<String> = hedges
+            .iter()
+            .map(|h| h.fields().instrument.base_currency().as_str().to_owned())
+            .collect();
+        currencies.sort_unstable();
+        currencies.dedup();
+        for ccy in currencies {
+            let set: Vec<OrderIntent> = hedges
+                .iter()
+                .filter(|h| h.fields().instrument.base_currency().as_str() == ccy.as_str())
+                .copied()
+                .collect();
+            // It must shrink |delta| whether or not the pending orders fill.
+            let verdict = gate_hedges(&set, mode, venue_only.iter().map(|(i, q)| (i, *q)), &d)
+                .and_then(|_| gate_hedges(&set, mode, positions.iter().map(|(i, q)| (i, *q)), &d));
+            match verdict {
+                Ok(v) => {
+                    println!(
+                        "emergency close: hedge gate passed {ccy} x{} in {mode:?}: delta_before={} delta_after={} (run_id={})",
+                        set.len(),
+                        v.delta_before,
+                        v.delta_after,
+                        self.run_id
+                    );
+                    passed.extend(set);
+                }
+                Err(code) => {
+                    for h in &set {
+                        out.refused.push((
+                            h.fields().instrument.as_str().to_owned(),
+                            format!("hedge gate: {code:?}"),
+                        ));
+                    }
+                }
+            }
+        }
+        let mut recorded: Vec<(OrderIntent, Label)> = Vec::new();
+        for intent in passed {
+            let Ok(label) = Label::for_intent(&intent) else {
+                out.refused.push((
+                    intent.fields().instrument.as_str().to_owned(),
+                    "hedge: no label".into(),
+                ));
+                continue;
+            };
+            let rec = Record::IntentRecorded {
+                intent_hash: intent.hash().value(),
+                label: label.as_str(),
+                canonical: intent.canonical_bytes().as_bytes(),
+            };
+            match self.wal.append(now, &rec) {
+                Ok(_) => recorded.push((intent, label)),
+                Err(e) => out.refused.push((
+                    intent.fields().instrument.as_str().to_owned(),
+                    format!("hedge: RecordedBeforeDispatchFailed: {e}"),
+                )),
+            }
+        }
+        if recorded.is_empty() {
+            return Ok(Vec::new());
+        }
+        let durable = match self.wal.sync() {
+            Ok(d) => d,
+            Err(e) => {
+                for (intent, _) in &recorded {
+                    let _ = self.append_checked(
+                        now,
+                        &Record::Abandoned {
+                            intent_hash: intent.hash().value(),
+                            reason: "emergency hedge: WAL sync failed",
+                        },
+                    );
+                    out.refused.push((
+                        intent.fields().instrument.as_str().to_owned(),
+                        format!("hedge: WAL sync failed: {e}"),
+                    ));
+                }
+                return Ok(Vec::new());
+            }
+        };
+        self.stats.intents += recorded.len() as u64;
+        for (intent, label) in &recorded {
+            let f = intent.fields();
+            self.live.insert(
+                *label,
+                LiveIntent {
+                    intent_hash: intent.hash().value(),
+                    accepted: None,
+                    instrument: f.instrument.name(),
+                    side: f.side,
+                    price: f.limit_price.unwrap_or(Price::from_raw(0)),
+                    qty: f.qty.raw(),
+                },
+            );
+        }
+        self.grant(credits, recorded.len());
+        let batch: Vec<OutboundIntent<'_>> = recorded
+            .iter()
+            .map(|(intent, label)| OutboundIntent {
+                intent,
+                label: label.as_str(),
+                record_seq: durable.seq(),
+            })
+            .collect();
+        let Some(disp) = self.disp.as_mut() else { return Ok(Vec::new()) };
+        let results = disp.send_batch(&batch, durable);
+        let mut hashes = Vec::new();
+        for ((intent, label), r) in recorded.iter().zip(results) {
+            let h = intent.hash().value();
+            match r {
+                SendOutcome::Sent { .. } => {
+                    self.stats.sent += 1;
+                    self.trace_sent(h, now, 0);
+                    self.append_checked(now, &Record::Sent { intent_hash: h })?;
+                    hashes.push(h);
+                    out.sent.push(label.as_str().to_owned());
+                }
+                SendOutcome::Failed(e) if e.certainly_not_sent() => {
+                    self.trace_send_failed(TraceKind::SendRefused, h, now, &e);
+                    self.append_checked(
+                        now,
+                        &Record::Abandoned {
+                            intent_hash: h,
+                            reason: "emergency hedge: refused before the socket",
+                        },
+                    )?;
+                    self.stats.abandoned += 1;
+                    self.live.remove(label.as_str());
+                    out.refused
+                        .push((intent.fields().instrument.as_str().to_owned(), e.to_string()));
+                }
+                SendOutcome::Failed(e) => {
+                    self.trace_send_failed(TraceKind::SendInDoubt, h, now, &e);
+                    hashes.push(h);
+                }
+            }
+        }
+        Ok(hashes)
     }
 
     /// Whether the venue's positions equal the engine's (the check an operator relax to

@@ -17,6 +17,7 @@ pub mod edge;
 pub mod emergency;
 pub mod feed;
 pub mod groups;
+pub mod kill_containment;
 mod live;
 mod market_data;
 mod metadata;
@@ -351,6 +352,10 @@ pub struct Engine {
     groups: groups::GroupDesk,
     trace: trace::EngineTrace,
     recon: reconcile_service::ReconState,
+    /// The WAL directory (the Kill record lives next to the WAL).
+    wal_dir: PathBuf,
+    /// Kill containment and the persisted Kill (`kill_containment.rs`).
+    kill: kill_containment::KillContainment,
 }
 
 impl std::fmt::Debug for Engine {
@@ -461,7 +466,19 @@ impl Engine {
             groups,
             trace: trace::EngineTrace::new(opts.trace),
             recon: reconcile_service::ReconState::default(),
-        })
+            wal_dir: opts.wal_dir.clone(),
+            kill: kill_containment::KillContainment::default(),
+        }
+        .with_persisted_kill())
+    }
+
+    /// A Kill the previous process left (`kill_containment::KILL_STATE_FILE`) applies before
+    /// anything connects.
+    fn with_persisted_kill(mut self) -> Self {
+        if let Some(k) = kill_containment::load(&self.wal_dir) {
+            self.restore_kill(&k);
+        }
+        self
     }
 
     /// The counters (no allocation; `snapshot` is the cold-path copy).
@@ -879,6 +896,8 @@ impl Engine {
                 }
             }
             self.service_health();
+            // Kill with exposure ⇒ bounded containment; the Kill record (§2.2.3.6).
+            self.contain_kill();
             if now >= next_publish {
                 next_publish = now + PUBLISH_PERIOD;
                 self.serve_control();

@@ -133,6 +133,11 @@ impl Engine {
             return Ok(());
         }
         let Some(token) = self.operator_token.clone() else { return Ok(()) };
+        if self.kill_persisted() {
+            // A Kill from before the restart holds until an operator relaxes it.
+            println!("mode: start-up relax skipped: Kill persisted (run_id={})", self.run_id);
+            return Ok(());
+        }
         let secret = OperatorSecret::from_token(token.as_bytes())
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
         let auth = OperatorAuthenticated::verify(&secret, token.as_bytes(), "stoic-run-startup")

@@ -133,7 +133,14 @@ impl Engine {
         let Ok(instrument) = hotpath::domain::instrument::Instrument::parse(&f.instrument) else {
             return;
         };
-        let index = self.index.for_currency(instrument.base_currency().as_str());
+        // The feed's index first (what `watch_risk` values with), else the tick's: a fill
+        // applied between ticks (an emergency close's) must not lose its realised PnL.
+        let ccy = instrument.base_currency();
+        let index = self
+            .market
+            .index()
+            .and_then(|i| i.for_currency(ccy.as_str()))
+            .or_else(|| self.index.for_currency(ccy.as_str()));
         self.daily_pnl.on_fill(
             &f.trade_id,
             instrument,
