@@ -9,55 +9,29 @@
 #![cfg(feature = "failpoints")]
 
 mod crash_support;
+mod sim_support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use coldpath::client;
 use crash_support::{Proc, BIN};
 use serde_json::{json, Value};
+use sim_support::{free_port, journal, status};
 
 const TOKEN: &str = "engine-emergency-close-test-token-0001";
+
+/// The control plane's POST with this test's reason.
+fn post(url: &str, path: &str, token: &str) -> (u16, Value) {
+    sim_support::post(url, path, token, "engine emergency close test", Duration::from_secs(40))
+}
 
 fn now_ms() -> i64 {
     coldpath::status::now_ms()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn status(url: &str) -> Option<Value> {
-    let r = client::get(url, "/api/v1/status", Duration::from_secs(2)).ok()?;
-    (r.status == 200).then(|| serde_json::from_slice(&r.body).ok()).flatten()
-}
-
 fn exposed(st: &Value) -> bool {
     st["positions"].as_array().is_some_and(|v| v.iter().any(|p| p["size"].as_f64() != Some(0.0)))
-}
-
-fn post(url: &str, path: &str, token: &str) -> (u16, Value) {
-    let auth = format!("Bearer {token}");
-    let body = json!({"reason": "engine emergency close test", "requested_by": "test-operator"});
-    let r = client::request(
-        "POST",
-        url,
-        path,
-        &[("Authorization", auth.as_str()), ("Content-Type", "application/json")],
-        body.to_string().as_bytes(),
-        Duration::from_secs(40),
-    )
-    .expect("control plane answers");
-    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-}
-
-fn journal(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 fn is_new_order(e: &Value) -> bool {
@@ -191,7 +165,7 @@ fn process_kill_then_emergency_close_flattens_on_the_credit_reserve() {
 
     // The journal: after the Kill, only reduce-only IOC orders; at least one filled, and the
     // unstreamed future was closed too.
-    let entries = journal(sim.journal_path());
+    let entries = journal::<Value>(sim.journal_path());
     assert!(
         entries.iter().any(|e| is_new_order(e)
             && e["instrument"] == dated.as_str()

@@ -3,6 +3,8 @@
 //! simulator's `probe` account) and the position closed again, cancels, a venue-side
 //! disconnect (reconnect + reconcile before trading again), and a book gap (resubscribe).
 
+mod sim_support;
+use sim_support::journal;
 mod crash_support;
 
 use std::process::Command;
@@ -10,14 +12,6 @@ use std::time::{Duration, Instant};
 
 use crash_support::{check_no_ghost_state, Proc, BIN};
 use serde_json::{json, Value};
-
-fn journal(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 fn count(lines: &[String], needle: &str) -> usize {
     lines.iter().filter(|l| l.contains(needle)).count()
@@ -63,14 +57,14 @@ fn test_engine_sim_place_fill_cancel_reconnect_resubscribe() {
     let jpath = sim.journal_path().to_owned();
     let ours = |e: &Value| e["key"] == "sim-dev-trade";
     wait_for("first order", Duration::from_secs(15), || {
-        journal(&jpath).iter().any(|e| {
+        journal::<Value>(&jpath).iter().any(|e| {
             ours(e) && e["method"] == "private/buy" || ours(e) && e["method"] == "private/sell"
         })
     });
 
     // Cancel: unfilled opens are cancelled by label after they rested.
     wait_for("a cancel by label", Duration::from_secs(15), || {
-        journal(&jpath).iter().any(|e| ours(e) && e["method"] == "private/cancel_by_label")
+        journal::<Value>(&jpath).iter().any(|e| ours(e) && e["method"] == "private/cancel_by_label")
     });
 
     // Fill: an outside taker hits the engine's resting order; the engine then closes the
@@ -81,7 +75,7 @@ fn test_engine_sim_place_fill_cancel_reconnect_resubscribe() {
     let mut n = 0;
     while last_progress_field(&engine, "fills") == 0 {
         assert!(Instant::now() < deadline, "no fill reached the engine:\n{}", engine.output());
-        let j = journal(&jpath);
+        let j = journal::<Value>(&jpath);
         let resting = j.iter().rev().find(|e| {
             ours(e)
                 && matches!(e["method"].as_str(), Some("private/buy" | "private/sell"))
@@ -105,11 +99,11 @@ fn test_engine_sim_place_fill_cancel_reconnect_resubscribe() {
         std::thread::sleep(Duration::from_millis(300));
     }
     wait_for("a reduce-only close", Duration::from_secs(15), || {
-        journal(&jpath).iter().any(|e| ours(e) && e["flags"]["reduce_only"] == true)
+        journal::<Value>(&jpath).iter().any(|e| ours(e) && e["flags"]["reduce_only"] == true)
     });
 
     // Reconnect: the venue drops every session; the engine reconciles before trading again.
-    let orders_before = journal(&jpath).len();
+    let orders_before = journal::<Value>(&jpath).len();
     sim.faults().disconnect_all();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -123,7 +117,7 @@ fn test_engine_sim_place_fill_cancel_reconnect_resubscribe() {
         std::thread::sleep(Duration::from_millis(25));
     }
     wait_for("orders after the reconnect", Duration::from_secs(15), || {
-        journal(&jpath).len() > orders_before + 2
+        journal::<Value>(&jpath).len() > orders_before + 2
     });
 
     // Gap: dropped book messages are detected and the book is resubscribed.
@@ -143,7 +137,7 @@ fn test_engine_sim_place_fill_cancel_reconnect_resubscribe() {
     assert_eq!(s.duplicate_dispatch_count, 0, "{:?}", s.duplicate_labels);
     assert_eq!(s.illegal_order_attempts, 0, "{:?}", s.illegal_seqs);
     let mut labels = std::collections::BTreeMap::new();
-    for e in journal(&jpath) {
+    for e in journal::<Value>(&jpath) {
         if ours(&e) && matches!(e["method"].as_str(), Some("private/buy" | "private/sell")) {
             *labels.entry(e["label"].as_str().unwrap_or("").to_owned()).or_insert(0) += 1;
         }

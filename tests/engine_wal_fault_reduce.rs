@@ -5,6 +5,8 @@
 //! new open leaves the engine once the WAL is poisoned (RiskState Degraded).
 #![cfg(feature = "failpoints")]
 
+mod sim_support;
+use sim_support::journal;
 mod crash_support;
 
 use std::process::Command;
@@ -12,14 +14,6 @@ use std::time::{Duration, Instant};
 
 use crash_support::{Proc, BIN};
 use serde_json::{json, Value};
-
-fn journal(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 fn is_order(e: &Value) -> bool {
     e["key"] == "sim-dev-trade"
@@ -53,7 +47,7 @@ fn test_engine_reduce_reaches_venue_after_wal_fault_opens_do_not() {
     let deadline = Instant::now() + Duration::from_secs(45);
     let mut n = 0;
     let close_at = loop {
-        let j = journal(&jpath);
+        let j = journal::<Value>(&jpath);
         if let Some(i) = j.iter().position(|e| is_order(e) && e["flags"]["reduce_only"] == true) {
             break i;
         }
@@ -85,7 +79,7 @@ fn test_engine_reduce_reaches_venue_after_wal_fault_opens_do_not() {
         out.contains("\"event\":\"unjournaled_sent\""),
         "the close went through the unjournaled path:\n{out}"
     );
-    let j = journal(&jpath);
+    let j = journal::<Value>(&jpath);
     let close = &j[close_at];
     assert!(close["label"].as_str().is_some_and(|l| !l.is_empty()), "labelled: {close}");
     // The close reached the venue and the venue took it (an order id and a terminal IOC state).
@@ -109,7 +103,7 @@ fn test_engine_reduce_reaches_venue_after_wal_fault_opens_do_not() {
         // Flat again, churn tries to open: the gate refuses it while Degraded.
         assert!(out.contains("last_gate_reject=risk_mode:RiskStateNotHealthy"), "{out}");
     }
-    let j = journal(&jpath);
+    let j = journal::<Value>(&jpath);
     let later_opens: Vec<&Value> =
         j[close_at..].iter().filter(|e| is_order(e) && e["flags"]["reduce_only"] != true).collect();
     assert!(later_opens.is_empty(), "opens after the WAL fault: {later_opens:?}\n{out}");

@@ -13,6 +13,8 @@
 //! simulator's journal shows zero duplicate dispatches and zero illegal orders, and the mode
 //! went ReduceOnly with `REDUCEONLY_GROUP_LOCK_TIMEOUT` on the first failure.
 
+mod sim_support;
+use sim_support::journal;
 mod crash_support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,14 +29,6 @@ use simulator::Fault;
 const OUR_KEY: &str = "sim-dev-trade";
 /// Net delta allowed after a hedge (coin): a tenth of one 0.2-coin leg's delta.
 const HEDGE_DELTA_TOLERANCE_COIN: f64 = 0.01;
-
-fn journal(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 fn is_new_order(e: &Value) -> bool {
     e["key"] == OUR_KEY && matches!(e["method"].as_str(), Some("private/buy" | "private/sell"))
@@ -303,7 +297,7 @@ fn check_invariants(run: &Run, expected_cause: &[&str]) -> Vec<String> {
         })
         .map(|r| r["fields"]["intent_hash"].as_str().unwrap_or("").to_owned())
         .collect();
-    let sent: Vec<Value> = journal(&run.jpath).into_iter().filter(is_new_order).collect();
+    let sent: Vec<Value> = journal::<Value>(&run.jpath).into_iter().filter(is_new_order).collect();
     assert!(sent.len() >= 2, "the legs never reached the venue");
     for o in &sent {
         let label = o["label"].as_str().unwrap_or("");
@@ -393,7 +387,7 @@ fn process_group_rescues_exhausted_then_flatten() {
     );
     let pos = run.positions();
     assert!(!pos.contains_key(&run.legs.0) && !pos.contains_key(&run.legs.1), "{pos:?}");
-    let closes = journal(&run.jpath)
+    let closes = journal::<Value>(&run.jpath)
         .into_iter()
         .filter(is_new_order)
         .filter(|o| o["flags"]["reduce_only"] == true)
@@ -429,7 +423,10 @@ fn process_group_venue_disconnect_mid_group() {
     });
     let b = run.legs.1.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !journal(&run.jpath).iter().any(|e| is_new_order(e) && e["instrument"] == b.as_str()) {
+    while !journal::<Value>(&run.jpath)
+        .iter()
+        .any(|e| is_new_order(e) && e["instrument"] == b.as_str())
+    {
         assert!(Instant::now() < deadline, "leg B never sent:\n{}", run.engine.output());
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -452,7 +449,10 @@ fn process_group_closes_fail_then_perp_hedge() {
     });
     let (a, b) = run.legs.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !journal(&run.jpath).iter().any(|e| is_new_order(e) && e["instrument"] == b.as_str()) {
+    while !journal::<Value>(&run.jpath)
+        .iter()
+        .any(|e| is_new_order(e) && e["instrument"] == b.as_str())
+    {
         assert!(Instant::now() < deadline, "leg B never sent:\n{}", run.engine.output());
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -484,7 +484,7 @@ fn process_group_closes_fail_then_perp_hedge() {
     );
     let pos = run.positions();
     assert!(pos.contains_key("BTC-PERPETUAL"), "the hedge is a perpetual position: {pos:?}");
-    let hedges: Vec<Value> = journal(&run.jpath)
+    let hedges: Vec<Value> = journal::<Value>(&run.jpath)
         .into_iter()
         .filter(|o| is_new_order(o) && o["instrument"] == "BTC-PERPETUAL")
         .collect();
@@ -502,7 +502,10 @@ fn process_group_containment_exhausted_escalates_to_emergency_close() {
     });
     let (a, b) = run.legs.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !journal(&run.jpath).iter().any(|e| is_new_order(e) && e["instrument"] == b.as_str()) {
+    while !journal::<Value>(&run.jpath)
+        .iter()
+        .any(|e| is_new_order(e) && e["instrument"] == b.as_str())
+    {
         assert!(Instant::now() < deadline, "leg B never sent:\n{}", run.engine.output());
         std::thread::sleep(Duration::from_millis(10));
     }

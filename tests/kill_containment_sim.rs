@@ -14,53 +14,27 @@
 //! - Kill persists across SIGKILL + restart until the operator relaxes it (task 3).
 
 mod crash_support;
+mod sim_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use coldpath::client;
 use crash_support::{Proc, BIN};
 use serde_json::{json, Value};
+use sim_support::{free_port, journal, status};
 
 const TOKEN: &str = "kill-containment-test-token-000000001";
 const KEY: &str = "sim-dev-trade";
 const SECRET: &str = "sim-dev-trade-secret-0001";
 
+/// The control plane's POST with this test's reason.
+fn post(url: &str, path: &str, token: &str) -> (u16, Value) {
+    sim_support::post(url, path, token, "kill containment test", Duration::from_secs(60))
+}
+
 fn now_ms() -> i64 {
     coldpath::status::now_ms()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn status(url: &str) -> Option<Value> {
-    let r = client::get(url, "/api/v1/status", Duration::from_secs(2)).ok()?;
-    (r.status == 200).then(|| serde_json::from_slice(&r.body).ok()).flatten()
-}
-
-fn post(url: &str, path: &str, token: &str) -> (u16, Value) {
-    let auth = format!("Bearer {token}");
-    let body = json!({"reason": "kill containment test", "requested_by": "test-operator"});
-    let r = client::request(
-        "POST",
-        url,
-        path,
-        &[("Authorization", auth.as_str()), ("Content-Type", "application/json")],
-        body.to_string().as_bytes(),
-        Duration::from_secs(60),
-    )
-    .expect("control plane answers");
-    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-}
-
-fn journal(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 /// A new order of the engine's account.
@@ -215,7 +189,7 @@ fn kill_mark_seq(entries: &[Value], sent_ms: i64) -> Option<u64> {
 /// session (see [`kill_mark_seq`]) nor after the acknowledgement plus that ordering, and at
 /// least one reduce-only IOC order after the request was sent; returns those.
 fn check_after_kill(run: &Run, sent_ms: i64, _ack_ms: i64, engine: &Proc) -> Vec<Value> {
-    let entries = journal(run.sim.journal_path());
+    let entries = journal::<Value>(run.sim.journal_path());
     let mark = kill_mark_seq(&entries, sent_ms)
         .unwrap_or_else(|| panic!("no request of the Kill in the journal:\n{}", engine.output()));
     let opens_after: Vec<&Value> = entries
@@ -271,9 +245,9 @@ fn test_at338_kill_with_exposure_attempts_containment() {
     let st = status(&run.url).unwrap();
     assert_eq!(st["trading_mode"], "Kill", "{st}");
     // Flat and nothing risky resting: no further containment run (exposure == 0 ⇒ nothing).
-    let n = journal(run.sim.journal_path()).iter().filter(|e| ours(e)).count();
+    let n = journal::<Value>(run.sim.journal_path()).iter().filter(|e| ours(e)).count();
     std::thread::sleep(Duration::from_secs(3));
-    let m = journal(run.sim.journal_path()).iter().filter(|e| ours(e)).count();
+    let m = journal::<Value>(run.sim.journal_path()).iter().filter(|e| ours(e)).count();
     assert_eq!(n, m, "orders sent while Kill and flat:\n{}", engine.output());
     assert!(!engine.output().contains("kill containment: run 2"), "{}", engine.output());
 }
@@ -288,7 +262,7 @@ fn test_at338_kill_without_exposure_sends_nothing() {
     let (sent, ack) = run.kill();
     std::thread::sleep(Duration::from_secs(3));
     let exposed = !venue_positions(run.sim.addr()).is_empty();
-    let entries = journal(run.sim.journal_path());
+    let entries = journal::<Value>(run.sim.journal_path());
     // After the Kill's cancels on the session (or, with nothing to cancel, its request).
     let mark = kill_mark_seq(&entries, sent).unwrap_or(0);
     let after: Vec<Value> = entries
@@ -322,9 +296,11 @@ fn test_at340_kill_with_wal_degraded_still_contains() {
     let (sent, ack) = run.kill();
     wait_flat(run.sim.addr(), Duration::from_secs(60), &engine);
     check_after_kill(&run, sent, ack, &engine);
+    // The trace sink is a cold thread: its line may follow the venue going flat.
+    let unjournaled = engine.wait_line("\"event\":\"unjournaled_sent\"", Duration::from_secs(10));
     let out = engine.output();
     assert!(out.contains("wal: test fault armed"), "{out}");
-    assert!(out.contains("\"event\":\"unjournaled_sent\""), "closes went unjournaled:\n{out}");
+    assert!(unjournaled.is_some(), "closes went unjournaled:\n{out}");
     assert_eq!(status(&run.url).unwrap()["trading_mode"], "Kill");
 }
 
@@ -386,10 +362,11 @@ fn test_kill_containment_hedge_passes_hedge_gate_in_kill() {
     }
     let (sent, _) = run.kill();
     wait_flat(run.sim.addr(), Duration::from_secs(90), &engine);
+    let hedge = engine.wait_line("hedge gate passed BTC", Duration::from_secs(10));
     let out = engine.output();
-    assert!(out.contains("hedge gate passed BTC"), "{out}");
+    assert!(hedge.is_some(), "{out}");
     assert!(out.contains("in Kill"), "{out}");
-    let entries = journal(run.sim.journal_path());
+    let entries = journal::<Value>(run.sim.journal_path());
     let mark = kill_mark_seq(&entries, sent).expect("the Kill's requests in the journal");
     let after: Vec<&Value> =
         entries.iter().filter(|e| ours(e) && e["seq"].as_u64() > Some(mark)).collect();
@@ -454,7 +431,11 @@ fn test_kill_persists_across_restart_until_operator_relax() {
     assert_eq!(st["trading_mode"], "Kill", "{st}\n{}", restarted.output());
     assert_eq!(st["mode_reasons"], json!(["KILL_RISKSTATE_KILL"]), "{st}");
     assert_eq!(st["is_trading_allowed"], false);
-    assert!(restarted.output().contains("start-up relax skipped"), "{}", restarted.output());
+    assert!(
+        restarted.wait_line("start-up relax skipped", Duration::from_secs(10)).is_some(),
+        "{}",
+        restarted.output()
+    );
     // Stays Kill (no start-up relax lifts it later).
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(status(&run.url).unwrap()["trading_mode"], "Kill");

@@ -9,9 +9,11 @@
 //! simulator's `move_index` fault drops the index through it (the market "moves through"
 //! the order), which also moves the marks the daily PnL reads.
 
+mod sim_support;
+use sim_support::journal;
 mod crash_support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -97,7 +99,7 @@ impl Run {
 
     /// Our new-order requests as the venue received them.
     fn our_orders(&self) -> Vec<Entry> {
-        journal(self.sim.journal_path())
+        journal::<Entry>(self.sim.journal_path())
             .into_iter()
             .filter(|e| {
                 e.key == OUR_KEY && matches!(e.method.as_str(), "private/buy" | "private/sell")
@@ -127,14 +129,6 @@ impl Run {
         assert_eq!(s.duplicate_dispatch_count, 0);
         assert_eq!(s.illegal_order_attempts, 0);
     }
-}
-
-fn journal(path: &Path) -> Vec<Entry> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 fn rejects(s: &Value, code: &str) -> u64 {

@@ -1,0 +1,47 @@
+//! Helpers shared by the tests that run the engine against the simulator: the simulator's
+//! journal as parsed lines, a free loopback port, and the control plane's status and POST
+//! endpoints. Each test binary uses a subset.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use coldpath::client;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+/// Every journal line that parses as `T` (a line being written is skipped, not an error).
+pub fn journal<T: DeserializeOwned>(path: &Path) -> Vec<T> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `GET /api/v1/status` as JSON, `None` while the engine does not answer 200.
+pub fn status(url: &str) -> Option<Value> {
+    let r = client::get(url, "/api/v1/status", Duration::from_secs(2)).ok()?;
+    (r.status == 200).then(|| serde_json::from_slice(&r.body).ok()).flatten()
+}
+
+/// An authenticated control-plane POST with `reason`; the HTTP status and the JSON reply.
+pub fn post(url: &str, path: &str, token: &str, reason: &str, timeout: Duration) -> (u16, Value) {
+    let auth = format!("Bearer {token}");
+    let body = json!({"reason": reason, "requested_by": "test-operator"});
+    let r = client::request(
+        "POST",
+        url,
+        path,
+        &[("Authorization", auth.as_str()), ("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+        timeout,
+    )
+    .expect("control plane answers");
+    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+}
