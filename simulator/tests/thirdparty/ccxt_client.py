@@ -3,6 +3,7 @@
 Usage: python ccxt_client.py http://127.0.0.1:PORT
 Exits non-zero (AssertionError / exception) on any failure.
 """
+import math
 import sys
 
 import ccxt
@@ -51,8 +52,10 @@ bal = ex.fetch_balance()
 assert abs(bal["BTC"]["total"] - 10.0) < 1e-9, bal["BTC"]
 print(f"balance BTC total {bal['BTC']['total']} free {bal['BTC']['free']}")
 
-# Post-only bid well below the best bid: it must rest.
-price = float(ex.price_to_precision(opt["symbol"], max(best_bid / 2, 0.0005)))
+# Post-only bid well below the best bid: it must rest. ccxt rounds to the base tick (0.0001),
+# but Deribit options tick 0.0005 above 0.005 (`tick_size_steps`); a multiple of 0.0005 is on
+# the grid in both bands, whatever the front expiry's prices are today.
+price = round(max(math.floor(best_bid / 2 / 0.0005) * 0.0005, 0.0005), 4)
 order = ex.create_order(opt["symbol"], "limit", "buy", 0.5, price, {"post_only": True, "label": "ccxt-probe-1"})
 assert order["id"], order
 assert order["status"] == "open", order
