@@ -482,18 +482,7 @@ impl Engine {
         let Some(durable) = outcome.durable else { return Ok(hashes) };
         self.stats.intents += outcome.staged.len() as u64;
         for s in &outcome.staged {
-            let f = s.intent.fields();
-            self.live.insert(
-                s.accepted.label,
-                LiveIntent {
-                    intent_hash: s.intent.hash().value(),
-                    accepted: Some(s.accepted),
-                    instrument: f.instrument.name(),
-                    side: f.side,
-                    price: f.limit_price.unwrap_or(Price::from_raw(0)),
-                    qty: f.qty.raw(),
-                },
-            );
+            self.live.insert(s.accepted.label, LiveIntent::of(&s.intent, Some(s.accepted)));
         }
         self.grant(credits, outcome.staged.len());
         let batch: Vec<OutboundIntent<'_>> = outcome
@@ -812,18 +801,7 @@ impl Engine {
         };
         self.stats.intents += recorded.len() as u64;
         for (intent, label) in &recorded {
-            let f = intent.fields();
-            self.live.insert(
-                *label,
-                LiveIntent {
-                    intent_hash: intent.hash().value(),
-                    accepted: None,
-                    instrument: f.instrument.name(),
-                    side: f.side,
-                    price: f.limit_price.unwrap_or(Price::from_raw(0)),
-                    qty: f.qty.raw(),
-                },
-            );
+            self.live.insert(*label, LiveIntent::of(intent, None));
         }
         self.grant(credits, recorded.len());
         let batch: Vec<OutboundIntent<'_>> = recorded

@@ -849,18 +849,8 @@ impl Engine {
                 self.groups
                     .by_label
                     .insert(label.as_str().to_owned(), (key.to_owned(), intent.hash()));
+                self.live.insert(*label, LiveIntent::of(intent, None));
                 let f = intent.fields();
-                self.live.insert(
-                    *label,
-                    LiveIntent {
-                        intent_hash: intent.hash().value(),
-                        accepted: None,
-                        instrument: f.instrument.name(),
-                        side: f.side,
-                        price: f.limit_price.unwrap_or(Price::from_raw(0)),
-                        qty: f.qty.raw(),
-                    },
-                );
                 let detail = format!(
                     "intent={:016x} role={} instrument={} side={:?} qty={} reduce_only={}",
                     intent.hash().value(),

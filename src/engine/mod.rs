@@ -293,6 +293,21 @@ struct LiveIntent {
     qty: i64,
 }
 
+impl LiveIntent {
+    /// The live entry of an intent about to be sent (`accepted` once the gates granted it).
+    fn of(intent: &hotpath::domain::intent::OrderIntent, accepted: Option<Accepted>) -> Self {
+        let f = intent.fields();
+        Self {
+            intent_hash: intent.hash().value(),
+            accepted,
+            instrument: f.instrument.name(),
+            side: f.side,
+            price: f.limit_price.unwrap_or(Price::from_raw(0)),
+            qty: f.qty.raw(),
+        }
+    }
+}
+
 /// The engine.
 pub struct Engine {
     opts_url: String,

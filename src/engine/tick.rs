@@ -26,18 +26,7 @@ impl Engine {
             let h = u.intent.hash().value();
             self.stats.wal_failures += 1;
             self.trace.push(TraceEvent::new(TraceKind::UnjournaledReduce, h, now));
-            let f = u.intent.fields();
-            self.live.insert(
-                u.accepted.label,
-                LiveIntent {
-                    intent_hash: h,
-                    accepted: Some(u.accepted),
-                    instrument: f.instrument.name(),
-                    side: f.side,
-                    price: f.limit_price.unwrap_or(Price::from_raw(0)),
-                    qty: f.qty.raw(),
-                },
-            );
+            self.live.insert(u.accepted.label, LiveIntent::of(&u.intent, Some(u.accepted)));
             let Some(disp) = self.disp.as_mut() else { continue };
             let o = OutboundIntent {
                 intent: &u.intent,
@@ -293,18 +282,7 @@ impl Engine {
         let Some(durable) = outcome.durable else { return Ok(()) };
         self.stats.intents += outcome.staged.len() as u64;
         for s in &outcome.staged {
-            let f = s.intent.fields();
-            self.live.insert(
-                s.accepted.label,
-                LiveIntent {
-                    intent_hash: s.intent.hash().value(),
-                    accepted: Some(s.accepted),
-                    instrument: f.instrument.name(),
-                    side: f.side,
-                    price: f.limit_price.unwrap_or(Price::from_raw(0)),
-                    qty: f.qty.raw(),
-                },
-            );
+            self.live.insert(s.accepted.label, LiveIntent::of(&s.intent, Some(s.accepted)));
         }
         let Some(disp) = self.disp.as_mut() else { return Ok(()) };
         disp.send_staged(&outcome.staged, durable, &mut bufs.sends);
