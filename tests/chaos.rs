@@ -12,6 +12,7 @@
 
 mod chaos_support;
 mod crash_support;
+mod sim_support;
 
 use std::time::{Duration, Instant};
 

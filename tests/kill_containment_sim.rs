@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crash_support::{Proc, BIN};
 use serde_json::{json, Value};
-use sim_support::{free_port, journal, status};
+use sim_support::{account_positions, free_port, journal, status, ENGINE_ACCOUNT};
 
 const TOKEN: &str = "kill-containment-test-token-000000001";
 const KEY: &str = "sim-dev-trade";
@@ -50,26 +50,10 @@ fn ioc(e: &Value) -> bool {
     e["flags"]["time_in_force"] == "immediate_or_cancel"
 }
 
-fn venue_positions(addr: std::net::SocketAddr) -> Vec<(String, f64)> {
-    let mut venue = simulator::client::WsClient::connect(addr).unwrap();
-    venue.auth(KEY, SECRET).unwrap();
-    let mut out = Vec::new();
-    for ccy in ["BTC", "ETH"] {
-        let pos = venue.call("private/get_positions", &json!({"currency": ccy})).unwrap();
-        for p in pos.as_array().unwrap() {
-            let size = p["size"].as_f64().unwrap_or(0.0);
-            if size != 0.0 {
-                out.push((p["instrument_name"].as_str().unwrap_or("?").to_owned(), size));
-            }
-        }
-    }
-    out
-}
-
-fn wait_flat(addr: std::net::SocketAddr, limit: Duration, engine: &Proc) -> Instant {
+fn wait_flat(sim: &simulator::SimHandle, limit: Duration, engine: &Proc) -> Instant {
     let deadline = Instant::now() + limit;
     loop {
-        let left = venue_positions(addr);
+        let left = account_positions(sim, ENGINE_ACCOUNT);
         if left.is_empty() {
             return Instant::now();
         }
@@ -230,7 +214,7 @@ fn test_at338_kill_with_exposure_attempts_containment() {
     let (sent, ack) = run.kill();
     let t_kill = Instant::now();
     // Nobody runs `stoic emergency close`: the engine contains on its own.
-    let flat_at = wait_flat(run.sim.addr(), Duration::from_secs(60), &engine);
+    let flat_at = wait_flat(&run.sim, Duration::from_secs(60), &engine);
     let closes = check_after_kill(&run, sent, ack, &engine);
     let line = engine.wait_line("kill containment: run 1 done", Duration::from_secs(10)).unwrap();
     assert!(line.contains("flat=true"), "{line}");
@@ -261,7 +245,7 @@ fn test_at338_kill_without_exposure_sends_nothing() {
     // there would be exposure and the test would say so below).
     let (sent, ack) = run.kill();
     std::thread::sleep(Duration::from_secs(3));
-    let exposed = !venue_positions(run.sim.addr()).is_empty();
+    let exposed = !account_positions(&run.sim, ENGINE_ACCOUNT).is_empty();
     let entries = journal::<Value>(run.sim.journal_path());
     // After the Kill's cancels on the session (or, with nothing to cancel, its request).
     let mark = kill_mark_seq(&entries, sent).unwrap_or(0);
@@ -294,7 +278,7 @@ fn test_at340_kill_with_wal_degraded_still_contains() {
     seed(run.sim.addr(), "BTC-PERPETUAL", 500.0, "test-seed-perp");
     let engine = run.engine(&[("STOIC_WAL_FAULT_ON_REDUCE", "1")]);
     let (sent, ack) = run.kill();
-    wait_flat(run.sim.addr(), Duration::from_secs(60), &engine);
+    wait_flat(&run.sim, Duration::from_secs(60), &engine);
     check_after_kill(&run, sent, ack, &engine);
     // The trace sink is a cold thread: its line may follow the venue going flat.
     let unjournaled = engine.wait_line("\"event\":\"unjournaled_sent\"", Duration::from_secs(10));
@@ -313,7 +297,7 @@ fn test_at346_kill_with_rate_limit_breaker_open_still_contains() {
     seed(run.sim.addr(), "BTC-PERPETUAL", 500.0, "test-seed-perp");
     let engine = run.engine(&[("STOIC_TRIP_BREAKER_BEFORE_CLOSE", "1")]);
     let (sent, ack) = run.kill();
-    wait_flat(run.sim.addr(), Duration::from_secs(60), &engine);
+    wait_flat(&run.sim, Duration::from_secs(60), &engine);
     check_after_kill(&run, sent, ack, &engine);
     let line = engine.wait_line("emergency close by kill-containment", Duration::from_secs(10));
     let line = line.unwrap();
@@ -361,7 +345,7 @@ fn test_kill_containment_hedge_passes_hedge_gate_in_kill() {
         });
     }
     let (sent, _) = run.kill();
-    wait_flat(run.sim.addr(), Duration::from_secs(90), &engine);
+    wait_flat(&run.sim, Duration::from_secs(90), &engine);
     let hedge = engine.wait_line("hedge gate passed BTC", Duration::from_secs(10));
     let out = engine.output();
     assert!(hedge.is_some(), "{out}");

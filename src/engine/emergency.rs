@@ -54,6 +54,12 @@ pub const EMERGENCY_STRATEGY_ID: &str = "emergency";
 const CURRENCIES: [&str; 2] = ["BTC", "ETH"];
 /// Longest wait for one ticker reply (the L1 price fallback).
 const TICKER_WAIT: Duration = Duration::from_secs(2);
+/// Longest wait of one close round for a price source (book or ticker) of an exposed
+/// instrument that has none (see `Engine::await_price`).
+pub const PRICE_WAIT: Duration = Duration::from_millis(1_500);
+/// Ticker requests during that wait, at most one per instrument per this period (the book
+/// is read continuously; the ticker costs a request).
+const PRICE_WAIT_TICKER_EVERY: Duration = Duration::from_millis(300);
 
 /// What one emergency-close run did (the `AtomicNakedEvent`-shaped summary, B §3.1).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -132,6 +138,14 @@ impl EmergencyMarket for EngineMarket<'_> {
 struct Exposure {
     position: ExposedPosition,
     delta: Option<f64>,
+}
+
+/// Whether a ticker alone prices a close (fresh, both sides present, not crossed). The venue
+/// reports an empty side as price 0: a ticker taken right after an IOC swept that side is no
+/// source, and the round must wait for the requote rather than be planned with it.
+fn ticker_prices(name: InstrumentName, ticker: &L1Ticker, now_ms: i64) -> bool {
+    let only_ticker = PriceInputs { book: None, ticker: Some(*ticker) };
+    select_touch(name, &only_ticker, now_ms, L2_BOOK_SNAPSHOT_MAX_AGE_MS).is_ok()
 }
 
 fn as_pairs(v: &[Exposure]) -> Vec<(String, i64)> {
@@ -295,15 +309,61 @@ impl Engine {
         }
         self.drain_reports();
         let mut tickers = BTreeMap::new();
+        let mut unpriced = Vec::new();
         for e in positions {
             let name = e.position.instrument.name();
             if !self.book_usable(name) {
-                if let Some(t) = self.fetch_ticker(name) {
-                    tickers.insert(name, t);
+                match self
+                    .fetch_ticker(name)
+                    .filter(|t| ticker_prices(name, t, self.clock.now_ms()))
+                {
+                    Some(t) => {
+                        tickers.insert(name, t);
+                    }
+                    None => unpriced.push(name),
                 }
             }
         }
+        if !unpriced.is_empty() {
+            self.await_price(&mut unpriced, &mut tickers);
+        }
         tickers
+    }
+
+    /// Waits, at most [`PRICE_WAIT`], for a price source for each of `unpriced`: a book the
+    /// previous round's IOC emptied on one side (or a ticker with that side missing) is
+    /// normally requoted within a few hundred ms, and a round planned before that would spend
+    /// its attempt on `EmergencyCloseNoPrice` (three rounds ~70 ms apart used to run out
+    /// before the liquidity came back, leaving the position for the operator). Bounded, so
+    /// containment stays bounded; what is still unpriced is refused by the planner as before.
+    fn await_price(
+        &mut self,
+        unpriced: &mut Vec<InstrumentName>,
+        tickers: &mut BTreeMap<InstrumentName, L1Ticker>,
+    ) {
+        let deadline = Instant::now() + PRICE_WAIT;
+        let mut next_ticker = Instant::now() + PRICE_WAIT_TICKER_EVERY;
+        while !unpriced.is_empty() && Instant::now() < deadline {
+            self.refresh_market();
+            let ask_tickers = Instant::now() >= next_ticker;
+            if ask_tickers {
+                next_ticker = Instant::now() + PRICE_WAIT_TICKER_EVERY;
+            }
+            let mut still = Vec::with_capacity(unpriced.len());
+            for name in unpriced.drain(..) {
+                if self.book_usable(name) {
+                    continue;
+                }
+                let fetched = ask_tickers.then(|| self.fetch_ticker(name)).flatten();
+                match fetched.filter(|t| ticker_prices(name, t, self.clock.now_ms())) {
+                    Some(t) => {
+                        tickers.insert(name, t);
+                    }
+                    None => still.push(name),
+                }
+            }
+            *unpriced = still;
+        }
     }
 
     /// Whether the book alone prices a close (priority 1 of the B §3.1 table: fresh, not
@@ -905,5 +965,25 @@ mod tests {
         assert_ne!(a.group_id, b.group_id);
         assert_eq!(a, round_identity(&sid, 1_700_000_000_000, 0));
         assert_ne!(a.group_id, round_identity(&sid, 1_700_000_000_001, 0).group_id);
+    }
+
+    /// A ticker taken right after an IOC swept one side (the venue reports it as price 0)
+    /// is no price source: the round waits for a requote instead of planning with it (the
+    /// CI failure where three rounds ~70 ms apart were all refused `EmergencyCloseNoPrice`
+    /// on a perpetual whose ask side the previous round had taken).
+    #[test]
+    fn ticker_with_an_empty_side_or_stale_does_not_price_a_close() {
+        let name = hotpath::domain::instrument::Instrument::parse("BTC-PERPETUAL").unwrap().name();
+        let px = |p: f64| Price::from_f64_checked(p).unwrap();
+        let two_sided = L1Ticker {
+            instrument: name,
+            best_bid: px(99_988.0),
+            best_ask: px(99_990.5),
+            ts_ms: 10_000,
+        };
+        assert!(ticker_prices(name, &two_sided, 10_200));
+        let swept = L1Ticker { best_ask: Price::from_raw(0), ..two_sided };
+        assert!(!ticker_prices(name, &swept, 10_200));
+        assert!(!ticker_prices(name, &two_sided, 10_000 + L2_BOOK_SNAPSHOT_MAX_AGE_MS + 1));
     }
 }

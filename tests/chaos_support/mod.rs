@@ -331,21 +331,11 @@ impl Chaos {
         }
     }
 
-    /// The venue's positions of our account (read-only key), non-zero only.
+    /// The venue's positions of our account, non-zero only; read inside the simulator
+    /// process so that polling does not spend the account's request budget, which the
+    /// engine under test shares (see `sim_support::account_positions`).
     pub fn venue_positions(&self) -> BTreeMap<String, f64> {
-        let mut c = simulator::client::WsClient::connect(self.sim().addr()).unwrap();
-        c.auth("sim-dev-read", "sim-dev-read-secret-0002").unwrap();
-        let mut m = BTreeMap::new();
-        for ccy in ["BTC", "ETH"] {
-            let v = c.call("private/get_positions", &json!({"currency": ccy})).unwrap();
-            for p in v.as_array().into_iter().flatten() {
-                let size = p["size"].as_f64().unwrap_or(0.0);
-                if size != 0.0 {
-                    m.insert(p["instrument_name"].as_str().unwrap_or("").to_owned(), size);
-                }
-            }
-        }
-        m
+        crate::sim_support::account_positions(self.sim(), crate::sim_support::ENGINE_ACCOUNT)
     }
 
     /// Trades of our account at the venue (read-only key).

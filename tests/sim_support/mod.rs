@@ -45,3 +45,32 @@ pub fn post(url: &str, path: &str, token: &str, reason: &str, timeout: Duration)
     .expect("control plane answers");
     (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
 }
+
+/// The simulator account the engine trades on (`config/sim_accounts.json`: keys
+/// `sim-dev-trade` and `sim-dev-read`).
+pub const ENGINE_ACCOUNT: &str = "dev";
+
+/// Non-zero positions of `account`, read inside the simulator process (`SimHandle::state`).
+///
+/// Tests that poll the venue until the engine is flat must not do it over the API: the
+/// account's request budget (20 non-matching requests/s) is shared with the engine under
+/// test, so a 100 ms poll loop starves the engine's own reconciliation and then gets 10028
+/// itself (a CI failure of `test_kill_containment_hedge_passes_hedge_gate_in_kill`).
+pub fn account_positions(
+    sim: &simulator::SimHandle,
+    account: &str,
+) -> std::collections::BTreeMap<String, f64> {
+    let state = sim.state();
+    state["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["username"] == account)
+        .flat_map(|a| a["positions"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| {
+            let size = p["size"].as_f64()?;
+            let name = p["instrument_name"].as_str()?.to_owned();
+            (size != 0.0).then_some((name, size))
+        })
+        .collect()
+}
