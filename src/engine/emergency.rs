@@ -55,7 +55,7 @@ const CURRENCIES: [&str; 2] = ["BTC", "ETH"];
 /// Longest wait for one ticker reply (the L1 price fallback).
 const TICKER_WAIT: Duration = Duration::from_secs(2);
 /// Longest wait of one close round for a price source (book or ticker) of an exposed
-/// instrument that has none (see `Engine::await_price`).
+/// instrument that has none (see `Engine::find_prices`).
 pub const PRICE_WAIT: Duration = Duration::from_millis(1_500);
 /// Ticker requests during that wait, at most one per instrument per this period (the book
 /// is read continuously; the ticker costs a request).
@@ -309,60 +309,49 @@ impl Engine {
         }
         self.drain_reports();
         let mut tickers = BTreeMap::new();
-        let mut unpriced = Vec::new();
-        for e in positions {
-            let name = e.position.instrument.name();
-            if !self.book_usable(name) {
-                match self
-                    .fetch_ticker(name)
-                    .filter(|t| ticker_prices(name, t, self.clock.now_ms()))
-                {
-                    Some(t) => {
-                        tickers.insert(name, t);
-                    }
-                    None => unpriced.push(name),
-                }
-            }
-        }
-        if !unpriced.is_empty() {
-            self.await_price(&mut unpriced, &mut tickers);
-        }
+        let mut unpriced: Vec<InstrumentName> =
+            positions.iter().map(|e| e.position.instrument.name()).collect();
+        self.find_prices(&mut unpriced, &mut tickers);
         tickers
     }
 
-    /// Waits, at most [`PRICE_WAIT`], for a price source for each of `unpriced`: a book the
-    /// previous round's IOC emptied on one side (or a ticker with that side missing) is
-    /// normally requoted within a few hundred ms, and a round planned before that would spend
-    /// its attempt on `EmergencyCloseNoPrice` (three rounds ~70 ms apart used to run out
-    /// before the liquidity came back, leaving the position for the operator). Bounded, so
-    /// containment stays bounded; what is still unpriced is refused by the planner as before.
-    fn await_price(
+    /// Finds a price source for each of `unpriced` (emptied as they are found): a usable
+    /// book, else a ticker that prices a close. What has neither is waited for, at most
+    /// [`PRICE_WAIT`]: a book the previous round's IOC emptied on one side (the ticker then
+    /// shows that side as 0) is normally requoted within a few hundred ms, and a round planned
+    /// before that would spend its attempt on `EmergencyCloseNoPrice` (three rounds ~70 ms
+    /// apart used to run out before the liquidity came back, leaving the position for the
+    /// operator). Bounded, so containment stays bounded; what is still unpriced is refused by
+    /// the planner as before.
+    fn find_prices(
         &mut self,
         unpriced: &mut Vec<InstrumentName>,
         tickers: &mut BTreeMap<InstrumentName, L1Ticker>,
     ) {
         let deadline = Instant::now() + PRICE_WAIT;
-        let mut next_ticker = Instant::now() + PRICE_WAIT_TICKER_EVERY;
-        while !unpriced.is_empty() && Instant::now() < deadline {
-            self.refresh_market();
+        let mut next_ticker = Instant::now();
+        loop {
             let ask_tickers = Instant::now() >= next_ticker;
             if ask_tickers {
                 next_ticker = Instant::now() + PRICE_WAIT_TICKER_EVERY;
             }
-            let mut still = Vec::with_capacity(unpriced.len());
-            for name in unpriced.drain(..) {
+            unpriced.retain(|&name| {
                 if self.book_usable(name) {
-                    continue;
+                    return false;
                 }
                 let fetched = ask_tickers.then(|| self.fetch_ticker(name)).flatten();
                 match fetched.filter(|t| ticker_prices(name, t, self.clock.now_ms())) {
                     Some(t) => {
                         tickers.insert(name, t);
+                        false
                     }
-                    None => still.push(name),
+                    None => true,
                 }
+            });
+            if unpriced.is_empty() || Instant::now() >= deadline {
+                return;
             }
-            *unpriced = still;
+            self.refresh_market();
         }
     }
 
