@@ -1,9 +1,9 @@
 //! Tick-to-send: market event bytes in → order request bytes ready at the socket
 //! (decode → book update → BookView → strategy → gates → label → JSON-RPC bytes), p50/p99/
 //! p99.9 with hdrhistogram, excluding and including a WAL append + sync (a real `Wal` on the
-//! repository's filesystem), for the `compact` (one thread) and `pinned` (three spinning
-//! threads joined by rtrb rings, pinned with core_affinity) topologies, plus component rows
-//! (decode vs raw simd-json in the same run, book update, strategy, gate chain, encoding,
+//! repository's filesystem), for the `compact` (one thread) and `pinned` (four spinning
+//! threads — feed, strategy, gate, dispatch — joined by rtrb rings, pinned with
+//! core_affinity) topologies, plus component rows (decode vs raw simd-json in the same run, book update, strategy, gate chain, encoding,
 //! ring hop, WAL). The pipeline and the table are shared with `stoic bench`
 //! (`hotpath::strategy::pipeline`), so both print the same thing.
 //!

@@ -39,10 +39,12 @@ fn test_strategy_thread_quotes_through_trading_thread_without_duplicates() {
         policy_path: repo("config/policy_paper.json"),
         strategy: strategies::factory("quoter", 3),
         topology: hotpath::ring::Topology::Compact,
-        cores: [None, None, None],
+        cores: [None; 4],
         spawn_feed: true,
         strategy_thread: true,
         strategy_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
+        dispatch_thread: false,
+        dispatch_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
         max_intents: None,
         tick: Duration::from_millis(20),
         startup_operator_token: Some("engine-stages-operator-token-0001".into()),
@@ -91,4 +93,104 @@ fn test_strategy_thread_quotes_through_trading_thread_without_duplicates() {
     );
     let summary = simulator::journal::Summary::from_file(&journal).expect("journal");
     assert_eq!(summary.duplicate_dispatch_count, 0, "{:?}", summary.duplicate_labels);
+}
+
+/// Issue 5, runtime: all four stage threads of the `pinned` layout — feed, strategy, gate
+/// (this test's thread, in the real `Engine::run_until` loop) and dispatch (the trading
+/// session lent to its own thread through `hotpath::ring::lend`) — with parking waits.
+///
+/// What it proves: durable batches decided on the strategy thread are written by the
+/// dispatch thread and their execution reports come back over the output ring (the gate
+/// journals them: acks); a session failure the dispatch thread hits (the simulator drops every
+/// connection) makes the gate reclaim the session, reconnect, resolve in-doubt intents and
+/// lend it out again, after which quoting resumes; no label reaches the venue twice and no
+/// illegal order is sent (the simulator's journal is the oracle); shutdown reclaims the
+/// session, cancels the quotes and leaves nothing open at the venue.
+#[test]
+fn test_gate_and_dispatch_threads_split_survives_reconnect_without_duplicates() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.jsonl");
+    let sim = simulator::Simulator::start(simulator::SimConfig {
+        journal: journal.clone(),
+        ..simulator::SimConfig::default()
+    })
+    .expect("simulator");
+    let mut engine = Engine::new(EngineOptions {
+        venue_url: sim.ws_url(),
+        credentials: Credentials {
+            client_id: "sim-dev-trade".into(),
+            client_secret: Secret::new("sim-dev-trade-secret-0001".into()),
+        },
+        wal_dir: dir.path().join("wal"),
+        policy_path: repo("config/policy_paper.json"),
+        strategy: strategies::factory("quoter", 5),
+        topology: hotpath::ring::Topology::Compact,
+        cores: [None; 4],
+        spawn_feed: true,
+        strategy_thread: true,
+        strategy_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
+        dispatch_thread: true,
+        dispatch_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
+        max_intents: None,
+        tick: Duration::from_millis(20),
+        startup_operator_token: Some("engine-stages-operator-token-0001".into()),
+        taker_fee_bps: 5.0,
+        maker_fee_bps: 0.0,
+        run_id: "stages4".into(),
+        trace: hotpath::trace::trace_ring(hotpath::trace::TRACE_RING_CAPACITY).0,
+    })
+    .expect("engine");
+    engine.start().expect("start: reconcile, then feed, strategy and dispatch threads");
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let faults = sim.faults();
+    let mut dropped_at: Option<(u64, u64)> = None; // (acked, dispatch batches) at the drop
+    let mut resumed = false;
+    let mut progress = |snap: &stoic::engine::EngineSnapshot| {
+        let s = snap.stats;
+        match dropped_at {
+            None if s.acked >= 4 && s.dispatch_batches > 0 => {
+                faults.disconnect_all();
+                dropped_at = Some((s.acked, s.dispatch_batches));
+            }
+            Some((acked, batches))
+                if s.reconnects >= 1 && s.acked >= acked + 4 && s.dispatch_batches > batches =>
+            {
+                resumed = true;
+                stop.store(true, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            stop.store(true, Ordering::Relaxed);
+        }
+    };
+    engine.run_until(&stop, &mut progress).expect("run loop");
+    let stats = engine.stats();
+    let state = sim.state();
+    sim.shutdown();
+    println!("stats: {stats:?}");
+    assert!(dropped_at.is_some(), "no quotes acknowledged through the dispatch thread: {stats:?}");
+    assert!(
+        resumed,
+        "quoting did not resume through the dispatch thread after the reconnect: {stats:?}"
+    );
+    assert!(stats.dispatch_batches > 0 && stats.dispatch_reports > 0, "{stats:?}");
+    assert!(
+        stats.dispatch_reclaims >= 2,
+        "the reconnect and the shutdown each reclaim the session: {stats:?}"
+    );
+    assert_eq!(stats.intent_ring_full, 0, "{stats:?}");
+    let summary = simulator::journal::Summary::from_file(&journal).expect("journal");
+    assert_eq!(summary.duplicate_dispatch_count, 0, "{:?}", summary.duplicate_labels);
+    assert_eq!(summary.illegal_order_attempts, 0, "{summary:?}");
+    let open: usize = state["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["username"] == "dev")
+        .map(|a| a["open_orders"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(open, 0, "shutdown left orders resting at the venue");
 }

@@ -176,12 +176,12 @@ fn progress_line(s: &EngineSnapshot) {
     let _ = std::io::stdout().flush();
 }
 
-/// Stage threads that busy-spin under `pinned`: feed, strategy, trading (gate + dispatch).
-const SPINNING_STAGES: usize = 3;
+/// Stage threads that busy-spin under `pinned`: feed, gate, strategy, dispatch.
+const SPINNING_STAGES: usize = 4;
 
 /// The topology to run (flag, else config), downgraded to `compact` when the cores do not
 /// suffice, and the one start line that says which, with what threads, and why.
-fn topology(args: &Args) -> anyhow::Result<(Topology, [Option<CoreId>; 3])> {
+fn topology(args: &Args) -> anyhow::Result<(Topology, [Option<CoreId>; 4])> {
     let (requested, source) = if let Some(t) = &args.topology {
         (if t == "pinned" { Topology::Pinned } else { Topology::Compact }, "--topology")
     } else {
@@ -197,8 +197,8 @@ fn topology(args: &Args) -> anyhow::Result<(Topology, [Option<CoreId>; 3])> {
     let cores = available_cores();
     let compact_threads = "2 stage threads: feed (market data, books) + trading (strategy, \
                            gates, WAL, dispatch, reports); status server";
-    let pinned_threads = "3 stage threads: feed (market data, books), strategy, trading (gates, \
-                          WAL, dispatch, reports); status server";
+    let pinned_threads = "4 stage threads: feed (market data, books), strategy, gate (gates, WAL, \
+                          reports applied), dispatch (socket writes, replies); status server";
     let chosen = match requested {
         Topology::Compact => {
             println!(
@@ -206,28 +206,29 @@ fn topology(args: &Args) -> anyhow::Result<(Topology, [Option<CoreId>; 3])> {
                  block in their socket polls (≤ 1 ms trading, ≤ 20 ms feed) instead of spinning",
                 cores.len()
             );
-            (Topology::Compact, [None, None, None])
+            (Topology::Compact, [None; 4])
         }
         Topology::Pinned => {
             let choice = choose_topology(cores.len(), SPINNING_STAGES);
             if choice.topology == Topology::Pinned {
                 let plan = core_plan(Topology::Pinned, SPINNING_STAGES, &cores);
                 println!(
-                    "topology: pinned ({source}); {pinned_threads}; feed on {:?}, trading on \
-                     {:?}, strategy on {:?}, all busy-spin; {}",
+                    "topology: pinned ({source}); {pinned_threads}; feed on {:?}, gate on {:?}, \
+                     strategy on {:?}, dispatch on {:?}, all busy-spin; {}",
                     plan[0].map(|c| c.id),
                     plan[1].map(|c| c.id),
                     plan[2].map(|c| c.id),
+                    plan[3].map(|c| c.id),
                     choice.reason
                 );
-                (Topology::Pinned, [plan[0], plan[1], plan[2]])
+                (Topology::Pinned, [plan[0], plan[1], plan[2], plan[3]])
             } else {
                 println!(
                     "topology: compact (pinned asked by {source}, not possible here); \
                      {compact_threads}; {}",
                     choice.reason
                 );
-                (Topology::Compact, [None, None, None])
+                (Topology::Compact, [None; 4])
             }
         }
     };
@@ -320,6 +321,8 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         spawn_feed: true,
         strategy_thread: topology == Topology::Pinned,
         strategy_wait: topology.wait_strategy(),
+        dispatch_thread: topology == Topology::Pinned,
+        dispatch_wait: topology.wait_strategy(),
         max_intents: args.max_intents,
         tick: Duration::from_millis(args.tick_ms.max(1)),
         startup_operator_token: Some(token),

@@ -117,6 +117,7 @@ impl Engine {
             .filter(|(_, l)| !l.accepted.is_some_and(|a| a.class.is_risk_reducing()))
             .map(|(label, l)| (label.as_str().to_owned(), l.instrument.as_str().to_owned()))
             .collect();
+        self.reclaim_dispatch();
         let Some(disp) = self.disp.as_mut() else { return 0 };
         let mut sent = 0;
         for (label, instrument) in targets {

@@ -165,15 +165,15 @@ impl Engine {
         {
             tracing::error!(run_id = %self.run_id, error = %e, "emergency close not journaled; running it anyway (capital supremacy)");
         }
-        trip_breaker_for_test(self.disp.as_mut(), self.transport_clock.now_ms());
-        let mut credits = CreditReserve::new(
-            self.disp.as_mut().is_some_and(hotpath::dispatch::Dispatcher::breaker_open),
-        );
+        self.reclaim_dispatch();
+        trip_breaker_for_test(self.disp.as_deref_mut(), self.transport_clock.now_ms());
+        let mut credits = CreditReserve::new(self.disp.as_mut().is_some_and(|d| d.breaker_open()));
         let mut out = CloseOutcome { cause: "flat", ..CloseOutcome::default() };
         match self.emergency_rounds(&mut credits, &mut out) {
             Ok(()) => {}
             Err(e) => out.error = Some(e.to_string()),
         }
+        self.reclaim_dispatch();
         if let Some(d) = self.disp.as_mut() {
             d.revoke_reserved();
         }
@@ -290,6 +290,7 @@ impl Engine {
         listings.sort_unstable();
         listings.dedup();
         for (ccy, kind) in listings {
+            self.reclaim_dispatch();
             let Some(disp) = self.disp.as_mut() else { break };
             if disp.grant_reserved(credits, 1).is_err() {
                 break;
@@ -424,6 +425,7 @@ impl Engine {
     ) -> Result<Vec<Exposure>, EngineError> {
         let mut out = Vec::new();
         for ccy in CURRENCIES {
+            self.reclaim_dispatch();
             let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
             disp.grant_reserved(credits, 1)
                 .map_err(|code| EngineError::Reconcile(format!("{code:?}")))?;
@@ -446,6 +448,7 @@ impl Engine {
     /// Cancels every open order of the account (the first step of containment), keeping the
     /// cancel reports for the ledger. A failure does not stop the closes: they cannot add risk.
     fn emergency_cancel_all(&mut self, credits: &mut CreditReserve) {
+        self.reclaim_dispatch();
         let Some(disp) = self.disp.as_mut() else { return };
         if let Err(code) = disp.grant_reserved(credits, 1) {
             tracing::error!(run_id = %self.run_id, ?code, "emergency cancel-all: reserve spent");
@@ -543,6 +546,7 @@ impl Engine {
                 record_seq: s.record_seq,
             })
             .collect();
+        self.reclaim_dispatch();
         let Some(disp) = self.disp.as_mut() else { return Ok(hashes) };
         let results = disp.send_batch(&batch, durable);
         for (s, r) in outcome.staged.iter().zip(results) {
@@ -584,6 +588,7 @@ impl Engine {
     /// Lets `n` requests past an open breaker, paid from the reserve (logged when spent: the
     /// sends then fail before the socket and are abandoned, never retried blindly).
     fn grant(&mut self, credits: &mut CreditReserve, n: usize) {
+        self.reclaim_dispatch();
         let Some(disp) = self.disp.as_mut() else { return };
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         if let Err(code) = disp.grant_reserved(credits, n) {
@@ -861,6 +866,7 @@ impl Engine {
                 record_seq: durable.seq(),
             })
             .collect();
+        self.reclaim_dispatch();
         let Some(disp) = self.disp.as_mut() else { return Ok(Vec::new()) };
         let results = disp.send_batch(&batch, durable);
         let mut hashes = Vec::new();

@@ -870,6 +870,7 @@ impl Engine {
                     record_seq: durable.seq(),
                 })
                 .collect();
+            self.reclaim_dispatch();
             let results = match self.disp.as_mut() {
                 Some(d) => d.send_batch(&batch, durable),
                 None => Vec::new(),
@@ -1100,6 +1101,7 @@ impl Engine {
             return Ok(());
         }
         active.cancelled.push(label.as_str().to_owned());
+        self.reclaim_dispatch();
         if let (Some(d), Some(ins)) = (self.disp.as_mut(), instrument) {
             if let Err(err) = d.cancel_by_label(label.as_str(), &ins) {
                 tracing::warn!(run_id = %self.run_id, group = key, error = %err, "cancel of an in-doubt group order not sent");
@@ -1121,6 +1123,7 @@ impl Engine {
         if wanted.is_empty() {
             return Ok(());
         }
+        self.reclaim_dispatch();
         let resolutions = match self.disp.as_mut() {
             Some(d) => d.resolve_in_doubt(self.wal.ledger(), &mut self.reports),
             None => Err(hotpath::dispatch::DispatcherError::Conn(

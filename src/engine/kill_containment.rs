@@ -277,7 +277,7 @@ impl Engine {
             return;
         }
         // Not connected (a reconnect is under way): the next turn after it tries.
-        if self.disp.as_ref().is_none_or(hotpath::dispatch::Dispatcher::is_closed) {
+        if !self.has_trading_session() || self.disp.as_ref().is_some_and(|d| d.is_closed()) {
             return;
         }
         if !self.kill.cancelled {

@@ -21,6 +21,7 @@ impl Engine {
         if self.instruments.is_empty() || now.saturating_sub(self.instruments_ms) < period_ms {
             return Ok(());
         }
+        self.reclaim_dispatch();
         let Some(disp) = self.disp.as_mut() else { return Ok(()) };
         // One call for every kind: the venue meters `get_instruments` per call, not per kind.
         let json = match disp.instruments_json("any", None, &mut self.reports) {

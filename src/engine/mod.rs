@@ -13,6 +13,7 @@
 //! ever resent; an intent the venue never saw is journaled `Abandoned`.
 
 mod control;
+pub mod dispatch_stage;
 pub mod edge;
 pub mod emergency;
 pub mod feed;
@@ -86,8 +87,9 @@ pub struct EngineOptions {
     /// feed thread is pinned and spins; `Compact`: both block in their socket polls (short
     /// slices). Which cores: [`EngineOptions::cores`].
     pub topology: Topology,
-    /// Cores for (feed, trading, strategy) under `Pinned` (from `hotpath::ring::core_plan`).
-    pub cores: [Option<hotpath::ring::topology::CoreId>; 3],
+    /// Cores for (feed, gate, strategy, dispatch) under `Pinned` (from
+    /// `hotpath::ring::core_plan`).
+    pub cores: [Option<hotpath::ring::topology::CoreId>; 4],
     /// Start the feed thread (false: the caller attaches a board itself, as tests do).
     pub spawn_feed: bool,
     /// Run the strategy on its own thread (`strategy_stage.rs`; `pinned` sets it) instead of
@@ -95,6 +97,11 @@ pub struct EngineOptions {
     pub strategy_thread: bool,
     /// Idle behaviour of the strategy thread (`Spin` pinned; tests park).
     pub strategy_wait: hotpath::ring::WaitStrategy,
+    /// Run dispatch (socket writes, replies → execution reports) on its own thread
+    /// (`dispatch_stage.rs`; `pinned` sets it) instead of on the gate thread.
+    pub dispatch_thread: bool,
+    /// Idle behaviour of the dispatch thread (`Spin` pinned; tests park).
+    pub dispatch_wait: hotpath::ring::WaitStrategy,
     /// Stop after this many intents were journaled by this process.
     pub max_intents: Option<u64>,
     /// Strategy tick period.
@@ -191,6 +198,12 @@ pub struct EngineStats {
     /// Strategy ticks whose actions were refused because the action ring was full
     /// (`IntentRingFull`; strategy thread only).
     pub intent_ring_full: u64,
+    /// Place batches the dispatch thread wrote (pinned; 0 when the gate sends itself).
+    pub dispatch_batches: u64,
+    /// Execution reports the dispatch thread decoded and handed to the gate.
+    pub dispatch_reports: u64,
+    /// Times the gate took the session back from the dispatch thread for cold work.
+    pub dispatch_reclaims: u64,
 }
 
 /// What the last reconciliation found.
@@ -328,9 +341,19 @@ pub struct Engine {
     ticker_md: Option<hotpath::venue::conn::Connection>,
     spawn_feed: bool,
     topology: Topology,
-    cores: [Option<hotpath::ring::topology::CoreId>; 3],
+    cores: [Option<hotpath::ring::topology::CoreId>; 4],
     index: IndexPrices,
-    disp: Option<Dispatcher>,
+    /// The trading session while the gate thread holds it (always under `compact`; under
+    /// `pinned` only for cold work, see `dispatch_stage.rs`).
+    disp: Option<Box<Dispatcher>>,
+    dispatch_thread: bool,
+    dispatch_wait: hotpath::ring::WaitStrategy,
+    /// The dispatch thread's link, when it runs.
+    dispatch: Option<dispatch_stage::DispatchLink>,
+    /// Outputs collected while reclaiming the session (reused).
+    dispatch_backlog: Vec<dispatch_stage::DispatchOutput>,
+    /// A session failure the dispatch thread reported, for the next poll to return.
+    dispatch_failure: Option<DispatcherError>,
     pipeline: IntentPipeline,
     positions: BTreeMap<InstrumentName, Qty>,
     live: live::LiveOrders,
@@ -446,6 +469,11 @@ impl Engine {
             cores: opts.cores,
             index: IndexPrices::default(),
             disp: None,
+            dispatch_thread: opts.dispatch_thread,
+            dispatch_wait: opts.dispatch_wait,
+            dispatch: None,
+            dispatch_backlog: Vec::new(),
+            dispatch_failure: None,
             pipeline: IntentPipeline::new(OrderRateBucket::full(burst, now)),
             positions: BTreeMap::new(),
             live: live::LiveOrders::default(),
@@ -589,6 +617,7 @@ impl Engine {
         if self.spawn_feed && self.feed.is_none() {
             self.start_feed()?;
         }
+        self.start_dispatch_stage()?;
         Ok(summary)
     }
 
@@ -605,6 +634,12 @@ impl Engine {
             s.actions = c.actions.load(Ordering::Relaxed);
             s.market_events = c.market_events.load(Ordering::Relaxed);
             s.intent_ring_full = c.intent_ring_full.load(Ordering::Relaxed);
+        }
+        if let Some(link) = &self.dispatch {
+            let c = &link.counters;
+            s.dispatch_batches = c.batches.load(Ordering::Relaxed);
+            s.dispatch_reports = c.reports.load(Ordering::Relaxed);
+            s.dispatch_reclaims = c.returns.load(Ordering::Relaxed);
         }
         s
     }
@@ -717,6 +752,8 @@ impl Engine {
     }
 
     fn try_connect_all(&mut self) -> Result<(), EngineError> {
+        self.reclaim_dispatch();
+        self.dispatch_failure = None;
         if let Some(d) = self.disp.as_mut() {
             d.close();
         }
@@ -747,7 +784,7 @@ impl Engine {
             self.instrument_names = names;
             self.strategy = Some(strategy);
         }
-        self.disp = Some(disp);
+        self.disp = Some(Box::new(disp));
         Ok(())
     }
 
@@ -782,6 +819,7 @@ impl Engine {
     /// Reconnects the trading session and reconciles before trading again (the feed thread
     /// reconnects market data on its own).
     fn recover_connection(&mut self, why: &EngineError) -> Result<(), EngineError> {
+        self.reclaim_dispatch();
         println!("reconnect: {why} (run_id={})", self.run_id);
         self.on_session_lost(why);
         self.guard.latch().set(hotpath::domain::reason_codes::OpenPermissionReasonCode::SessionTerminationReconcileRequired);
@@ -827,6 +865,7 @@ impl Engine {
     /// credit limiter (the venue's `get_account_summary.limits`; load tests against the
     /// simulator's bench account). Lasts until the session is replaced.
     pub fn adopt_matching_limits(&mut self, limits: hotpath::venue::messages::RateBurst) {
+        self.reclaim_dispatch();
         let now = self.transport_clock.now_ms();
         if let Some(d) = self.disp.as_mut() {
             d.adopt_matching_limits(limits, now);
@@ -838,6 +877,7 @@ impl Engine {
     /// # Errors
     /// A session failure.
     pub fn poll_exec_once(&mut self, wait: Duration) -> Result<(), EngineError> {
+        self.lend_dispatch();
         self.poll_exec(wait)
     }
 
@@ -860,6 +900,9 @@ impl Engine {
         let mut next_publish = Instant::now();
         let mut next_progress = Instant::now() + Duration::from_secs(1);
         let spin = self.topology == Topology::Pinned;
+        if !hotpath::ring::pin_current_thread(self.cores[1]) {
+            println!("topology: gate thread could not be pinned to {:?}", self.cores[1]);
+        }
         loop {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -867,6 +910,8 @@ impl Engine {
             if self.max_intents.is_some_and(|m| self.stats.intents >= m) && self.live.is_empty() {
                 break;
             }
+            // The hot stretch: the session goes (back) to the dispatch thread, if it runs.
+            self.lend_dispatch();
             self.absorb_market();
             let wait = if spin {
                 Duration::ZERO
@@ -880,7 +925,7 @@ impl Engine {
                 self.recover_connection(&e)?;
                 continue;
             }
-            if self.disp.as_ref().is_some_and(Dispatcher::is_closed) {
+            if self.disp.as_ref().is_some_and(|d| d.is_closed()) {
                 self.recover_connection(&EngineError::Conn(ConnError::Closed))?;
                 continue;
             }
@@ -930,6 +975,7 @@ impl Engine {
 
     /// Cancels open orders, waits (bounded) for outstanding replies, syncs the WAL.
     pub fn shutdown(&mut self) {
+        self.stop_dispatch_stage();
         if let Some(d) = self.disp.as_mut() {
             if let Err(e) = d.cancel_all() {
                 tracing::warn!(error = %e, "cancel_all at shutdown failed");
@@ -956,6 +1002,12 @@ impl Engine {
         }
         if let Some(mut link) = self.stage.take() {
             link.stop();
+            // The counters outlive the thread (the last progress line and tests read them).
+            let c = &link.counters;
+            self.stats.ticks = c.ticks.load(Ordering::Relaxed);
+            self.stats.actions = c.actions.load(Ordering::Relaxed);
+            self.stats.market_events = c.market_events.load(Ordering::Relaxed);
+            self.stats.intent_ring_full = c.intent_ring_full.load(Ordering::Relaxed);
         }
         if let Some(mut f) = self.feed.take() {
             f.stop();

@@ -16,6 +16,7 @@ impl Engine {
         self.record_mode(self.clock.now_ms());
         let ticket = self.guard.latch().begin_reconcile();
         self.trace_state();
+        self.reclaim_dispatch();
         let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
         let resolutions = disp.resolve_in_doubt(self.wal.ledger(), &mut self.reports)?;
         let mut sum = ReconcileSummary { in_doubt: resolutions.len() as u64, ..Default::default() };
@@ -81,6 +82,7 @@ impl Engine {
         // Positions: the venue's word, after every in-doubt intent is resolved.
         self.positions.clear();
         self.recon.pos_gen += 1;
+        self.reclaim_dispatch();
         let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
         for ccy in ["BTC", "ETH"] {
             for p in disp.positions(ccy, &mut self.reports)? {

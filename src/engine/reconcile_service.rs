@@ -446,7 +446,8 @@ impl Engine {
     }
 
     fn maybe_start_pass(&mut self, wall: i64) {
-        if self.recon.job.is_some() || self.disp.is_none() || wall < self.recon.next_job_ms {
+        if self.recon.job.is_some() || !self.has_trading_session() || wall < self.recon.next_job_ms
+        {
             return;
         }
         if self.recon.worker.is_none() {
@@ -630,6 +631,7 @@ impl Engine {
     fn apply_stale_cancels(&mut self, report: &ReconcileReport) {
         for c in report.cancels() {
             if c.reason == CancelReason::Stale {
+                self.reclaim_dispatch();
                 if let Some(d) = self.disp.as_mut() {
                     if d.cancel_by_label(&c.label, &c.instrument).is_ok() {
                         self.recon.view.stale_cancelled += 1;
@@ -677,6 +679,7 @@ impl Engine {
                     if owned {
                         continue; // recorded after the snapshot: ours now
                     }
+                    self.reclaim_dispatch();
                     if let Some(d) = self.disp.as_mut() {
                         match d.cancel_by_label(&c.label, &c.instrument) {
                             Ok(_) => {

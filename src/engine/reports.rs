@@ -162,7 +162,15 @@ impl Engine {
         }
     }
 
+    /// Polls the trading session (or, while the dispatch thread holds it, the outputs it
+    /// sent back) and applies the execution reports.
     pub(super) fn poll_exec(&mut self, wait: Duration) -> Result<(), EngineError> {
+        if let Some(e) = self.dispatch_failure.take() {
+            return Err(e.into());
+        }
+        if self.dispatch_lent() {
+            return self.poll_dispatch_stage(wait);
+        }
         if let Some(d) = self.disp.as_mut() {
             d.poll(wait, &mut self.reports)?;
         }

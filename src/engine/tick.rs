@@ -22,6 +22,8 @@ impl Engine {
         now: i64,
         batch: Vec<hotpath::dispatch::UnjournaledStaged>,
     ) -> Result<(), EngineError> {
+        // Rare (the WAL is failing): sent from the gate thread, session reclaimed.
+        self.reclaim_dispatch();
         for u in batch {
             let h = u.intent.hash().value();
             self.stats.wal_failures += 1;
@@ -168,20 +170,20 @@ impl Engine {
             bufs.intents.truncate(usize::try_from(room).unwrap_or(usize::MAX));
         }
         for l in &bufs.cancels {
-            if let (Some(live), Some(d)) = (self.live.get(l.as_str()), self.disp.as_mut()) {
-                match d.cancel_by_label(l.as_str(), live.instrument.as_str()) {
-                    Ok(_) => self.stats.cancels_sent += 1,
-                    Err(e) => {
-                        let ev = TraceEvent::send_failed(
-                            TraceKind::CancelNotSent,
-                            live.intent_hash,
-                            now,
-                            &e,
-                        );
-                        self.trace.push(ev);
-                    }
-                }
+            let Some((instrument, h)) =
+                self.live.get(l.as_str()).map(|live| (live.instrument, live.intent_hash))
+            else {
+                continue;
+            };
+            if self.queue_cancel(*l, instrument, h, now) {
+                continue;
             }
+            // No dispatch thread, or its ring is full: send it from here (a cancel only
+            // reduces risk; it is never dropped).
+            self.reclaim_dispatch();
+            let Some(d) = self.disp.as_mut() else { continue };
+            let r = d.cancel_by_label(l.as_str(), instrument.as_str()).map(|_| ());
+            self.on_cancel_sent(h, now, r);
         }
         if self.groups.busy() {
             let books = self.market.books().to_vec();
@@ -197,6 +199,21 @@ impl Engine {
         if bufs.intents.is_empty() {
             return Ok(());
         }
+        // A place batch needs a slot on the dispatch ring, checked before any side effect:
+        // without one the tick's places are refused `IntentRingFull` (never dropped).
+        let Ok(batch) = self.reserve_batch() else {
+            let mode = self.guard.cell().mode();
+            for i in bufs.intents.drain(..) {
+                self.count_gate_refusal(&ring_full_rejection());
+                self.trace_refusal(
+                    i.hash().value(),
+                    &Refusal::Gate(ring_full_rejection()),
+                    mode,
+                    now,
+                );
+            }
+            return Ok(());
+        };
         let intents = &bufs.intents;
         let ex = &mut bufs.exposure;
         let (taker, maker) = (self.taker_fee_bps, self.maker_fee_bps);
@@ -262,14 +279,7 @@ impl Engine {
         let mode_seen_by_gates = inputs.base.trading_mode;
         for (i, why) in &outcome.refused {
             match why {
-                Refusal::Gate(r) => {
-                    self.stats.gate_rejects += 1;
-                    self.last_gate_reject = Some((r.code, r.gate));
-                    let all = &hotpath::domain::reason_codes::RejectReasonCode::ALL;
-                    if let Some(at) = all.iter().position(|c| *c == r.code) {
-                        self.rejects_by_code[at] += 1;
-                    }
-                }
+                Refusal::Gate(r) => self.count_gate_refusal(r),
                 Refusal::Duplicate => {}
                 Refusal::WalFailed { .. } => self.stats.wal_failures += 1,
             }
@@ -279,19 +289,48 @@ impl Engine {
             let unjournaled = std::mem::take(&mut outcome.unjournaled);
             self.send_unjournaled(now, unjournaled)?;
         }
-        let Some(durable) = outcome.durable else { return Ok(()) };
+        let Some(durable) = outcome.durable else {
+            if let Some(b) = batch {
+                self.recycle_batch(b);
+            }
+            return Ok(());
+        };
         self.stats.intents += outcome.staged.len() as u64;
         for s in &outcome.staged {
             self.live.insert(s.accepted.label, LiveIntent::of(&s.intent, Some(s.accepted)));
         }
+        if let Some(b) = batch {
+            // Pinned: the dispatch thread writes the batch; its outcomes come back in order
+            // with the execution reports (`dispatch_stage.rs`).
+            match self.queue_batch(b, &mut outcome.staged, durable, now, tick_started) {
+                Ok(()) => return Ok(()),
+                // Reclaimed meanwhile (the unjournaled path above): send from here.
+                Err(b) => self.recycle_batch(b),
+            }
+        }
+        self.reclaim_dispatch();
         let Some(disp) = self.disp.as_mut() else { return Ok(()) };
         disp.send_staged(&outcome.staged, durable, &mut bufs.sends);
-        for (s, r) in outcome.staged.iter().zip(bufs.sends.drain(..)) {
+        let ns = super::trace::ns_since(tick_started);
+        self.on_sends(&outcome.staged, &mut bufs.sends, now, ns)
+    }
+
+    /// Journals what happened to each intent of a written batch (`outcomes[i]` is
+    /// `staged[i]`'s): `Sent`, or `Abandoned` when it certainly never left, or nothing yet
+    /// when it may be on the wire (the reconnect resolves it). Drains `outcomes`.
+    pub(super) fn on_sends(
+        &mut self,
+        staged: &[hotpath::dispatch::Staged],
+        outcomes: &mut Vec<SendOutcome>,
+        now: i64,
+        tick_to_send_ns: u64,
+    ) -> Result<(), EngineError> {
+        for (s, r) in staged.iter().zip(outcomes.drain(..)) {
             let h = s.intent.hash().value();
             match r {
                 SendOutcome::Sent { .. } => {
                     self.stats.sent += 1;
-                    self.trace_sent(h, now, super::trace::ns_since(tick_started));
+                    self.trace_sent(h, now, tick_to_send_ns);
                     self.append_checked(now, &Record::Sent { intent_hash: h })?;
                 }
                 SendOutcome::Failed(e) if e.certainly_not_sent() => {
@@ -314,6 +353,44 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Counts a cancel written (or traces why not).
+    pub(super) fn on_cancel_sent(
+        &mut self,
+        intent_hash: u64,
+        now: i64,
+        result: Result<(), hotpath::dispatch::DispatcherError>,
+    ) {
+        match result {
+            Ok(()) => self.stats.cancels_sent += 1,
+            Err(e) => {
+                let ev = TraceEvent::send_failed(TraceKind::CancelNotSent, intent_hash, now, &e);
+                self.trace.push(ev);
+            }
+        }
+    }
+
+    /// Counts a gate refusal (totals, by code, the latest).
+    fn count_gate_refusal(&mut self, r: &hotpath::gates::chain::Rejection) {
+        self.stats.gate_rejects += 1;
+        self.last_gate_reject = Some((r.code, r.gate));
+        let all = &hotpath::domain::reason_codes::RejectReasonCode::ALL;
+        if let Some(at) = all.iter().position(|c| *c == r.code) {
+            self.rejects_by_code[at] += 1;
+        }
+    }
+}
+
+/// The refusal of a place the dispatch ring had no room for. Reported as an order-rate
+/// refusal: the ring's capacity is a bound on orders in flight.
+pub(super) fn ring_full_rejection() -> hotpath::gates::chain::Rejection {
+    hotpath::gates::chain::Rejection {
+        code: hotpath::domain::reason_codes::RejectReasonCode::IntentRingFull,
+        gate: hotpath::gates::chain::GateName::OrderRate,
+        class: None,
+        edge_policy_version: None,
+        config_error: None,
     }
 }
 

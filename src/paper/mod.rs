@@ -162,10 +162,12 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
         strategy: strategies::factory(&cfg.strategy, cfg.seed),
         // Two shared cores: nothing spins, the strategy runs inline on the trading thread.
         topology: Topology::Compact,
-        cores: [None; 3],
+        cores: [None; 4],
         spawn_feed: true,
         strategy_thread: false,
         strategy_wait: Topology::Compact.wait_strategy(),
+        dispatch_thread: false,
+        dispatch_wait: Topology::Compact.wait_strategy(),
         max_intents: None,
         tick: ENGINE_TICK,
         startup_operator_token: Some(random_token()?),

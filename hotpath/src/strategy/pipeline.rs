@@ -2,14 +2,14 @@
 //! `tests/hotpath_zero_alloc.rs`: market event bytes in, order request bytes out.
 //!
 //! ```text
-//! frame bytes ─▶ FeedStage ─(BookTick)─▶ StrategyStage ─(actions)─▶ GateStage ─▶ request bytes
-//!   decode (simd-json) + L2Book::apply    Strategy::on_tick          GateChain::evaluate, label,
-//!   + BookView                           over MarketSnapshot         [WAL append + sync],
-//!                                                                     JSON-RPC encoding
-//!               ◀──────────────── reports (placed / cancel sent) ──────────────┘
+//! frame bytes ─▶ FeedStage ─(BookTick)─▶ StrategyStage ─(actions)─▶ GateStage ─(durable)─▶ WireEncoder ─▶ request bytes
+//!   decode (simd-json) + L2Book::apply    Strategy::on_tick          GateChain::evaluate,     JSON-RPC encoding
+//!   + BookView                           over MarketSnapshot         label, [WAL append       (the dispatch
+//!                                                                     + one sync]              stage's work)
+//!               ◀──────────────── reports (placed / cancel sent) ─────────────────────────────────┘
 //! ```
-//! The three stages are plain structs so that the same code runs on one thread (`compact`),
-//! on three threads joined by `rtrb` rings (`pinned`, see `run_pinned`) and inside the
+//! The stages are plain structs so that the same code runs on one thread (`compact`),
+//! on four threads joined by `rtrb` rings (`pinned`, see `run_pinned`) and inside the
 //! zero-allocation test. What stands in for the rest of the engine, and why:
 //! - **the venue** is a loopback: an accepted order rests until we cancel it (no fills), and
 //!   "bytes ready at the socket" is the end of the measurement;
@@ -321,9 +321,105 @@ pub struct GateCounts {
 #[derive(Debug, Clone, Copy)]
 // Inline on purpose: values in preallocated buffers, no per-request heap.
 #[allow(clippy::large_enum_variant)]
-enum Outgoing {
+pub enum Outgoing {
+    /// A place the gates accepted, with its label.
     Place(OrderIntent, Label),
+    /// A cancel by label.
     Cancel(Label),
+}
+
+/// JSON-RPC encoding of a tick's requests (the dispatch stage's work): request bytes into
+/// one wire buffer, and the reports the strategy stage learns its orders from.
+#[derive(Debug)]
+pub struct WireEncoder {
+    request: RequestBuf,
+    wire: Vec<u8>,
+    request_id: u64,
+    reports: Vec<Report>,
+    counts: GateCounts,
+}
+
+impl Default for WireEncoder {
+    fn default() -> Self {
+        Self {
+            request: RequestBuf::with_capacity(1024),
+            wire: Vec::with_capacity(PIPELINE_WIRE_BYTES),
+            request_id: 0,
+            reports: Vec::with_capacity(PIPELINE_ACTIONS_PER_TICK_MAX),
+            counts: GateCounts::default(),
+        }
+    }
+}
+
+impl WireEncoder {
+    /// Starts a tick: forgets the previous tick's bytes and reports.
+    pub fn begin(&mut self) {
+        self.wire.clear();
+        self.reports.clear();
+    }
+
+    /// Appends one request's bytes to the wire buffer.
+    pub fn encode(&mut self, out: &Outgoing) {
+        self.request_id += 1;
+        match out {
+            Outgoing::Place(intent, label) => {
+                let f = intent.fields();
+                let method = match f.side {
+                    Side::Buy => "private/buy",
+                    Side::Sell => "private/sell",
+                };
+                let price = f.limit_price.map_or(0, Price::raw);
+                let r = self.request.begin(self.request_id, method);
+                r.str("instrument_name", f.instrument.as_str())
+                    .dec("amount", Decimal8::from_raw(f.qty.raw()))
+                    .str("type", f.order_type.as_str())
+                    .dec("price", Decimal8::from_raw(price))
+                    .str("label", label.as_str())
+                    .str("time_in_force", f.time_in_force.as_str());
+                if f.post_only {
+                    r.bool("post_only", true);
+                }
+                if f.reduce_only {
+                    r.bool("reduce_only", true);
+                }
+                self.wire.extend_from_slice(r.finish());
+                self.counts.accepted += 1;
+                self.reports.push(Report::Placed(OpenOrderView {
+                    label: *label,
+                    instrument: f.instrument.name(),
+                    side: f.side,
+                    price: Price::from_raw(price),
+                    remaining: f.qty,
+                }));
+            }
+            Outgoing::Cancel(label) => {
+                let r = self.request.begin(self.request_id, "private/cancel_by_label");
+                r.str("label", label.as_str());
+                self.wire.extend_from_slice(r.finish());
+                self.counts.cancels += 1;
+                self.reports.push(Report::Cancelled(*label));
+            }
+        }
+        self.counts.requests += 1;
+    }
+
+    /// The tick's request bytes (concatenated JSON-RPC requests), ready for the socket.
+    #[must_use]
+    pub fn wire(&self) -> &[u8] {
+        &self.wire
+    }
+
+    /// The tick's reports for the strategy stage.
+    #[must_use]
+    pub fn reports(&self) -> &[Report] {
+        &self.reports
+    }
+
+    /// Requests encoded since construction (`rejected` stays 0: the gates count those).
+    #[must_use]
+    pub const fn counts(&self) -> GateCounts {
+        self.counts
+    }
 }
 
 /// Gate chain, optional WAL, JSON-RPC encoding.
@@ -336,10 +432,7 @@ pub struct GateStage {
     order_rate: OrderRateBucket,
     wal: Option<Wal>,
     outgoing: Vec<Outgoing>,
-    reports: Vec<Report>,
-    request: RequestBuf,
-    wire: Vec<u8>,
-    request_id: u64,
+    encoder: WireEncoder,
     counts: GateCounts,
     last_reject: Option<crate::domain::reason_codes::RejectReasonCode>,
 }
@@ -376,10 +469,7 @@ impl GateStage {
             order_rate,
             wal,
             outgoing: Vec::with_capacity(PIPELINE_ACTIONS_PER_TICK_MAX),
-            reports: Vec::with_capacity(PIPELINE_ACTIONS_PER_TICK_MAX),
-            request: RequestBuf::with_capacity(1024),
-            wire: Vec::with_capacity(PIPELINE_WIRE_BYTES),
-            request_id: 0,
+            encoder: WireEncoder::default(),
             counts: GateCounts::default(),
             last_reject: None,
         }
@@ -388,8 +478,7 @@ impl GateStage {
     /// Starts a tick: forgets the previous tick's requests and reports.
     pub fn begin_tick(&mut self) {
         self.outgoing.clear();
-        self.reports.clear();
-        self.wire.clear();
+        self.encoder.begin();
     }
 
     /// Gates one action. Places that pass are queued; cancels are queued as they are.
@@ -438,6 +527,19 @@ impl GateStage {
     /// # Errors
     /// A WAL error: nothing is encoded (durable before send).
     pub fn finish_tick(&mut self, now_ms: i64) -> Result<usize, WalError> {
+        self.record_tick(now_ms)?;
+        for out in &self.outgoing {
+            self.encoder.encode(out);
+        }
+        Ok(self.outgoing.len())
+    }
+
+    /// The gate stage's half of [`Self::finish_tick`] when a dispatch stage encodes: journals
+    /// the accepted intents (one sync) and returns the tick's requests, durable, to hand over.
+    ///
+    /// # Errors
+    /// A WAL error: nothing may be sent.
+    pub fn record_tick(&mut self, now_ms: i64) -> Result<&[Outgoing], WalError> {
         if let Some(wal) = self.wal.as_mut() {
             let mut appended = false;
             for out in &self.outgoing {
@@ -457,68 +559,31 @@ impl GateStage {
                 let _durable = wal.sync()?;
             }
         }
-        for out in &self.outgoing {
-            self.request_id += 1;
-            match out {
-                Outgoing::Place(intent, label) => {
-                    let f = intent.fields();
-                    let method = match f.side {
-                        Side::Buy => "private/buy",
-                        Side::Sell => "private/sell",
-                    };
-                    let price = f.limit_price.map_or(0, Price::raw);
-                    let r = self.request.begin(self.request_id, method);
-                    r.str("instrument_name", f.instrument.as_str())
-                        .dec("amount", Decimal8::from_raw(f.qty.raw()))
-                        .str("type", f.order_type.as_str())
-                        .dec("price", Decimal8::from_raw(price))
-                        .str("label", label.as_str())
-                        .str("time_in_force", f.time_in_force.as_str());
-                    if f.post_only {
-                        r.bool("post_only", true);
-                    }
-                    if f.reduce_only {
-                        r.bool("reduce_only", true);
-                    }
-                    self.wire.extend_from_slice(r.finish());
-                    self.counts.accepted += 1;
-                    self.reports.push(Report::Placed(OpenOrderView {
-                        label: *label,
-                        instrument: f.instrument.name(),
-                        side: f.side,
-                        price: Price::from_raw(price),
-                        remaining: f.qty,
-                    }));
-                }
-                Outgoing::Cancel(label) => {
-                    let r = self.request.begin(self.request_id, "private/cancel_by_label");
-                    r.str("label", label.as_str());
-                    self.wire.extend_from_slice(r.finish());
-                    self.counts.cancels += 1;
-                    self.reports.push(Report::Cancelled(*label));
-                }
-            }
-            self.counts.requests += 1;
-        }
-        Ok(self.outgoing.len())
+        Ok(&self.outgoing)
     }
 
     /// The tick's request bytes (concatenated JSON-RPC requests), ready for the socket.
     #[must_use]
     pub fn wire(&self) -> &[u8] {
-        &self.wire
+        self.encoder.wire()
     }
 
     /// The tick's reports for the strategy stage.
     #[must_use]
     pub fn reports(&self) -> &[Report] {
-        &self.reports
+        self.encoder.reports()
     }
 
-    /// Counters since construction.
+    /// Counters since construction (refusals here, requests from the encoder).
     #[must_use]
     pub const fn counts(&self) -> GateCounts {
-        self.counts
+        let e = self.encoder.counts();
+        GateCounts {
+            accepted: e.accepted,
+            rejected: self.counts.rejected,
+            cancels: e.cancels,
+            requests: e.requests,
+        }
     }
 
     /// The WAL, when the stage journals.
@@ -804,7 +869,7 @@ pub struct BenchSizes {
     pub events: usize,
     /// Events through the compact pipeline with WAL append + sync.
     pub wal_events: usize,
-    /// Events through the pinned (three spinning threads) pipeline, each variant.
+    /// Events through the pinned (four spinning threads) pipeline, each variant.
     pub pinned_events: usize,
     /// Wall-clock cap of each pinned run (on an oversubscribed host every event can cost
     /// scheduler ticks).
@@ -1006,11 +1071,22 @@ fn spin_push<T>(
     }
 }
 
-/// Pinned topology: feed, strategy and gate stages on three busy-spinning threads joined by
-/// `rtrb` rings, pinned with `core_affinity` (round-robin when there are fewer cores than
-/// stages, which the report says). One event in flight at a time: the feed thread sends the
-/// next frame only after the gate thread finished the previous one, so the samples are
-/// latency, not queueing. Stops early at `wall_max`.
+/// Durable requests from the gate stage to the dispatch stage.
+#[derive(Debug, Clone, Copy)]
+// Inline on purpose: ring slots are preallocated; boxing would allocate per message.
+#[allow(clippy::large_enum_variant)]
+enum DispatchMsg {
+    Request(Outgoing),
+    EndOfTick { t0: Instant },
+}
+
+/// Pinned topology: feed, strategy, gate and dispatch stages on four busy-spinning threads
+/// joined by `rtrb` rings (the engine's `pinned` layout: the gate journals, the dispatch
+/// stage encodes the durable requests for the socket and reports back to the strategy),
+/// pinned with `core_affinity` (round-robin when there are fewer cores than stages, which
+/// the report says). One event in flight at a time: the feed thread sends the next frame
+/// only after the dispatch thread finished the previous one, so the samples are latency, not
+/// queueing. Stops early at `wall_max`.
 fn run_pinned(
     policy: &Policy,
     frames: &[Vec<u8>],
@@ -1025,12 +1101,14 @@ fn run_pinned(
     let (mut tick_tx, mut tick_rx) = rtrb::RingBuffer::<TickMsg>::new(64);
     let (mut gate_tx, mut gate_rx) = rtrb::RingBuffer::<GateMsg>::new(256);
     let (mut report_tx, mut report_rx) = rtrb::RingBuffer::<Report>::new(256);
+    let (mut dispatch_tx, mut dispatch_rx) = rtrb::RingBuffer::<DispatchMsg>::new(256);
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let cores = crate::ring::available_cores().len();
     let detail = format!(
-        "3 spinning stage threads pinned round-robin on {cores} core(s){}",
-        if cores < 3 { " (oversubscribed: threads share cores and get descheduled)" } else { "" }
+        "4 spinning stage threads (feed, strategy, gate, dispatch) pinned round-robin on \
+         {cores} core(s){}",
+        if cores < 4 { " (oversubscribed: threads share cores and get descheduled)" } else { "" }
     );
 
     let strategy_thread = {
@@ -1072,10 +1150,8 @@ fn run_pinned(
     };
     let gate_thread = {
         let stop = Arc::clone(&stop);
-        let done = Arc::clone(&done);
-        std::thread::spawn(move || -> Result<(Histogram<u64>, GateCounts), WalError> {
+        std::thread::spawn(move || -> Result<GateCounts, WalError> {
             let _ = crate::ring::pin_current_thread(cores_for(2));
-            let mut h = histogram();
             gate.begin_tick();
             while !stop.load(Ordering::Relaxed) {
                 let Ok(msg) = gate_rx.pop() else {
@@ -1087,22 +1163,52 @@ fn run_pinned(
                         gate.handle(&action, book.as_ref(), now_ms);
                     }
                     GateMsg::EndOfTick { t0, now_ms } => {
-                        let ready = gate.finish_tick(now_ms)?;
-                        if ready > 0 {
-                            std::hint::black_box(gate.wire().len());
-                            let _ = h.record(ns(t0.elapsed()));
-                        }
-                        for r in gate.reports() {
-                            if !spin_push(&mut report_tx, *r, &stop) {
-                                return Ok((h, gate.counts()));
+                        // Durable first; only then does anything go to the dispatch stage.
+                        for out in gate.record_tick(now_ms)? {
+                            if !spin_push(&mut dispatch_tx, DispatchMsg::Request(*out), &stop) {
+                                return Ok(gate.counts());
                             }
                         }
+                        if !spin_push(&mut dispatch_tx, DispatchMsg::EndOfTick { t0 }, &stop) {
+                            return Ok(gate.counts());
+                        }
                         gate.begin_tick();
+                    }
+                }
+            }
+            Ok(gate.counts())
+        })
+    };
+    let dispatch_thread = {
+        let stop = Arc::clone(&stop);
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || -> (Histogram<u64>, GateCounts) {
+            let _ = crate::ring::pin_current_thread(cores_for(3));
+            let mut h = histogram();
+            let mut encoder = WireEncoder::default();
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(msg) = dispatch_rx.pop() else {
+                    std::hint::spin_loop();
+                    continue;
+                };
+                match msg {
+                    DispatchMsg::Request(out) => encoder.encode(&out),
+                    DispatchMsg::EndOfTick { t0 } => {
+                        if !encoder.wire().is_empty() {
+                            std::hint::black_box(encoder.wire().len());
+                            let _ = h.record(ns(t0.elapsed()));
+                        }
+                        for r in encoder.reports() {
+                            if !spin_push(&mut report_tx, *r, &stop) {
+                                return (h, encoder.counts());
+                            }
+                        }
+                        encoder.begin();
                         done.fetch_add(1, Ordering::Release);
                     }
                 }
             }
-            Ok((h, gate.counts()))
+            (h, encoder.counts())
         })
     };
 
@@ -1138,7 +1244,9 @@ fn run_pinned(
     let sent = feed_thread.join().map_err(|_| BenchError::Thread)?;
     stop.store(true, Ordering::Relaxed);
     strategy_thread.join().map_err(|_| BenchError::Thread)?;
-    let (h, counts) = gate_thread.join().map_err(|_| BenchError::Thread)??;
+    let gate_counts = gate_thread.join().map_err(|_| BenchError::Thread)??;
+    let (h, sent_counts) = dispatch_thread.join().map_err(|_| BenchError::Thread)?;
+    let counts = GateCounts { rejected: gate_counts.rejected, ..sent_counts };
     Ok((h, counts, sent, detail))
 }
 

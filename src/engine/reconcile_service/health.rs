@@ -165,8 +165,7 @@ impl Engine {
         intents: &mut Vec<hotpath::domain::intent::OrderIntent>,
     ) {
         let now = wall_ms();
-        let Some(d) = self.disp.as_mut() else { return };
-        let (pool, breaker) = d.credit_view(now);
+        let Some((pool, breaker)) = self.credit_view(now) else { return };
         let bucket = BucketView {
             available: pool.available,
             capacity: pool.capacity,
@@ -209,7 +208,8 @@ impl Engine {
         let now = self.clock.now_ms();
         // The market-data session lives on the feed thread and reconnects on its own; the
         // trading session's trips are the ones that end our session.
-        let trips = self.disp.as_mut().map_or(0, hotpath::dispatch::Dispatcher::rate_limit_trips);
+        self.reclaim_dispatch();
+        let trips = self.disp.as_mut().map_or(0, |d| d.rate_limit_trips());
         let trips = trips.max(u64::from(is_10028(why)));
         if trips > 0 {
             self.note_10028(trips);
