@@ -727,6 +727,8 @@ impl Message<'_> {
 /// Decodes frames, reusing its parse buffers and book-level arrays between calls.
 pub struct Decoder {
     buffers: simd_json::Buffers,
+    /// The parse tape, reused (emptied and re-lifetimed between frames).
+    tape: Option<simd_json::Tape<'static>>,
     bids: Vec<Level>,
     asks: Vec<Level>,
     levels_max: usize,
@@ -756,6 +758,7 @@ impl Decoder {
     pub fn with_levels_max(levels_max: usize) -> Self {
         Self {
             buffers: simd_json::Buffers::new(4096),
+            tape: Some(simd_json::Tape(Vec::with_capacity(1024))),
             bids: Vec::with_capacity(levels_max),
             asks: Vec::with_capacity(levels_max),
             levels_max,
@@ -771,14 +774,54 @@ impl Decoder {
         if input.iter().all(u8::is_ascii_whitespace) {
             return Err(DecodeError::Empty);
         }
-        let Self { buffers, bids, asks, levels_max } = self;
+        let Self { buffers, tape, bids, asks, levels_max } = self;
         bids.clear();
         asks.clear();
-        let value = simd_json::to_borrowed_value_with_buffers(input, buffers)
-            .map_err(|_| DecodeError::InvalidJson)?;
+        let mut t: simd_json::Tape<'a> =
+            tape.take().map_or_else(|| simd_json::Tape(Vec::new()), simd_json::Tape::reset);
+        if simd_json::fill_tape(input, buffers, &mut t).is_err() {
+            *tape = Some(t.reset());
+            return Err(DecodeError::InvalidJson);
+        }
+        // The feed's path: a book notification straight from the tape, allocating nothing.
+        let book = super::book_tape::book_notification(t.as_value(), bids, asks, *levels_max);
+        if let Some(f) = book {
+            *tape = Some(t.reset());
+            let bids: &'a [Level] = bids;
+            let asks: &'a [Level] = asks;
+            return Ok(Message::Notification(Notification {
+                channel: f.channel,
+                data: NotificationData::Book(BookUpdate {
+                    instrument_name: f.instrument_name,
+                    kind: f.kind,
+                    change_id: f.change_id,
+                    prev_change_id: f.prev_change_id,
+                    timestamp: f.timestamp,
+                    bids,
+                    asks,
+                }),
+            }));
+        }
+        bids.clear();
+        asks.clear();
+        let value = super::book_tape::to_dom(t.as_value());
+        *tape = Some(t.reset());
         let levels = LevelSink { bids, asks, max: *levels_max };
         decode_value(&value, levels)
     }
+}
+
+/// The general path alone (a borrowed DOM parsed directly, as before the tape path existed):
+/// the reference the tape path is checked against.
+#[cfg(test)]
+pub(super) fn decode_via_dom<'a>(
+    input: &'a mut [u8],
+    bids: &'a mut Vec<Level>,
+    asks: &'a mut Vec<Level>,
+    max: usize,
+) -> R<Message<'a>> {
+    let value = simd_json::to_borrowed_value(input).map_err(|_| DecodeError::InvalidJson)?;
+    decode_value(&value, LevelSink { bids, asks, max })
 }
 
 struct LevelSink<'s> {
@@ -1308,7 +1351,7 @@ fn opt_str<'a>(o: &Object<'a>, field: &'static str) -> R<Option<&'a str>> {
     }
 }
 
-fn dec_of(v: &Value<'_>, field: &'static str) -> R<Decimal8> {
+pub(super) fn dec_of(v: &Value<'_>, field: &'static str) -> R<Decimal8> {
     let r = match v {
         Value::Static(StaticNode::I64(n)) => Decimal8::from_i64(*n),
         Value::Static(StaticNode::U64(n)) => Decimal8::from_u64(*n),
@@ -1350,7 +1393,7 @@ fn opt_dec_rounded(o: &Object<'_>, field: &'static str) -> R<Option<Decimal8>> {
     }
 }
 
-fn int_of(v: &Value<'_>, field: &'static str) -> R<i64> {
+pub(super) fn int_of(v: &Value<'_>, field: &'static str) -> R<i64> {
     match v {
         Value::Static(StaticNode::I64(n)) => Ok(*n),
         Value::Static(StaticNode::U64(n)) => {

@@ -28,6 +28,7 @@
 //! every number the venue prints; greeks and implied vols stay `f64` (statistics, never
 //! order fields).
 
+mod book_tape;
 pub mod decimal;
 pub mod error;
 pub mod messages;
