@@ -194,3 +194,91 @@ fn test_gate_and_dispatch_threads_split_survives_reconnect_without_duplicates() 
         .sum();
     assert_eq!(open, 0, "shutdown left orders resting at the venue");
 }
+
+/// Issue 5, overflow policy of the gate → dispatch ring (docs/concurrency.md): with the
+/// dispatch thread stalled (feature `failpoints`: `STOIC_DISPATCH_STALL_MS` sleeps before each
+/// place batch) and one place batch in circulation (`STOIC_DISPATCH_SEND_BATCHES`), `churn`'s
+/// next batch finds the ring full; the gate then refuses the
+/// tick's places with `IntentRingFull` **before any side effect** — counted by code, never
+/// journaled (the WAL holds exactly the intents counted as journaled) and never sent — while
+/// the batches already queued still reach the venue, once each.
+#[cfg(feature = "failpoints")]
+#[test]
+fn test_full_dispatch_ring_refuses_places_with_intent_ring_full_before_the_wal() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // This test runs in its own process (nextest): the variable reaches only this engine.
+    std::env::set_var("STOIC_DISPATCH_STALL_MS", "1000");
+    std::env::set_var("STOIC_DISPATCH_SEND_BATCHES", "1");
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.jsonl");
+    let sim = simulator::Simulator::start(simulator::SimConfig {
+        journal: journal.clone(),
+        ..simulator::SimConfig::default()
+    })
+    .expect("simulator");
+    let mut engine = Engine::new(EngineOptions {
+        venue_url: sim.ws_url(),
+        // The simulator's bench account: brownout (credits) must not be what refuses.
+        credentials: Credentials {
+            client_id: "sim-bench".into(),
+            client_secret: Secret::new("sim-bench-secret-0005".into()),
+        },
+        wal_dir: dir.path().join("wal"),
+        policy_path: repo("config/policy_churn.json"),
+        strategy: strategies::factory("churn", 11),
+        topology: hotpath::ring::Topology::Compact,
+        cores: [None; 4],
+        spawn_feed: true,
+        strategy_thread: true,
+        strategy_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
+        dispatch_thread: true,
+        dispatch_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
+        max_intents: None,
+        tick: Duration::from_millis(20),
+        startup_operator_token: Some("engine-stages-operator-token-0001".into()),
+        taker_fee_bps: 5.0,
+        maker_fee_bps: 0.0,
+        run_id: "ringfull".into(),
+        trace: hotpath::trace::trace_ring(hotpath::trace::TRACE_RING_CAPACITY).0,
+    })
+    .expect("engine");
+    engine.start().expect("start");
+    engine.adopt_matching_limits(hotpath::venue::messages::RateBurst {
+        rate: 1_000_000,
+        burst: 1_000_000,
+    });
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let ring_full = |snap: &stoic::engine::EngineSnapshot| {
+        snap.rejects_by_code.iter().find(|(c, _)| *c == "IntentRingFull").map_or(0, |(_, n)| *n)
+    };
+    let mut refused = 0;
+    let mut progress = |snap: &stoic::engine::EngineSnapshot| {
+        refused = ring_full(snap);
+        if (refused > 0 && snap.stats.dispatch_batches >= 2)
+            || started.elapsed() > Duration::from_secs(40)
+        {
+            stop.store(true, Ordering::Relaxed);
+        }
+    };
+    engine.run_until(&stop, &mut progress).expect("run loop");
+    let stats = engine.stats();
+    let snap = engine.snapshot();
+    sim.shutdown();
+    println!(
+        "stats: {stats:?} rejects: {:?} last: {:?}",
+        snap.rejects_by_code, snap.last_gate_reject
+    );
+    assert!(ring_full(&snap) > 0, "the stalled ring never filled: {stats:?}");
+    assert!(stats.dispatch_batches >= 2, "queued batches still went out: {stats:?}");
+    // Refused before the WAL: the ledger holds exactly the intents this process journaled.
+    drop(engine);
+    let (wal, _) =
+        hotpath::wal::Wal::open(&dir.path().join("wal"), hotpath::wal::WalConfig::default(), 0)
+            .expect("reopen the WAL");
+    assert_eq!(wal.ledger().len() as u64, stats.intents, "{stats:?}");
+    let summary = simulator::journal::Summary::from_file(&journal).expect("journal");
+    assert_eq!(summary.duplicate_dispatch_count, 0, "{:?}", summary.duplicate_labels);
+    assert_eq!(summary.illegal_order_attempts, 0, "{summary:?}");
+    assert!(summary.new_order_requests <= stats.intents, "{summary:?} {stats:?}");
+}

@@ -328,6 +328,36 @@ struct DispatchThread {
     credits: SnapshotWriter<CreditWords>,
     clock: Arc<dyn Clock>,
     counters: Arc<DispatchCounters>,
+    /// Test hook (feature `failpoints`, `STOIC_DISPATCH_STALL_MS`): sleep this long before
+    /// writing each place batch, so a test can fill the job ring.
+    stall: Duration,
+}
+
+/// Place batches in circulation: [`SEND_BATCHES`], or fewer under the test hook (feature
+/// `failpoints`, `STOIC_DISPATCH_SEND_BATCHES`), so a test can fill the ring with a strategy
+/// that keeps only a few orders in flight.
+fn send_batches() -> usize {
+    #[cfg(feature = "failpoints")]
+    {
+        let n = std::env::var("STOIC_DISPATCH_SEND_BATCHES").ok().and_then(|v| v.parse().ok());
+        if let Some(n) = n {
+            return usize::clamp(n, 1, SEND_BATCHES);
+        }
+    }
+    SEND_BATCHES
+}
+
+/// Reads the dispatch stall test hook (zero without the `failpoints` feature).
+fn stall_for_test() -> Duration {
+    #[cfg(feature = "failpoints")]
+    {
+        let ms = std::env::var("STOIC_DISPATCH_STALL_MS").ok().and_then(|v| v.parse().ok());
+        if let Some(ms) = ms {
+            println!("dispatch: test stall of {ms} ms before each place batch");
+            return Duration::from_millis(ms);
+        }
+    }
+    Duration::ZERO
 }
 
 impl DispatchThread {
@@ -361,6 +391,9 @@ impl DispatchThread {
         };
         match job {
             DispatchJob::Place(mut b) => {
+                if !self.stall.is_zero() {
+                    std::thread::sleep(self.stall);
+                }
                 self.counters.batches.fetch_add(1, Ordering::Relaxed);
                 match b.durable {
                     Some(durable) => d.send_staged(&b.staged, durable, &mut b.outcomes),
@@ -513,6 +546,7 @@ pub fn spawn(cfg: DispatchStageConfig, clock: Arc<dyn Clock>) -> std::io::Result
         credits: writer,
         clock,
         counters: Arc::clone(&counters),
+        stall: stall_for_test(),
     };
     let core = cfg.core;
     let wait = cfg.wait;
@@ -530,7 +564,7 @@ pub fn spawn(cfg: DispatchStageConfig, clock: Arc<dyn Clock>) -> std::io::Result
     let thread = join.thread().clone();
     Ok(DispatchLink {
         lender,
-        spare: (0..SEND_BATCHES).map(|_| SendBatch::new()).collect(),
+        spare: (0..send_batches()).map(|_| SendBatch::new()).collect(),
         credits,
         lent_view: (0, [0; 6]),
         counters,

@@ -372,7 +372,7 @@ impl Engine {
     }
 
     /// Counts a gate refusal (totals, by code, the latest).
-    fn count_gate_refusal(&mut self, r: &hotpath::gates::chain::Rejection) {
+    pub(super) fn count_gate_refusal(&mut self, r: &hotpath::gates::chain::Rejection) {
         self.stats.gate_rejects += 1;
         self.last_gate_reject = Some((r.code, r.gate));
         let all = &hotpath::domain::reason_codes::RejectReasonCode::ALL;

@@ -172,21 +172,22 @@ impl Engine {
             cost: pool.cost,
             wait_ms: pool.wait_ms,
         };
-        let before = intents.len();
-        intents.retain(|i| {
+        let admitted = |i: &hotpath::domain::intent::OrderIntent| {
             let class =
                 if i.fields().reduce_only { RequestClass::Hedge } else { RequestClass::Open };
             !matches!(admit(class, breaker, bucket, now), Admission::Reject(_) | Admission::Shed)
-        });
-        let refused = (before - intents.len()) as u64;
-        if refused > 0 {
-            self.recon.view.brownout_rejects += refused;
-            self.stats.gate_rejects += refused;
-            self.last_gate_reject = Some((
-                hotpath::domain::reason_codes::RejectReasonCode::RateLimitBrownout,
-                hotpath::gates::chain::GateName::OrderRate,
-            ));
+        };
+        // Each refusal is counted by code and traced with its intent id, like the gates'.
+        let mode = self.guard.cell().mode();
+        let trace_now = self.clock.now_ms();
+        for i in intents.iter().filter(|i| !admitted(i)) {
+            self.recon.view.brownout_rejects += 1;
+            let r = brownout_rejection();
+            self.count_gate_refusal(&r);
+            let why = hotpath::dispatch::Refusal::Gate(r);
+            self.trace_refusal(i.hash().value(), &why, mode, trace_now);
         }
+        intents.retain(|i| admitted(i));
     }
 
     /// A connect attempt failed: a 10028 there counts toward the breaker.
@@ -356,6 +357,19 @@ impl Engine {
         self.recon.view.md_stale = self.recon.zombie;
     }
 }
+
+/// A refusal by brownout admission (reported as the order-rate gate's: it is a bound on the
+/// order rate the venue's credits allow now).
+fn brownout_rejection() -> hotpath::gates::chain::Rejection {
+    hotpath::gates::chain::Rejection {
+        code: hotpath::domain::reason_codes::RejectReasonCode::RateLimitBrownout,
+        gate: hotpath::gates::chain::GateName::OrderRate,
+        class: None,
+        edge_policy_version: None,
+        config_error: None,
+    }
+}
+
 
 #[cfg(test)]
 mod tests {
