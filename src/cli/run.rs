@@ -336,7 +336,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     let mut operator_socket = None;
     if !args.headless || args.status_addr.is_some() {
         let published: crate::engine::status::Published = std::sync::Arc::default();
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (control, port) = crate::engine::status::control_channel(published.clone());
         engine.set_metrics(std::sync::Arc::clone(&metrics));
         let cfg = coldpath::server::ServerConfig {
             addr: args
@@ -348,10 +348,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
             token_file: Some(token_path.clone()),
             ..coldpath::server::ServerConfig::default()
         };
-        let control = std::sync::Arc::new(crate::engine::status::EngineControl {
-            tx: std::sync::Mutex::new(tx),
-            published: published.clone(),
-        });
+        let control = std::sync::Arc::new(control);
         let h = coldpath::server::start(
             cfg,
             std::sync::Arc::new(crate::engine::status::EngineStatus {
@@ -366,7 +363,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
             OperatorSocket::start(&wal_dir_for_socket, control).context("operator socket")?;
         println!("operator socket: {} (stoic mode relax)", sock.path().display());
         operator_socket = Some(sock);
-        engine.set_control(crate::engine::status::ControlPort { rx, published });
+        engine.set_control(port);
         server = Some(h);
     }
     engine.start()?;

@@ -20,6 +20,8 @@ impl Engine {
         self.control = Some(port);
     }
 
+    /// Publishes the status snapshot after an operator command (the endpoint answers with
+    /// the status after the change, so this one waits for a reader holding the slot).
     pub(super) fn publish_snapshot(&self) {
         if let Some(port) = self.control.as_ref() {
             if let Ok(mut g) = port.published.lock() {
@@ -28,11 +30,22 @@ impl Engine {
         }
     }
 
+    /// The periodic publication: skipped (tried again next period) when a reader holds the
+    /// slot, so a slow status reader never blocks the trading loop.
+    fn publish_snapshot_if_free(&self) {
+        if let Some(port) = self.control.as_ref() {
+            if let Ok(mut g) = port.published.try_lock() {
+                *g = Some(self.snapshot());
+            }
+        }
+    }
+
     pub(super) fn serve_control(&mut self) {
-        let Some(port) = self.control.as_ref() else { return };
-        self.publish_snapshot();
-        let msgs: Vec<status::ControlMsg> = port.rx.try_iter().collect();
-        for m in msgs {
+        if self.control.is_none() {
+            return;
+        }
+        self.publish_snapshot_if_free();
+        while let Some(m) = self.control.as_mut().and_then(|p| p.rx.pop().ok()) {
             let r = match &m.cmd {
                 ControlCmd::ReduceOnly => self.emergency_reduce_only(&m.req),
                 ControlCmd::Kill => self.operator_kill(&m.req),

@@ -216,18 +216,21 @@ mod tests {
         answer: Result<(), String>,
     ) -> (tempfile::TempDir, OperatorSocket, std::sync::mpsc::Receiver<ControlCmd>) {
         let dir = tempfile::tempdir().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<super::super::status::ControlMsg>();
+        let (control, mut port) =
+            super::super::status::control_channel(super::super::status::Published::default());
         let (seen_tx, seen_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for m in rx {
-                let _ = seen_tx.send(m.cmd.clone());
-                let _ = m.reply.send(answer.clone());
+            while !port.rx.is_abandoned() {
+                match port.rx.pop() {
+                    Ok(m) => {
+                        let _ = seen_tx.send(m.cmd.clone());
+                        let _ = m.reply.send(answer.clone());
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+                }
             }
         });
-        let control = Arc::new(EngineControl {
-            tx: std::sync::Mutex::new(tx),
-            published: super::super::status::Published::default(),
-        });
+        let control = Arc::new(control);
         let sock = OperatorSocket::start(dir.path(), control).unwrap();
         (dir, sock, seen_rx)
     }

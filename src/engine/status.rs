@@ -3,7 +3,7 @@
 //! close from HTTP; relax from the host-local operator socket), delivered to the engine thread
 //! over a channel and journaled there before the reply.
 
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -219,11 +219,29 @@ impl StatusSource for EngineStatus {
     }
 }
 
+/// Commands that can wait for the engine thread at once. The engine drains them every
+/// `PUBLISH_PERIOD`; an operator's request beyond this many is refused (`Unavailable`, 503),
+/// never dropped silently.
+pub const CONTROL_RING_CAPACITY: usize = 32;
+
+/// The control path between the cold side (status server, operator socket: many threads,
+/// serialized onto the one producer end by a mutex on the cold side) and the engine thread
+/// (the consumer end: a lock-free pop, never blocking the hot loop), over one bounded `rtrb`
+/// SPSC ring.
+#[must_use]
+pub fn control_channel(published: Published) -> (EngineControl, ControlPort) {
+    let (tx, rx) = rtrb::RingBuffer::new(CONTROL_RING_CAPACITY);
+    (
+        EngineControl { tx: Mutex::new(tx), published: published.clone() },
+        ControlPort { rx, published },
+    )
+}
+
 /// `ControlSink` that hands the request to the engine thread and waits (bounded).
 #[derive(Debug)]
 pub struct EngineControl {
-    /// To the engine thread.
-    pub tx: Mutex<Sender<ControlMsg>>,
+    /// To the engine thread (the ring's one producer end, shared by the cold threads).
+    pub tx: Mutex<rtrb::Producer<ControlMsg>>,
     /// The snapshot (returned after the change).
     pub published: Published,
 }
@@ -241,11 +259,20 @@ impl EngineControl {
         let (reply_tx, reply_rx) = std::sync::mpsc::channel();
         let wait = cmd.reply_timeout();
         let is_close = cmd == ControlCmd::EmergencyClose;
-        self.tx
-            .lock()
-            .map_err(|_| ControlError::Unavailable("control channel poisoned".into()))?
-            .send(ControlMsg { cmd, req, reply: reply_tx })
-            .map_err(|_| ControlError::Unavailable("engine stopped".into()))?;
+        {
+            let mut tx = self
+                .tx
+                .lock()
+                .map_err(|_| ControlError::Unavailable("control channel poisoned".into()))?;
+            if tx.is_abandoned() {
+                return Err(ControlError::Unavailable("engine stopped".into()));
+            }
+            tx.push(ControlMsg { cmd, req, reply: reply_tx }).map_err(|_| {
+                ControlError::Unavailable(format!(
+                    "control ring full ({CONTROL_RING_CAPACITY} commands waiting for the engine); retry"
+                ))
+            })?;
+        }
         match reply_rx.recv_timeout(wait) {
             Ok(Ok(())) => Ok(to_status(&self.published)),
             Ok(Err(e)) if is_close => Err(ControlError::Failed(e)),
@@ -277,8 +304,8 @@ impl ControlSink for EngineControl {
 /// The engine side of the control channel.
 #[derive(Debug)]
 pub struct ControlPort {
-    /// Requests.
-    pub rx: Receiver<ControlMsg>,
+    /// Requests (the ring's consumer end).
+    pub rx: rtrb::Consumer<ControlMsg>,
     /// Where snapshots are published.
     pub published: Published,
 }

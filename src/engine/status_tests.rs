@@ -123,3 +123,45 @@ fn no_snapshot_yet_is_the_fail_closed_start_up_state() {
     assert_eq!(st.trading_mode, TradingMode::ReduceOnly);
     assert!(st.daily_pnl.is_none());
 }
+
+fn control_request() -> coldpath::server::EmergencyRequest {
+    coldpath::server::EmergencyRequest {
+        reason: Some("test".into()),
+        requested_by: Some("ops".into()),
+        peer: "127.0.0.1:1".parse().unwrap(),
+        received_at_ms: 0,
+    }
+}
+
+/// The control ring's overflow policy: with every slot taken by commands the engine has not
+/// drained yet, a further operator command is refused at once with a clear "full" error (the
+/// endpoint answers 503) — never queued unbounded, never dropped silently; the queued ones
+/// are all still there, in order.
+#[test]
+fn a_full_control_ring_refuses_the_next_command_and_keeps_the_queued_ones() {
+    use super::status::{control_channel, ControlCmd, ControlMsg, CONTROL_RING_CAPACITY};
+    use coldpath::server::ControlError;
+    let (control, mut port) = control_channel(super::status::Published::default());
+    let mut replies = Vec::new();
+    for _ in 0..CONTROL_RING_CAPACITY {
+        let (reply, rx) = std::sync::mpsc::channel();
+        replies.push(rx);
+        let msg = ControlMsg { cmd: ControlCmd::ReduceOnly, req: control_request(), reply };
+        control.tx.lock().unwrap().push(msg).unwrap();
+    }
+    match control.submit(ControlCmd::Kill, control_request()) {
+        Err(ControlError::Unavailable(why)) => assert!(why.contains("full"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let mut drained = 0;
+    while let Ok(m) = port.rx.pop() {
+        assert_eq!(m.cmd, ControlCmd::ReduceOnly, "only the queued commands, in order");
+        drained += 1;
+    }
+    assert_eq!(drained, CONTROL_RING_CAPACITY);
+    drop(port);
+    match control.submit(ControlCmd::Kill, control_request()) {
+        Err(ControlError::Unavailable(why)) => assert!(why.contains("stopped"), "{why}"),
+        other => panic!("expected engine stopped, got {other:?}"),
+    }
+}

@@ -178,11 +178,9 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
     };
     let mut engine = Engine::with_clock(opts, Arc::new(VenueTimeClock(time.clone())))?;
     let published: crate::engine::status::Published = Arc::default();
-    let (_control_tx, control_rx) = std::sync::mpsc::channel();
-    engine.set_control(crate::engine::status::ControlPort {
-        rx: control_rx,
-        published: published.clone(),
-    });
+    // No operator endpoint in a paper run: the port publishes the snapshot for the monitor.
+    let (_control, port) = crate::engine::status::control_channel(published.clone());
+    engine.set_control(port);
     engine.start().context("engine start-up reconciliation")?;
     // The strategy picked its instruments from the venue's listing: aim faults at them.
     let instruments: Vec<String> =

@@ -370,7 +370,6 @@ fn brownout_rejection() -> hotpath::gates::chain::Rejection {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
