@@ -145,6 +145,27 @@ fn operator_token(args: &Args, wal_dir: &Path) -> anyhow::Result<(String, PathBu
     Ok((token, path))
 }
 
+/// Prints a progress line every second from the latest published snapshot until `stop`.
+fn spawn_progress_printer(
+    published: crate::engine::status::Published,
+    stop: std::sync::Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("stoic-progress".into()).spawn(move || {
+        let mut next = std::time::Instant::now() + Duration::from_secs(1);
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::park_timeout(next.saturating_duration_since(std::time::Instant::now()));
+            if stop.load(Ordering::Relaxed) || std::time::Instant::now() < next {
+                continue;
+            }
+            next += Duration::from_secs(1);
+            let latest = published.lock().ok().and_then(|g| g.clone());
+            if let Some(s) = latest {
+                progress_line(&s);
+            }
+        }
+    })
+}
+
 fn progress_line(s: &EngineSnapshot) {
     let pos: Vec<String> =
         s.positions.iter().map(|(n, q)| format!("{n}:{}", *q as f64 / 1e8)).collect();
@@ -334,9 +355,12 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     let mut engine = Engine::new(opts)?;
     let mut server = None;
     let mut operator_socket = None;
+    // Always: the engine publishes its status snapshot (every 50 ms, never blocking) into
+    // `published`; the progress printer and the status server read it on their own threads.
+    let published: crate::engine::status::Published = std::sync::Arc::default();
+    let (control, port) = crate::engine::status::control_channel(published.clone());
+    engine.set_control(port);
     if !args.headless || args.status_addr.is_some() {
-        let published: crate::engine::status::Published = std::sync::Arc::default();
-        let (control, port) = crate::engine::status::control_channel(published.clone());
         engine.set_metrics(std::sync::Arc::clone(&metrics));
         let cfg = coldpath::server::ServerConfig {
             addr: args
@@ -363,7 +387,6 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
             OperatorSocket::start(&wal_dir_for_socket, control).context("operator socket")?;
         println!("operator socket: {} (stoic mode relax)", sock.path().display());
         operator_socket = Some(sock);
-        engine.set_control(port);
         server = Some(h);
     }
     engine.start()?;
@@ -377,7 +400,15 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     println!("trading: strategy={name} (Ctrl-C or SIGTERM stops cleanly)");
-    let result = engine.run_until(&STOP, &mut progress_line);
+    // Progress lines are formatted and printed on a cold thread from the published snapshot,
+    // not on the trading thread.
+    let printer_stop = std::sync::Arc::new(AtomicBool::new(false));
+    let printer = spawn_progress_printer(published, std::sync::Arc::clone(&printer_stop))?;
+    let result = engine.run_until(&STOP, &mut |_| {});
+    printer_stop.store(true, Ordering::Relaxed);
+    printer.thread().unpark();
+    let _ = printer.join();
+    progress_line(&engine.snapshot()); // the last line: after shutdown
     match &result {
         Ok(()) => println!("stopped: clean shutdown (open orders cancelled, WAL synced)"),
         Err(e) => println!("stopped: error: {e} (open orders cancelled, WAL synced)"),
