@@ -20,6 +20,44 @@ fn repo(rel: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
+/// The stage tests' engine against the in-process simulator: feed and strategy threads
+/// (plus the dispatch thread when `dispatch_thread`), every stage with a parking wait.
+fn stage_options(
+    sim: &simulator::SimHandle,
+    dir: &std::path::Path,
+    (client_id, secret): (&str, &str),
+    policy: &str,
+    strategy: strategies::StrategyFactory,
+    dispatch_thread: bool,
+    run_id: &str,
+) -> EngineOptions {
+    EngineOptions {
+        venue_url: sim.ws_url(),
+        credentials: Credentials {
+            client_id: client_id.into(),
+            client_secret: Secret::new(secret.into()),
+        },
+        wal_dir: dir.join("wal"),
+        policy_path: repo(policy),
+        strategy,
+        topology: hotpath::ring::Topology::Compact,
+        cores: [None; 4],
+        spawn_feed: true,
+        strategy_thread: true,
+        strategy_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
+        dispatch_thread,
+        dispatch_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
+        max_intents: None,
+        tick: Duration::from_millis(20),
+        startup_operator_token: Some("engine-stages-operator-token-0001".into()),
+        taker_fee_bps: 5.0,
+        maker_fee_bps: 0.0,
+        run_id: run_id.into(),
+        // No sink: records beyond the ring's capacity are dropped and counted.
+        trace: hotpath::trace::trace_ring(hotpath::trace::TRACE_RING_CAPACITY).0,
+    }
+}
+
 #[test]
 fn test_strategy_thread_quotes_through_trading_thread_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
@@ -29,31 +67,15 @@ fn test_strategy_thread_quotes_through_trading_thread_without_duplicates() {
         ..simulator::SimConfig::default()
     })
     .expect("simulator");
-    let mut engine = Engine::new(EngineOptions {
-        venue_url: sim.ws_url(),
-        credentials: Credentials {
-            client_id: "sim-dev-trade".into(),
-            client_secret: Secret::new("sim-dev-trade-secret-0001".into()),
-        },
-        wal_dir: dir.path().join("wal"),
-        policy_path: repo("config/policy_paper.json"),
-        strategy: strategies::factory("quoter", 3),
-        topology: hotpath::ring::Topology::Compact,
-        cores: [None; 4],
-        spawn_feed: true,
-        strategy_thread: true,
-        strategy_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
-        dispatch_thread: false,
-        dispatch_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
-        max_intents: None,
-        tick: Duration::from_millis(20),
-        startup_operator_token: Some("engine-stages-operator-token-0001".into()),
-        taker_fee_bps: 5.0,
-        maker_fee_bps: 0.0,
-        run_id: "stages".into(),
-        // No sink: records beyond the ring's capacity are dropped and counted.
-        trace: hotpath::trace::trace_ring(hotpath::trace::TRACE_RING_CAPACITY).0,
-    })
+    let mut engine = Engine::new(stage_options(
+        &sim,
+        dir.path(),
+        ("sim-dev-trade", "sim-dev-trade-secret-0001"),
+        "config/policy_paper.json",
+        strategies::factory("quoter", 3),
+        false,
+        "stages",
+    ))
     .expect("engine");
     engine.start().expect("start: reconcile, then feed + strategy threads");
     let books = engine.market_instruments().len();
@@ -116,30 +138,15 @@ fn test_gate_and_dispatch_threads_split_survives_reconnect_without_duplicates() 
         ..simulator::SimConfig::default()
     })
     .expect("simulator");
-    let mut engine = Engine::new(EngineOptions {
-        venue_url: sim.ws_url(),
-        credentials: Credentials {
-            client_id: "sim-dev-trade".into(),
-            client_secret: Secret::new("sim-dev-trade-secret-0001".into()),
-        },
-        wal_dir: dir.path().join("wal"),
-        policy_path: repo("config/policy_paper.json"),
-        strategy: strategies::factory("quoter", 5),
-        topology: hotpath::ring::Topology::Compact,
-        cores: [None; 4],
-        spawn_feed: true,
-        strategy_thread: true,
-        strategy_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
-        dispatch_thread: true,
-        dispatch_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
-        max_intents: None,
-        tick: Duration::from_millis(20),
-        startup_operator_token: Some("engine-stages-operator-token-0001".into()),
-        taker_fee_bps: 5.0,
-        maker_fee_bps: 0.0,
-        run_id: "stages4".into(),
-        trace: hotpath::trace::trace_ring(hotpath::trace::TRACE_RING_CAPACITY).0,
-    })
+    let mut engine = Engine::new(stage_options(
+        &sim,
+        dir.path(),
+        ("sim-dev-trade", "sim-dev-trade-secret-0001"),
+        "config/policy_paper.json",
+        strategies::factory("quoter", 5),
+        true,
+        "stages4",
+    ))
     .expect("engine");
     engine.start().expect("start: reconcile, then feed, strategy and dispatch threads");
     let stop = AtomicBool::new(false);
@@ -216,31 +223,16 @@ fn test_full_dispatch_ring_refuses_places_with_intent_ring_full_before_the_wal()
         ..simulator::SimConfig::default()
     })
     .expect("simulator");
-    let mut engine = Engine::new(EngineOptions {
-        venue_url: sim.ws_url(),
+    let mut engine = Engine::new(stage_options(
+        &sim,
+        dir.path(),
         // The simulator's bench account: brownout (credits) must not be what refuses.
-        credentials: Credentials {
-            client_id: "sim-bench".into(),
-            client_secret: Secret::new("sim-bench-secret-0005".into()),
-        },
-        wal_dir: dir.path().join("wal"),
-        policy_path: repo("config/policy_churn.json"),
-        strategy: strategies::factory("churn", 11),
-        topology: hotpath::ring::Topology::Compact,
-        cores: [None; 4],
-        spawn_feed: true,
-        strategy_thread: true,
-        strategy_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
-        dispatch_thread: true,
-        dispatch_wait: hotpath::ring::WaitStrategy::COMPACT_DEFAULT,
-        max_intents: None,
-        tick: Duration::from_millis(20),
-        startup_operator_token: Some("engine-stages-operator-token-0001".into()),
-        taker_fee_bps: 5.0,
-        maker_fee_bps: 0.0,
-        run_id: "ringfull".into(),
-        trace: hotpath::trace::trace_ring(hotpath::trace::TRACE_RING_CAPACITY).0,
-    })
+        ("sim-bench", "sim-bench-secret-0005"),
+        "config/policy_churn.json",
+        strategies::factory("churn", 11),
+        true,
+        "ringfull",
+    ))
     .expect("engine");
     engine.start().expect("start");
     engine.adopt_matching_limits(hotpath::venue::messages::RateBurst {

@@ -35,14 +35,17 @@
 //!   replies and execution reports (tungstenite frames, `ExecReport` strings) — reported, a
 //!   known gap (docs/performance.md).
 //!
+//! Also here: the feed thread's receive path on a real market-data session (socket read,
+//! WebSocket framing, tape decode), asserted zero per book message after warm-up.
+//!
 //! Controls: an allocation planted inside the window (every tick, or only after ticks that
-//! acted) is seen exactly once per tick.
+//! acted, or once per received book message) is seen exactly once each time.
 //! Diagnostic: `STOIC_ALLOC_SITES=1` prints where counted allocations come from.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hotpath::clock::{Clock, SystemClock};
 use hotpath::domain::instrument::InstrumentName;
@@ -526,4 +529,81 @@ fn control_an_allocation_on_acting_ticks_only_is_counted() {
     assert!(r.acting_ticks > 0, "{r:?}");
     assert_eq!(r.trading_quiet_allocations, 0, "{r:?}");
     assert_eq!(r.trading_acting_allocations, r.acting_ticks, "{r:?}");
+}
+
+// The feed thread's receive path (issue 5): socket read, WebSocket framing (tungstenite's
+// reused buffers), the decoder's tape and the book notification it yields, measured inside
+// `Connection::poll` on a real market-data session to the in-process simulator with the
+// engine's own channels (`book.{instrument}.100ms`) and a grouped top-N book, after a 2 s
+// warm-up. The engine test above replays frames from memory; this covers what comes before
+// the decode. The control plants one allocation per book message and must see exactly that.
+
+const FEED_WARM_UP: Duration = Duration::from_secs(2);
+const FEED_MEASURE: Duration = Duration::from_secs(8);
+/// Book messages the measured window must hold (the simulator requotes each book about
+/// every 300 ms: ~80 expected over three channels).
+const FEED_BOOKS_MIN: u64 = 40;
+
+/// (book messages measured, allocations counted while polling them).
+fn run_feed_session(leak_per_book: bool) -> (u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator::Simulator::start(simulator::SimConfig {
+        journal: dir.path().join("journal.jsonl"),
+        ..simulator::SimConfig::default()
+    })
+    .expect("simulator");
+    let clock: Arc<dyn hotpath::clock::Clock> = Arc::new(hotpath::clock::SystemClock);
+    let mut md = Connection::connect(&ConnConfig::new(&sim.ws_url()), clock).expect("connect");
+    let channels = [
+        "book.BTC-PERPETUAL.100ms",
+        "book.ETH-PERPETUAL.100ms",
+        "book.BTC-PERPETUAL.none.10.100ms",
+    ];
+    let confirmed =
+        md.subscribe(&channels, Duration::from_secs(5), &mut |_| {}).expect("subscribe");
+    assert_eq!(confirmed, channels.len());
+    let started = Instant::now();
+    let (mut books, mut allocations) = (0_u64, 0_u64);
+    while started.elapsed() < FEED_WARM_UP + FEED_MEASURE {
+        let measuring = started.elapsed() > FEED_WARM_UP;
+        let mut seen = 0_u64;
+        let (polled, counted_allocs) = counted(|| {
+            md.poll(Duration::from_millis(5), &mut |inc| {
+                if let Message::Notification(n) = inc.msg {
+                    if n.channel.starts_with("book.") {
+                        seen += 1;
+                        if leak_per_book {
+                            std::hint::black_box(Vec::<u8>::with_capacity(8));
+                        }
+                    }
+                }
+            })
+        });
+        polled.expect("market-data session");
+        if measuring {
+            books += seen;
+            allocations += counted_allocs;
+        }
+    }
+    md.close();
+    sim.shutdown();
+    (books, allocations)
+}
+
+#[test]
+fn feed_session_receive_path_allocates_nothing_per_book_message_after_warm_up() {
+    let (books, allocations) = run_feed_session(false);
+    println!("feed receive path: {allocations} allocations over {books} book messages");
+    assert!(books >= FEED_BOOKS_MIN, "too few book messages measured: {books}");
+    assert_eq!(
+        allocations, 0,
+        "allocations on the feed's receive path: {allocations} over {books}"
+    );
+}
+
+#[test]
+fn control_an_allocation_per_book_message_is_counted() {
+    let (books, allocations) = run_feed_session(true);
+    assert!(books >= FEED_BOOKS_MIN, "{books}");
+    assert_eq!(allocations, books, "one planted allocation per book message");
 }
