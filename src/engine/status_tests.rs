@@ -165,3 +165,44 @@ fn a_full_control_ring_refuses_the_next_command_and_keeps_the_queued_ones() {
         other => panic!("expected engine stopped, got {other:?}"),
     }
 }
+
+/// The hot overlay: the trading mode and its reasons come from the mode cell's atomic word,
+/// counters and positions from the trading thread's seqlock (fresher than the 50 ms
+/// snapshot); a position whose size the snapshot agrees on keeps the snapshot's prices, one
+/// it does not know yet is shown by size alone; the result passes every schema rule.
+#[test]
+fn hot_state_overlays_mode_counters_and_positions_on_the_snapshot() {
+    use super::hot_state::HotState;
+    use super::status::{to_status_with, HotFeed};
+    let cell = Arc::new(hotpath::mode::TradingModeCell::new_at_start());
+    cell.tighten(ModeReasonCode::KillRiskstateKill);
+    let (mut w, reader) = hotpath::ring::Snapshot::new(HotState::EMPTY);
+    let feed = HotFeed { state: reader, mode: Arc::clone(&cell) };
+    let published = Arc::new(Mutex::new(Some(killed_snapshot())));
+
+    // Nothing published yet: the snapshot's counters and positions stand; the mode is the cell's.
+    let st = to_status_with(&published, Some(&feed));
+    assert_eq!(st.trading_mode, TradingMode::Kill);
+    assert_eq!(st.counters["intents"], 2);
+    assert_eq!(st.check(), Ok(()));
+
+    let mut h = HotState::EMPTY;
+    h.counters[0] = 9; // intents
+    h.slot("BTC-PERPETUAL").unwrap().qty = 1_000 * X; // as in the snapshot: prices kept
+    h.slot("ETH-PERPETUAL").unwrap().qty = -3 * X; // newer than the snapshot
+    h.slot("BTC-28MAR25").unwrap().pending_buy = 5 * X; // resting only: no position row
+    h.at_ms = 1_795_600_000_050;
+    w.publish(h);
+    let st = to_status_with(&published, Some(&feed));
+    assert_eq!(st.check(), Ok(()));
+    assert_eq!(st.counters["intents"], 9);
+    assert_eq!(st.loop_tick_last_ts_ms, 1_795_600_000_050);
+    assert_eq!(st.positions.len(), 2, "{:?}", st.positions);
+    assert_eq!(st.positions[0].mark_price, Some(90_000.0));
+    assert_eq!(
+        (st.positions[1].instrument_name.as_str(), st.positions[1].size),
+        ("ETH-PERPETUAL", -3.0)
+    );
+    assert_eq!(st.positions[1].mark_price, None);
+    assert_eq!(st.mode_reasons, vec![ModeReasonCode::KillRiskstateKill]);
+}
