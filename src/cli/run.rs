@@ -377,10 +377,6 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
             cfg,
             std::sync::Arc::new(crate::engine::status::EngineStatus {
                 published: published.clone(),
-                hot: Some(crate::engine::status::HotFeed {
-                    state: engine.hot_state_reader(),
-                    mode: engine.mode_cell(),
-                }),
             }),
             control.clone(),
             std::sync::Arc::clone(&metrics),

@@ -96,15 +96,6 @@ fn fx(raw: i64) -> f64 {
 /// Fields the engine does not measure yet (disk, margin, WAL queue, venue latency) keep the
 /// start-up defaults of `StatusSnapshot::startup`.
 pub(crate) fn to_status(p: &Published) -> StatusSnapshot {
-    to_status_with(p, None)
-}
-
-/// [`to_status`], with the hot fields overlaid from the trading thread's seqlock and mode
-/// cell when `hot` is given: the trading mode and its reasons (one atomic word, so always a
-/// consistent pair), the counters, positions (size; prices from the snapshot when it agrees)
-/// and the loop time are then at most [`super::hot_state::HOT_STATE_PERIOD`] old instead of
-/// the snapshot's 50 ms.
-pub(crate) fn to_status_with(p: &Published, hot: Option<&HotFeed>) -> StatusSnapshot {
     let now = now_ms();
     let mut st = StatusSnapshot::startup(env!("STOIC_BUILD_ID"), "n/a", "PAPER", now);
     if let Some(s) = p.lock().ok().and_then(|g| g.clone()) {
@@ -113,53 +104,8 @@ pub(crate) fn to_status_with(p: &Published, hot: Option<&HotFeed>) -> StatusSnap
         st.ws_event_lag_ms = u64::try_from(s.recon.md_lag_ms).unwrap_or(0);
         st.reconcile = Some(s.recon.to_json());
     }
-    if let Some(h) = hot {
-        overlay_hot(&mut st, h);
-    }
     st.derive(now);
     st
-}
-
-/// The cold side's view of the trading thread's hot state.
-#[derive(Debug, Clone)]
-pub struct HotFeed {
-    /// Counters, positions, pending exposure (seqlock).
-    pub state: hotpath::ring::SnapshotReader<super::hot_state::HotState>,
-    /// The trading mode and its reasons (atomic word).
-    pub mode: Arc<hotpath::mode::TradingModeCell>,
-}
-
-fn overlay_hot(st: &mut StatusSnapshot, h: &HotFeed) {
-    let word = h.mode.load();
-    st.trading_mode = word.mode();
-    st.mode_reasons = word.mode_reasons().to_vec();
-    let (version, hot) = h.state.read_versioned();
-    if version <= 1 {
-        return; // version 1 is the empty initial value: the snapshot's fields stand
-    }
-    for (name, v) in super::hot_state::counters_named(&hot) {
-        st.counters.insert(name.to_owned(), v);
-    }
-    st.loop_tick_last_ts_ms = hot.at_ms;
-    let from_snapshot = std::mem::take(&mut st.positions);
-    st.positions = hot
-        .positions()
-        .iter()
-        .filter(|p| p.qty != 0)
-        .map(|p| {
-            let size = fx(p.qty);
-            match from_snapshot.iter().find(|v| v.instrument_name == p.name()) {
-                Some(v) if (v.size - size).abs() < 1e-12 => v.clone(),
-                _ => PositionView {
-                    instrument_name: p.name().to_owned(),
-                    size,
-                    average_price: 0.0,
-                    mark_price: None,
-                    unrealized_pnl_usd: None,
-                },
-            }
-        })
-        .collect();
 }
 
 fn fill_status(st: &mut StatusSnapshot, s: &EngineSnapshot) {
@@ -260,18 +206,16 @@ fn fill_status(st: &mut StatusSnapshot, s: &EngineSnapshot) {
     st.last_gate_reject.clone_from(&s.last_gate_reject);
 }
 
-/// `StatusSource` over the published snapshot and, when given, the hot state.
+/// `StatusSource` over the published snapshot.
 #[derive(Debug, Clone)]
 pub struct EngineStatus {
     /// The snapshot.
     pub published: Published,
-    /// The hot state (seqlock + mode cell), overlaid on the snapshot.
-    pub hot: Option<HotFeed>,
 }
 
 impl StatusSource for EngineStatus {
     fn status(&self) -> StatusSnapshot {
-        to_status_with(&self.published, self.hot.as_ref())
+        to_status(&self.published)
     }
 }
 
