@@ -144,6 +144,23 @@ fn binary_run_carries_ids_on_logs_and_metrics() {
         .find(|s| s.metric == "stoic_rejects_total" && s.labels.get("reason_code") == Some(&code))
         .expect("reject counter for the code");
     assert!(matches!(rejects.value, prometheus_parse::Value::Counter(v) if v >= 1.0));
+    // The trading thread's hot state reaches /metrics through its seqlock (the metrics pump):
+    // its counters saw the refusal and the market data.
+    wait_for("the hot state on /metrics", Duration::from_secs(10), || {
+        let s = self::scrape(&url);
+        let sample = |name: &str, label: Option<(&str, &str)>| {
+            s.samples
+                .iter()
+                .find(|x| x.metric == name && label.is_none_or(|(k, v)| x.labels.get(k) == Some(v)))
+                .map(|x| match x.value {
+                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                    _ => f64::NAN,
+                })
+        };
+        let rejected = sample("stoic_engine_events_total", Some(("counter", "gate_rejects")));
+        let book_ms = sample("stoic_last_book_update_ms", None);
+        (rejected.is_some_and(|v| v >= 1.0) && book_ms.is_some_and(|v| v > 0.0)).then_some(())
+    });
 
     // The same intent in the trace log, every line with the same run id.
     let lines = wait_for("the reject in the trace log", Duration::from_secs(10), || {

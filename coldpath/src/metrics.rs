@@ -178,6 +178,31 @@ const REJECTS: usize = RejectReasonCode::ALL.len();
 const LATCH_CODES: usize = OpenPermissionReasonCode::ALL.len();
 const RINGS: usize = RingId::ALL.len();
 
+/// One instrument of the engine's hot state: position and resting (unfilled) amounts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionMetric {
+    /// Instrument name (validated upstream: letters, digits, `-`, `_`, `.`).
+    pub instrument: String,
+    /// Position (contract amount units).
+    pub amount: f64,
+    /// Unfilled amount of our live buy orders.
+    pub pending_buy: f64,
+    /// Unfilled amount of our live sell orders.
+    pub pending_sell: f64,
+}
+
+/// The engine's hot state as the metrics pump last read it from the trading thread's
+/// seqlock (a cold copy; the pump runs on its own thread).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineStateMetrics {
+    /// Instruments with a position or resting orders.
+    pub positions: Vec<PositionMetric>,
+    /// Engine counters by name (monotonic).
+    pub counters: Vec<(&'static str, u64)>,
+    /// Newest book change the trading thread had seen (venue ms; 0 before the first).
+    pub last_book_ms: i64,
+}
+
 /// All engine metrics. Create once, share as `Arc<MetricsRegistry>`.
 #[derive(Debug)]
 pub struct MetricsRegistry {
@@ -204,6 +229,7 @@ pub struct MetricsRegistry {
     /// Epoch ms of the last successful reconciliation; 0 = never.
     pub last_reconcile_ts_ms: Gauge,
     recent_rejects: Mutex<RecentRejects>,
+    engine_state: Mutex<EngineStateMetrics>,
 }
 
 impl MetricsRegistry {
@@ -232,6 +258,14 @@ impl MetricsRegistry {
             ring_overflow: std::array::from_fn(|_| Counter::default()),
             last_reconcile_ts_ms: Gauge::default(),
             recent_rejects: Mutex::default(),
+            engine_state: Mutex::default(),
+        }
+    }
+
+    /// Replaces the engine hot-state series (the metrics pump, a cold thread).
+    pub fn set_engine_state(&self, state: EngineStateMetrics) {
+        if let Ok(mut g) = self.engine_state.lock() {
+            *g = state;
         }
     }
 
@@ -419,6 +453,9 @@ impl MetricsRegistry {
                 self.ring_overflow[r.index()].get()
             );
         }
+        if let Ok(e) = self.engine_state.lock() {
+            render_engine_state(out, run, &e);
+        }
 
         let _ = writeln!(out, "# HELP stoic_recent_reject_info The latest pre-dispatch refusals with their intent id (value: reject ordinal since start).\n# TYPE stoic_recent_reject_info gauge");
         for (slot, r) in self.recent_rejects().iter().enumerate() {
@@ -458,6 +495,35 @@ fn render_histogram(out: &mut String, run: &str, name: &str, help: &str, h: &His
         out,
         "{name}_sum{{run_id=\"{run}\"}} {sum}\n{name}_count{{run_id=\"{run}\"}} {cumulative}"
     );
+}
+
+/// The engine hot-state families: positions and resting amounts per instrument, engine
+/// counters, the newest book time.
+fn render_engine_state(out: &mut String, run: &str, e: &EngineStateMetrics) {
+    let _ = writeln!(out, "# HELP stoic_position_amount Position per instrument (amount units), from the trading thread's hot state.\n# TYPE stoic_position_amount gauge");
+    for p in &e.positions {
+        let _ = writeln!(
+            out,
+            "stoic_position_amount{{run_id=\"{run}\",instrument=\"{}\"}} {}",
+            p.instrument, p.amount
+        );
+    }
+    let _ = writeln!(out, "# HELP stoic_pending_amount Unfilled amount of our live orders per instrument and side.\n# TYPE stoic_pending_amount gauge");
+    for p in &e.positions {
+        for (side, v) in [("buy", p.pending_buy), ("sell", p.pending_sell)] {
+            let _ = writeln!(
+                out,
+                "stoic_pending_amount{{run_id=\"{run}\",instrument=\"{}\",side=\"{side}\"}} {v}",
+                p.instrument
+            );
+        }
+    }
+    let _ = writeln!(out, "# HELP stoic_engine_events_total Engine counters (intents, sends, acks, fills, ...).\n# TYPE stoic_engine_events_total counter");
+    for (name, v) in &e.counters {
+        let _ =
+            writeln!(out, "stoic_engine_events_total{{run_id=\"{run}\",counter=\"{name}\"}} {v}");
+    }
+    let _ = writeln!(out, "# HELP stoic_last_book_update_ms Newest book change the trading thread has seen (venue epoch ms).\n# TYPE stoic_last_book_update_ms gauge\nstoic_last_book_update_ms{{run_id=\"{run}\"}} {}", e.last_book_ms);
 }
 
 #[cfg(test)]

@@ -304,6 +304,16 @@ fn metrics_parse_with_a_prometheus_parser() {
     h.metrics.tick_to_send.observe_ns(40_000);
     h.metrics.set_ring_depth(RingId::GateToDispatch, 7);
     h.metrics.record_ring_overflow(RingId::EvidenceLog);
+    h.metrics.set_engine_state(coldpath::metrics::EngineStateMetrics {
+        positions: vec![coldpath::metrics::PositionMetric {
+            instrument: "BTC-PERPETUAL".into(),
+            amount: -20.0,
+            pending_buy: 10.0,
+            pending_sell: 0.0,
+        }],
+        counters: vec![("intents", 5), ("fills", 2)],
+        last_book_ms: 1_795_600_000_000,
+    });
     let r = client::get(&h.url, "/metrics", T).unwrap();
     assert_eq!(r.status, 200);
     let text = String::from_utf8(r.body).unwrap();
@@ -354,6 +364,20 @@ fn metrics_parse_with_a_prometheus_parser() {
         1.0
     );
     assert!(scalar(&find("stoic_last_reconcile_age_seconds", None).value).is_infinite());
+    assert_eq!(
+        scalar(&find("stoic_position_amount", Some(("instrument", "BTC-PERPETUAL"))).value),
+        -20.0
+    );
+    let pending = |side: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "stoic_pending_amount" && s.labels.get("side") == Some(side))
+            .map(|s| scalar(&s.value))
+    };
+    assert_eq!((pending("buy"), pending("sell")), (Some(10.0), Some(0.0)));
+    assert_eq!(scalar(&find("stoic_engine_events_total", Some(("counter", "fills"))).value), 2.0);
+    assert_eq!(scalar(&find("stoic_last_book_update_ms", None).value), 1_795_600_000_000.0);
     match &find("stoic_wal_sync_latency_seconds", None).value {
         prometheus_parse::Value::Histogram(buckets) => {
             let le_250us = buckets.iter().find(|b| (b.less_than - 0.00025).abs() < 1e-12).unwrap();

@@ -394,6 +394,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     let pump = match engine.feed_counters() {
         Some(c) => Some(crate::engine::feed::spawn_metrics_pump(
             c,
+            engine.hot_state_reader(),
             std::sync::Arc::clone(&metrics),
             std::sync::Arc::clone(&pump_stop),
         )?),

@@ -326,6 +326,7 @@ const METRICS_PUMP_PERIOD: Duration = Duration::from_millis(250);
 /// The OS refused to start a thread.
 pub fn spawn_metrics_pump(
     counters: Arc<hotpath::ring::FeedCounters>,
+    hot: hotpath::ring::SnapshotReader<super::hot_state::HotState>,
     metrics: Arc<coldpath::metrics::MetricsRegistry>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -334,6 +335,12 @@ pub fn spawn_metrics_pump(
     std::thread::Builder::new().name("stoic-metrics".into()).spawn(move || {
         let mut exported = 0_u64;
         while !stop.load(Ordering::Relaxed) {
+            // The trading thread's hot state, read through its seqlock (version 1 is the
+            // empty initial value).
+            let (version, state) = hot.read_versioned();
+            if version > 1 {
+                metrics.set_engine_state(super::hot_state::to_metrics(&state));
+            }
             metrics.set_ring_depth(RingId::FeedToStrategy, counters.ring_depth());
             let overflows = counters.notice_overflows.load(Ordering::Relaxed);
             for _ in exported..overflows {

@@ -18,6 +18,7 @@ pub mod edge;
 pub mod emergency;
 pub mod feed;
 pub mod groups;
+pub mod hot_state;
 pub mod kill_containment;
 mod live;
 mod market_data;
@@ -354,6 +355,9 @@ pub struct Engine {
     dispatch_backlog: Vec<dispatch_stage::DispatchOutput>,
     /// A session failure the dispatch thread reported, for the next poll to return.
     dispatch_failure: Option<DispatcherError>,
+    /// Hot state for cold readers (seqlock) and the buffer it is filled in.
+    hot: hotpath::ring::SnapshotWriter<hot_state::HotState>,
+    hot_buf: hot_state::HotState,
     pipeline: IntentPipeline,
     positions: BTreeMap<InstrumentName, Qty>,
     live: live::LiveOrders,
@@ -474,6 +478,8 @@ impl Engine {
             dispatch: None,
             dispatch_backlog: Vec::new(),
             dispatch_failure: None,
+            hot: hotpath::ring::Snapshot::new(hot_state::HotState::EMPTY).0,
+            hot_buf: hot_state::HotState::EMPTY,
             pipeline: IntentPipeline::new(OrderRateBucket::full(burst, now)),
             positions: BTreeMap::new(),
             live: live::LiveOrders::default(),
@@ -898,6 +904,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let mut next_tick = Instant::now();
         let mut next_publish = Instant::now();
+        let mut next_hot = Instant::now();
         let mut next_progress = Instant::now() + Duration::from_secs(1);
         let spin = self.topology == Topology::Pinned;
         if !hotpath::ring::pin_current_thread(self.cores[1]) {
@@ -963,6 +970,10 @@ impl Engine {
                 self.serve_control();
             }
             self.trace_state();
+            if now >= next_hot {
+                next_hot = now + hot_state::HOT_STATE_PERIOD;
+                self.publish_hot_state();
+            }
             if now >= next_progress {
                 next_progress = now + Duration::from_secs(1);
                 progress(&self.snapshot());

@@ -16,6 +16,7 @@
 
 pub mod book_board;
 pub mod control;
+pub mod hot_state;
 pub mod lend;
 pub mod seqlock;
 pub mod stage;
