@@ -204,8 +204,9 @@ fn test_gate_and_dispatch_threads_split_survives_reconnect_without_duplicates() 
 
 /// Issue 5, overflow policy of the gate → dispatch ring (docs/concurrency.md): with the
 /// dispatch thread stalled (feature `failpoints`: `STOIC_DISPATCH_STALL_MS` sleeps before each
-/// place batch) and one place batch in circulation (`STOIC_DISPATCH_SEND_BATCHES`), `churn`'s
-/// next batch finds the ring full; the gate then refuses the
+/// place batch) and one place batch in circulation (`STOIC_DISPATCH_SEND_BATCHES`), the
+/// `runaway` strategy (one more open per instrument every tick, up to four) finds the ring
+/// full at its second tick, deterministically; the gate then refuses the
 /// tick's places with `IntentRingFull` **before any side effect** — counted by code, never
 /// journaled (the WAL holds exactly the intents counted as journaled) and never sent — while
 /// the batches already queued still reach the venue, once each.
@@ -229,7 +230,7 @@ fn test_full_dispatch_ring_refuses_places_with_intent_ring_full_before_the_wal()
         // The simulator's bench account: brownout (credits) must not be what refuses.
         ("sim-bench", "sim-bench-secret-0005"),
         "config/policy_churn.json",
-        strategies::factory("churn", 11),
+        strategies::factory("runaway", 11),
         true,
         "ringfull",
     ))
