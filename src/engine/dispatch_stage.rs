@@ -753,13 +753,11 @@ impl super::Engine {
     /// Stops the dispatch thread (after reclaiming the session).
     pub(super) fn stop_dispatch_stage(&mut self) {
         self.reclaim_dispatch();
-        if let Some(mut link) = self.dispatch.take() {
+        if let Some(link) = self.dispatch.as_mut() {
             link.stop();
             // The counters outlive the thread (the last progress line and tests read them).
-            let c = &link.counters;
-            self.stats.dispatch_batches = c.batches.load(Ordering::Relaxed);
-            self.stats.dispatch_reports = c.reports.load(Ordering::Relaxed);
-            self.stats.dispatch_reclaims = c.returns.load(Ordering::Relaxed);
+            self.stats = self.stats_now();
+            self.dispatch = None;
         }
     }
 }

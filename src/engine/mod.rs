@@ -1011,14 +1011,11 @@ impl Engine {
         if let Some(d) = self.disp.as_mut() {
             d.close();
         }
-        if let Some(mut link) = self.stage.take() {
+        if let Some(link) = self.stage.as_mut() {
             link.stop();
             // The counters outlive the thread (the last progress line and tests read them).
-            let c = &link.counters;
-            self.stats.ticks = c.ticks.load(Ordering::Relaxed);
-            self.stats.actions = c.actions.load(Ordering::Relaxed);
-            self.stats.market_events = c.market_events.load(Ordering::Relaxed);
-            self.stats.intent_ring_full = c.intent_ring_full.load(Ordering::Relaxed);
+            self.stats = self.stats_now();
+            self.stage = None;
         }
         if let Some(mut f) = self.feed.take() {
             f.stop();
