@@ -399,6 +399,8 @@ pub struct Engine {
     pub subs_count: HashMap<String, usize>,
     /// Faults.
     pub faults: FaultState,
+    /// Requests answered 10028 by a rate-limit storm since start (survives `Fault::Clear`).
+    pub storm_hits: u64,
     /// The journal.
     pub journal: Journal,
     delayed: Vec<(i64, u64)>,
@@ -542,6 +544,7 @@ impl Engine {
             sessions: HashMap::new(),
             subs_count: HashMap::new(),
             faults: FaultState::new(),
+            storm_hits: 0,
             journal,
             delayed: Vec::new(),
             nonces: HashMap::new(),

@@ -267,6 +267,11 @@ impl Faults {
         rpc::lock(&self.shared.engine).apply_fault(f);
     }
 
+    /// Requests a rate-limit storm answered with 10028 since start.
+    pub fn storm_hits(&self) -> u64 {
+        rpc::lock(&self.shared.engine).storm_hits
+    }
+
     /// Closes every WebSocket session.
     pub fn disconnect_all(&self) {
         self.apply(&Fault::DisconnectAll);

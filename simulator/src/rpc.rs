@@ -431,6 +431,7 @@ fn call_inner(
     }
     // A 10028 storm hits every request.
     if crate::util::wall_us() / 1000 < e.faults.storm_until_ms {
+        e.storm_hits += 1;
         return Err(RpcError::new(10028, "too_many_requests"));
     }
     // Resolve the caller: connection auth, else a token in params.

@@ -68,6 +68,47 @@ pub fn factory(name: &str, seed: u64) -> StrategyFactory {
     })
 }
 
+/// [`factory`] for a session of known length (`stoic paper`): the option strategies are
+/// offered the nearest chain that is still listed `min_life_ms` after the instruments were
+/// loaded, so nothing they quote expires mid-run. `churn`, `runaway` and scripts are built as
+/// by [`factory`]. Building fails (naming the latest expiry) when no chain lives that long,
+/// instead of falling back to one that would expire during the session.
+#[must_use]
+pub fn factory_with_min_expiry(name: &str, seed: u64, min_life_ms: i64) -> StrategyFactory {
+    if name.starts_with(SCRIPTED_PREFIX) || !option_strategy(name) {
+        return factory(name, seed);
+    }
+    let name = name.to_owned();
+    Box::new(move |cache: &InstrumentCache| {
+        let universe = near_money_options_living(cache, min_life_ms)?;
+        by_name(&name, seed, &universe).map_err(|e| e.to_string())
+    })
+}
+
+fn option_strategy(name: &str) -> bool {
+    matches!(name, "quoter" | "vertical")
+}
+
+/// [`near_money_options`] of the nearest chain expiring at least `min_life_ms` after the
+/// instruments were loaded.
+///
+/// # Errors
+/// No BTC option chain lives that long (the latest listed expiry is named).
+pub fn near_money_options_living(
+    cache: &InstrumentCache,
+    min_life_ms: i64,
+) -> Result<Vec<InstrumentName>, String> {
+    let (created_max, expiries) = btc_option_expiries(cache);
+    let wanted = created_max.saturating_add(min_life_ms);
+    match expiries.iter().copied().find(|e| *e >= wanted) {
+        Some(expiry) => Ok(chain_near_money(cache, expiry)),
+        None => Err(format!(
+            "no BTC option chain expires at or after {wanted} ms (latest listed: {:?}); the session would outlive every listed option",
+            expiries.iter().next_back()
+        )),
+    }
+}
+
 /// BTC options of one chain, [`NEAR_MONEY_STRIKES`] strikes around the middle of the listed
 /// strikes, calls and puts, in name order. Why the middle: the venue lists strikes around the
 /// spot, and at start-up (before market data) the middle strike is the best guess of "at the
@@ -75,16 +116,7 @@ pub fn factory(name: &str, seed: u64) -> StrategyFactory {
 /// gate rightly refuses. Deterministic in the cache (ordered by name).
 #[must_use]
 pub fn near_money_options(cache: &InstrumentCache) -> Vec<InstrumentName> {
-    use hotpath::domain::instrument::InstrumentKind;
-    let created_max = cache.iter().map(|m| m.fetched_at_ms).max().unwrap_or(0);
-    let btc_options = || {
-        cache.iter().filter(|m| {
-            m.instrument.kind() == InstrumentKind::Option
-                && m.instrument.base_currency().as_str() == "BTC"
-        })
-    };
-    let expiries: std::collections::BTreeSet<i64> =
-        btc_options().filter_map(|m| m.expiration_timestamp_ms).collect();
+    let (created_max, expiries) = btc_option_expiries(cache);
     let Some(expiry) = expiries
         .iter()
         .copied()
@@ -93,8 +125,31 @@ pub fn near_money_options(cache: &InstrumentCache) -> Vec<InstrumentName> {
     else {
         return Vec::new();
     };
-    let chain: Vec<_> =
-        btc_options().filter(|m| m.expiration_timestamp_ms == Some(expiry)).collect();
+    chain_near_money(cache, expiry)
+}
+
+fn is_btc_option(m: &hotpath::domain::metadata::InstrumentMeta) -> bool {
+    m.instrument.kind() == hotpath::domain::instrument::InstrumentKind::Option
+        && m.instrument.base_currency().as_str() == "BTC"
+}
+
+/// When the instruments were loaded (newest fetch) and the listed BTC option expiries.
+fn btc_option_expiries(cache: &InstrumentCache) -> (i64, std::collections::BTreeSet<i64>) {
+    let created_max = cache.iter().map(|m| m.fetched_at_ms).max().unwrap_or(0);
+    let expiries = cache
+        .iter()
+        .filter(|m| is_btc_option(m))
+        .filter_map(|m| m.expiration_timestamp_ms)
+        .collect();
+    (created_max, expiries)
+}
+
+/// [`NEAR_MONEY_STRIKES`] strikes around the middle of one chain, calls and puts, name order.
+fn chain_near_money(cache: &InstrumentCache, expiry: i64) -> Vec<InstrumentName> {
+    let chain: Vec<_> = cache
+        .iter()
+        .filter(|m| is_btc_option(m) && m.expiration_timestamp_ms == Some(expiry))
+        .collect();
     let mut strikes: Vec<i64> = chain
         .iter()
         .filter_map(|m| m.instrument.strike())

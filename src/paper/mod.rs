@@ -8,6 +8,7 @@
 //! timeouts and credits stay on the wall clock (see `simulator::clock`).
 
 pub mod clock;
+mod fills;
 mod monitor;
 mod progress;
 pub mod schedule;
@@ -33,6 +34,8 @@ pub const DAYS_MAX: u32 = 366;
 pub const SPEED_MAX: u32 = 100_000;
 /// Engine strategy tick (wall).
 const ENGINE_TICK: Duration = Duration::from_millis(20);
+/// The option chain a paper run trades must still be listed this long after the run ends.
+const CHAIN_MARGIN_MS: i64 = DAY_MS;
 
 /// Everything a paper run needs.
 #[derive(Debug, Clone)]
@@ -125,6 +128,7 @@ fn random_token() -> anyhow::Result<String> {
 /// `Ok` with a failing [`Verdict`].
 pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
     let step_ms = cfg.step_ms()?;
+    let operator_token = random_token()?;
     let wall_start = Instant::now();
     std::fs::create_dir_all(&cfg.work_dir)
         .with_context(|| format!("create {}", cfg.work_dir.display()))?;
@@ -159,7 +163,13 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
         credentials: dev_credentials(),
         wal_dir: cfg.work_dir.join("wal"),
         policy_path: cfg.policy_path.clone(),
-        strategy: strategies::factory(&cfg.strategy, cfg.seed),
+        // Offered only options that outlive the run (+ a day): the instruments picked at
+        // start stay tradable to the end, and the faults aimed at them stay meaningful.
+        strategy: strategies::factory_with_min_expiry(
+            &cfg.strategy,
+            cfg.seed,
+            i64::from(cfg.days) * DAY_MS + CHAIN_MARGIN_MS,
+        ),
         // Two shared cores: nothing spins, the strategy runs inline on the trading thread.
         topology: Topology::Compact,
         cores: [None; 4],
@@ -170,7 +180,7 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
         dispatch_wait: Topology::Compact.wait_strategy(),
         max_intents: None,
         tick: ENGINE_TICK,
-        startup_operator_token: Some(random_token()?),
+        startup_operator_token: Some(operator_token.clone()),
         taker_fee_bps: 5.0,
         maker_fee_bps: 0.0,
         run_id,
@@ -179,13 +189,21 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
     let mut engine = Engine::with_clock(opts, Arc::new(VenueTimeClock(time.clone())))?;
     let published: crate::engine::status::Published = Arc::default();
     // No operator endpoint in a paper run: the port publishes the snapshot for the monitor.
-    let (_control, port) = crate::engine::status::control_channel(published.clone());
+    // The harness is the drill's operator: it relaxes a rate-limit Kill through this channel.
+    let (control, port) = crate::engine::status::control_channel(published.clone());
     engine.set_control(port);
     engine.start().context("engine start-up reconciliation")?;
     // The strategy picked its instruments from the venue's listing: aim faults at them.
     let instruments: Vec<String> =
         engine.market_instruments().iter().map(|n| n.as_str().to_owned()).collect();
     let schedule = schedule::build(cfg.seed, cfg.days, cfg.faults_per_day, &instruments)?;
+    let expiries = sim.with_engine(|e| {
+        e.instruments
+            .iter()
+            .filter(|i| instruments.contains(&i.name))
+            .map(|i| (i.name.clone(), i.expiry_ms))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    });
     let venue_start = sim.state();
     let stop = Arc::new(AtomicBool::new(false));
     let engine_done = Arc::new(AtomicBool::new(false));
@@ -193,7 +211,10 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
         time: time.clone(),
         faults: sim.faults(),
         published,
+        control,
+        operator_token,
         schedule: schedule.clone(),
+        expiries: expiries.clone(),
         sim_total_ms: i64::from(cfg.days) * DAY_MS,
         stop: Arc::clone(&stop),
         engine_done: Arc::clone(&engine_done),
@@ -209,6 +230,9 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
     drop(engine); // the trace producer goes with it: the sink drains what is left
     sink.stop();
     let venue_end = sim.state();
+    let venue_fills = fills::from_venue(&sim);
+    let orders_by_day = fills::new_orders_by_day(sim.journal_path(), SIM_ORIGIN_MS, cfg.days)
+        .with_context(|| format!("read {}", sim.journal_path().display()))?;
     let oracle = simulator::journal::Summary::from_file(sim.journal_path())
         .with_context(|| format!("read {}", sim.journal_path().display()))?;
     if !oracle.illegal_seqs.is_empty() {
@@ -229,6 +253,10 @@ pub fn run(cfg: &PaperConfig) -> anyhow::Result<PaperOutcome> {
         engine_error: result.as_ref().err().map(ToString::to_string),
         venue_start: &venue_start,
         venue_end: &venue_end,
+        venue_fills: &venue_fills,
+        expiries: &expiries,
+        instruments: &instruments,
+        orders_by_day: &orders_by_day,
         oracle: &oracle,
     }
     .build();

@@ -1,70 +1,121 @@
-//! The paper run's watcher thread: injects scheduled faults when simulated time reaches them,
-//! samples the engine's published snapshot into a mode timeline and containment events, draws
-//! progress, and ends the run (holds simulated time, lifts every fault, lets the engine settle,
-//! then asks it to stop).
+//! The paper run's watcher thread: injects scheduled faults when simulated time reaches them
+//! (holding a fault until the engine met it where the schedule says so), follows the engine's
+//! own mode-transition history into a timeline, records per fault what the engine did to
+//! contain it (counter changes and the registry reason codes it published), performs the
+//! unattended drill's operator relax of a rate-limit Kill, draws progress, and ends the run
+//! (holds simulated time, lifts every fault, lets the engine settle, asks it to stop).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotpath::domain::reason_codes::{RiskState, TradingMode};
+use hotpath::domain::reason_codes::{ModeReasonCode, TradingMode};
 use simulator::clock::SteppedTime;
 use simulator::{Fault, Faults};
 
 use super::clock::SIM_ORIGIN_MS;
 use super::progress::{Progress, Reading};
-use super::schedule::{FaultKind, ScheduledFault};
-use crate::engine::status::Published;
+use super::schedule::{Ending, FaultKind, ScheduledFault, RATE_LIMIT_STORM_S_MAX};
+use crate::engine::risk_watch::{ModeTransition, TRANSITIONS_MAX};
+use crate::engine::status::{ControlCmd, EngineControl, Published};
 use crate::engine::{EngineSnapshot, EngineStats};
 
-/// Wall time between samples. At thousands of times real speed one sample spans simulated
-/// minutes, so a mode change shorter than that can be missed by the timeline (the engine's
-/// counters still show that it happened).
+/// Wall time between samples of the published snapshot.
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 /// Wall time the engine gets, with simulated time held and every fault lifted, to finish
 /// reconnecting and reconciling before it is asked to stop.
 const SETTLE: Duration = Duration::from_secs(2);
+/// Longest wall time market data stays muted waiting for the zombie rule (15 s wall silence,
+/// `ws_zombie_silence_ms`) to trip.
+const STALE_WAIT_MAX: Duration = Duration::from_secs(30);
+/// A Kill held by the rate-limit reason this long (wall) is relaxed by the harness's operator.
+const RELAX_AFTER: Duration = Duration::from_millis(1_500);
+/// Wall time between operator relax attempts (refused while the breaker is open or the
+/// reconnect's reconciliation is pending).
+const RELAX_RETRY: Duration = Duration::from_millis(500);
+/// Who the harness's operator actions name.
+pub const HARNESS_OPERATOR: &str = "paper-harness";
 
-/// One change of the engine's published mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModeChange {
-    /// Simulated ms since trading started.
-    pub offset_ms: i64,
-    /// Trading mode.
-    pub mode: TradingMode,
-    /// Risk state.
-    pub risk_state: RiskState,
-    /// Open-permission latch set.
-    pub latched: bool,
-    /// Sticky mode reasons and latch codes, as their names.
-    pub reasons: Vec<String>,
+/// What happened to one scheduled fault.
+#[derive(Debug, Clone, Default)]
+pub struct FaultRecord {
+    /// Index in the schedule.
+    pub index: usize,
+    /// Simulated ms since trading started when it was injected (`None`: never).
+    pub injected_ms: Option<i64>,
+    /// When it was lifted (faults that are lifted).
+    pub lifted_ms: Option<i64>,
+    /// The engine met it (storm: a 10028 counted; mute: the zombie rule tripped). `None` for
+    /// faults the harness does not wait on.
+    pub met: Option<bool>,
+    /// The target instrument was listed and unexpired at injection (`None`: no target).
+    pub target_live: Option<bool>,
+    /// Counter changes from injection to the next fault (or the end).
+    pub deltas: BTreeMap<&'static str, u64>,
+    /// Mode reasons the engine published in the window (registry codes).
+    pub mode_reasons: BTreeSet<&'static str>,
+    /// Open-permission latch codes seen in the window (registry codes).
+    pub latch_codes: BTreeSet<&'static str>,
+    /// Modes the engine was in during the window.
+    pub modes: BTreeSet<&'static str>,
+    /// Counters at injection.
+    base: Option<Counters>,
 }
 
-/// Something the run injected or the engine did to contain it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    reconnects: u64,
+    resubscribes: u64,
+    venue_rejects: u64,
+    duplicate_fills_ignored: u64,
+    fills: u64,
+    count_10028: u64,
+    storm_hits: u64,
+}
+
+impl Counters {
+    fn of(s: &EngineSnapshot) -> Self {
+        Self {
+            reconnects: s.stats.reconnects,
+            resubscribes: s.stats.resubscribes,
+            venue_rejects: s.stats.venue_rejects,
+            duplicate_fills_ignored: s.recon.duplicate_fills_ignored,
+            fills: s.stats.fills,
+            count_10028: s.recon.count_10028_5m,
+            storm_hits: 0,
+        }
+    }
+}
+
+/// An operator action the harness took (the run is an unattended drill).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainmentEvent {
+pub struct OperatorAction {
     /// Simulated ms since trading started.
     pub offset_ms: i64,
-    /// `fault_start`, `fault_end`, `reconnect`, `resubscribe`, `venue_reject`, `gate_reject`.
-    pub kind: &'static str,
-    /// Why, in words (fault kind, or the engine's reason code).
-    pub reason: String,
-    /// The most recent fault started before it (it may have been lifted already).
-    pub last_fault: Option<&'static str>,
-    /// How many (counter delta since the previous sample).
-    pub count: u64,
+    /// `relax`.
+    pub action: &'static str,
+    /// The mode asked for.
+    pub target: &'static str,
+    /// Mode reasons held when it was asked (registry codes).
+    pub reasons_before: Vec<&'static str>,
+    /// Refused attempts before this one.
+    pub refused_before: u32,
+    /// `ok` or the refusal.
+    pub result: String,
 }
 
 /// What the watcher saw.
 #[derive(Debug, Default)]
 pub struct MonitorLog {
-    /// Mode changes, first one = the state when trading started.
-    pub timeline: Vec<ModeChange>,
-    /// Faults and reactions, in order.
-    pub events: Vec<ContainmentEvent>,
-    /// Gate refusals by the latest reason seen while they were counted.
-    pub gate_rejects_by_reason: BTreeMap<String, u64>,
+    /// The engine's mode transitions (its own history, merged), oldest first, engine clock.
+    pub transitions: Vec<ModeTransition>,
+    /// Times the engine's bounded history moved on by more than a sample could see.
+    pub transitions_lost: u64,
+    /// One record per scheduled fault.
+    pub faults: Vec<FaultRecord>,
+    /// Operator actions by the harness.
+    pub operator_actions: Vec<OperatorAction>,
     /// Faults injected.
     pub faults_injected: usize,
     /// Simulated ms since trading started when time was held.
@@ -80,8 +131,14 @@ pub struct Watch {
     pub faults: Faults,
     /// Engine snapshot slot.
     pub published: Published,
+    /// The engine's control path (operator relax).
+    pub control: EngineControl,
+    /// The engine's operator token.
+    pub operator_token: String,
     /// The schedule.
     pub schedule: Vec<ScheduledFault>,
+    /// Expiry (venue ms) of every instrument the engine trades.
+    pub expiries: BTreeMap<String, i64>,
     /// Simulated ms the run lasts.
     pub sim_total_ms: i64,
     /// Set to stop the engine.
@@ -92,73 +149,179 @@ pub struct Watch {
 
 struct Action {
     offset_ms: i64,
-    kind: FaultKind,
+    index: usize,
     start: bool,
-    fault: Fault,
+    faults: Vec<Fault>,
+}
+
+/// A fault held until the engine met it.
+struct Waiting {
+    index: usize,
+    kind: FaultKind,
+    lift: Fault,
+    since: Instant,
+    base: Counters,
 }
 
 fn events_of(s: &EngineStats) -> u64 {
     s.sent + s.acked + s.fills + s.cancelled + s.venue_rejects + s.gate_rejects
 }
 
-fn mode_of(s: &EngineSnapshot, offset_ms: i64) -> ModeChange {
-    let mut reasons: Vec<String> = s.mode_reasons.iter().map(|r| format!("{r:?}")).collect();
-    reasons.extend(s.latch_codes.iter().map(|c| format!("latch:{c:?}")));
-    ModeChange { offset_ms, mode: s.mode, risk_state: s.risk_state, latched: s.latched, reasons }
+/// Appends the part of `recent` (the engine's bounded history) not yet in `all`: the longest
+/// tail of `all` that is a head of `recent` is the overlap. Returns whether the two did not
+/// overlap although both are non-empty and `recent` is full (changes may have been lost).
+fn merge_transitions(all: &mut Vec<ModeTransition>, recent: &[ModeTransition]) -> bool {
+    let max = all.len().min(recent.len());
+    let overlap =
+        (0..=max).rev().find(|&k| all[all.len() - k..] == recent[..k]).unwrap_or_default();
+    let lost = overlap == 0 && !all.is_empty() && recent.len() >= TRANSITIONS_MAX;
+    all.extend_from_slice(&recent[overlap..]);
+    lost
+}
+
+fn is_kill_reason(r: ModeReasonCode) -> bool {
+    r.as_str().starts_with("KILL_")
+}
+
+struct Relaxer {
+    kill_since: Option<Instant>,
+    last_try: Option<Instant>,
+    refused: u32,
 }
 
 impl Watch {
-    /// Runs until the engine is done. Never blocks on the engine.
-    #[must_use]
-    pub fn run(self) -> MonitorLog {
+    fn actions(&self) -> Vec<Action> {
         let mut actions: Vec<Action> = Vec::new();
-        for f in &self.schedule {
+        for (index, f) in self.schedule.iter().enumerate() {
             actions.push(Action {
                 offset_ms: f.start_offset_ms,
-                kind: f.kind,
+                index,
                 start: true,
-                fault: f.start.clone(),
+                faults: f.start.clone(),
             });
-            if let (Some(at), Some(end)) = (f.end_offset_ms, &f.end) {
+            if let Ending::At { offset_ms, fault } = &f.ending {
                 actions.push(Action {
-                    offset_ms: at,
-                    kind: f.kind,
+                    offset_ms: *offset_ms,
+                    index,
                     start: false,
-                    fault: end.clone(),
+                    faults: vec![fault.clone()],
                 });
             }
         }
-        actions.sort_by_key(|a| a.offset_ms);
+        actions.sort_by_key(|a| (a.offset_ms, a.index));
+        actions
+    }
+
+    fn offset(&self) -> i64 {
+        (self.time.now_ms() - SIM_ORIGIN_MS).min(self.sim_total_ms)
+    }
+
+    /// Runs until the engine is done. Never blocks on the engine (an operator relax waits
+    /// for the engine's bounded reply).
+    #[must_use]
+    pub fn run(self) -> MonitorLog {
+        let actions = self.actions();
         let mut next = 0usize;
-        let mut log = MonitorLog::default();
+        let mut log = MonitorLog {
+            faults: (0..self.schedule.len())
+                .map(|index| FaultRecord { index, ..FaultRecord::default() })
+                .collect(),
+            ..MonitorLog::default()
+        };
         let mut progress = Progress::for_stdout();
-        let mut prev: Option<EngineSnapshot> = None;
-        let mut last_fault_kind: Option<&'static str> = None;
+        let mut last: Option<EngineSnapshot> = None;
+        let mut current: Option<usize> = None;
+        let mut waiting: Option<Waiting> = None;
+        let mut relax = Relaxer { kill_since: None, last_try: None, refused: 0 };
         let mut ending: Option<Instant> = None;
         loop {
             let done = self.engine_done.load(Ordering::Acquire);
-            let offset = (self.time.now_ms() - SIM_ORIGIN_MS).min(self.sim_total_ms);
-            while ending.is_none() && next < actions.len() && actions[next].offset_ms <= offset {
-                let a = &actions[next];
-                self.faults.apply(&a.fault);
-                if a.start {
-                    last_fault_kind = Some(a.kind.as_str());
-                }
-                if a.start {
-                    log.faults_injected += 1;
-                }
-                log.events.push(ContainmentEvent {
-                    offset_ms: a.offset_ms,
-                    kind: if a.start { "fault_start" } else { "fault_end" },
-                    reason: a.kind.as_str().to_owned(),
-                    last_fault: last_fault_kind,
-                    count: 1,
-                });
-                next += 1;
-            }
             let snap = self.published.lock().ok().and_then(|g| g.clone());
             if let Some(s) = &snap {
-                self.observe(&mut log, prev.as_ref(), s, offset, last_fault_kind);
+                if merge_transitions(&mut log.transitions, &s.mode_transitions) {
+                    log.transitions_lost += 1;
+                }
+                if let Some(i) = current {
+                    observe_window(&mut log.faults[i], s);
+                }
+            }
+            if let (Some(w), Some(s)) = (&waiting, &snap) {
+                // Met: the engine counted a 10028 on its trading session (a storm answer to
+                // the market-data session alone does not reach the breaker), or its zombie rule
+                // tripped on the silence.
+                let met = match w.kind {
+                    FaultKind::StaleData => s.recon.md_stale,
+                    _ => {
+                        s.recon.count_10028_5m > w.base.count_10028
+                            || s.stats.reconnects > w.base.reconnects
+                    }
+                };
+                let bound = match w.kind {
+                    FaultKind::StaleData => STALE_WAIT_MAX,
+                    _ => Duration::from_secs_f64(RATE_LIMIT_STORM_S_MAX),
+                };
+                if met || w.since.elapsed() >= bound {
+                    self.faults.apply(&w.lift);
+                    if w.kind == FaultKind::StaleData {
+                        self.time.set_running(true);
+                    }
+                    let r = &mut log.faults[w.index];
+                    r.met = Some(met);
+                    r.lifted_ms = Some(self.offset());
+                    waiting = None;
+                }
+            }
+            let offset = self.offset();
+            while ending.is_none()
+                && waiting.is_none()
+                && next < actions.len()
+                && actions[next].offset_ms <= offset
+            {
+                let a = &actions[next];
+                next += 1;
+                let f = &self.schedule[a.index];
+                if !a.start {
+                    a.faults.iter().for_each(|f| self.faults.apply(f));
+                    log.faults[a.index].lifted_ms = Some(offset);
+                    continue;
+                }
+                if let (Some(prev), Some(s)) = (current, &snap) {
+                    close_window(&mut log.faults[prev], s, self.faults.storm_hits());
+                }
+                // Whatever the previous fault left armed (a one-shot the engine never met) goes
+                // with its window: each fault is judged on its own.
+                self.faults.apply(&Fault::Clear);
+                let r = &mut log.faults[a.index];
+                r.target_live = f
+                    .target
+                    .as_ref()
+                    .map(|t| self.expiries.get(t).is_some_and(|e| *e > self.time.now_ms()));
+                let mut base = snap.as_ref().map(Counters::of).unwrap_or_default();
+                base.storm_hits = self.faults.storm_hits();
+                r.base = Some(base);
+                r.injected_ms = Some(offset);
+                current = Some(a.index);
+                log.faults_injected += 1;
+                if f.kind == FaultKind::StaleData {
+                    // The zombie rule counts wall-time silence (15 s): simulated time is held
+                    // while muted, so the mute costs no simulated hours.
+                    self.time.set_running(false);
+                }
+                a.faults.iter().for_each(|f| self.faults.apply(f));
+                if let Ending::WhenMet(lift) = &f.ending {
+                    waiting = Some(Waiting {
+                        index: a.index,
+                        kind: f.kind,
+                        lift: lift.clone(),
+                        since: Instant::now(),
+                        base,
+                    });
+                }
+            }
+            if let Some(s) = &snap {
+                if ending.is_none() && waiting.is_none() {
+                    self.maybe_relax(&mut relax, &mut log, s, offset);
+                }
                 progress.update(&Reading {
                     sim_elapsed_ms: offset,
                     sim_total_ms: self.sim_total_ms,
@@ -167,12 +330,12 @@ impl Watch {
                 });
             }
             if snap.is_some() {
-                prev = snap;
+                last = snap;
             }
             if done {
                 break;
             }
-            if ending.is_none() && offset >= self.sim_total_ms {
+            if ending.is_none() && waiting.is_none() && offset >= self.sim_total_ms {
                 // Hold time at exactly N days, lift every fault, let the engine settle.
                 self.time.set_running(false);
                 self.faults.apply(&Fault::Clear);
@@ -187,7 +350,10 @@ impl Watch {
         if ending.is_none() {
             log.sim_elapsed_ms = self.time.now_ms() - SIM_ORIGIN_MS;
         }
-        let events = prev.as_ref().map_or(0, |s| events_of(&s.stats));
+        if let (Some(i), Some(s)) = (current, &last) {
+            close_window(&mut log.faults[i], s, self.faults.storm_hits());
+        }
+        let events = last.as_ref().map_or(0, |s| events_of(&s.stats));
         progress.finish(&Reading {
             sim_elapsed_ms: log.sim_elapsed_ms,
             sim_total_ms: self.sim_total_ms,
@@ -197,53 +363,116 @@ impl Watch {
         log
     }
 
-    fn observe(
-        &self,
-        log: &mut MonitorLog,
-        prev: Option<&EngineSnapshot>,
-        s: &EngineSnapshot,
-        offset: i64,
-        last_fault: Option<&'static str>,
-    ) {
-        let m = mode_of(s, offset);
-        let changed = log.timeline.last().is_none_or(|l| {
-            (l.mode, l.risk_state, l.latched, &l.reasons)
-                != (m.mode, m.risk_state, m.latched, &m.reasons)
-        });
-        if changed {
-            log.timeline.push(m);
+    /// The unattended drill's operator: a Kill held only by the rate-limit reason (ruling 2:
+    /// Kill reasons are lifted by an operator, never automatically) is relaxed once the
+    /// breaker closed and the reconnect's reconciliation passed (the engine refuses before).
+    /// Any other Kill reason (capital stop, operator Kill, WAL, policy) is left alone.
+    fn maybe_relax(&self, r: &mut Relaxer, log: &mut MonitorLog, s: &EngineSnapshot, offset: i64) {
+        let rate_limit_kill = s.mode == TradingMode::Kill
+            && s.mode_reasons.contains(&ModeReasonCode::KillRateLimitSessionTermination)
+            && s.mode_reasons.iter().all(|c| {
+                !is_kill_reason(*c) || *c == ModeReasonCode::KillRateLimitSessionTermination
+            });
+        if !rate_limit_kill {
+            r.kill_since = None;
+            r.refused = 0;
+            return;
         }
-        let Some(p) = prev else { return };
-        let mut push = |kind: &'static str, reason: String, count: u64| {
-            if count > 0 {
-                log.events.push(ContainmentEvent {
-                    offset_ms: offset,
-                    kind,
-                    reason,
-                    last_fault,
-                    count,
-                });
-            }
+        let since = *r.kill_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < RELAX_AFTER || r.last_try.is_some_and(|t| t.elapsed() < RELAX_RETRY) {
+            return;
+        }
+        r.last_try = Some(Instant::now());
+        let req = coldpath::server::EmergencyRequest {
+            reason: Some("paper drill: rate-limit burst lifted, session reconciled".into()),
+            requested_by: Some(HARNESS_OPERATOR.into()),
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            received_at_ms: 0,
         };
-        push(
-            "reconnect",
-            "session lost: reconnected and reconciled before trading again".into(),
-            s.stats.reconnects.saturating_sub(p.stats.reconnects),
-        );
-        push(
-            "resubscribe",
-            "book change-id gap: resubscribed for a fresh snapshot".into(),
-            s.stats.resubscribes.saturating_sub(p.stats.resubscribes),
-        );
-        push(
-            "venue_reject",
-            "the venue refused orders".into(),
-            s.stats.venue_rejects.saturating_sub(p.stats.venue_rejects),
-        );
-        let gate = s.stats.gate_rejects.saturating_sub(p.stats.gate_rejects);
-        if gate > 0 {
-            let why = s.last_gate_reject.clone().unwrap_or_else(|| "unknown".into());
-            *log.gate_rejects_by_reason.entry(why).or_insert(0) += gate;
+        let cmd =
+            ControlCmd::Relax { target: TradingMode::Active, token: self.operator_token.clone() };
+        match self.control.submit(cmd, req) {
+            Ok(_) => {
+                log.operator_actions.push(OperatorAction {
+                    offset_ms: offset,
+                    action: "relax",
+                    target: "Active",
+                    reasons_before: s.mode_reasons.iter().map(|c| c.as_str()).collect(),
+                    refused_before: r.refused,
+                    result: "ok".into(),
+                });
+                r.kill_since = None;
+                r.refused = 0;
+            }
+            Err(_) => r.refused += 1,
         }
+    }
+}
+
+fn observe_window(r: &mut FaultRecord, s: &EngineSnapshot) {
+    r.modes.insert(mode_name(s.mode));
+    r.mode_reasons.extend(s.mode_reasons.iter().map(|c| c.as_str()));
+    r.latch_codes.extend(s.latch_codes.iter().map(|c| c.as_str()));
+}
+
+fn close_window(r: &mut FaultRecord, s: &EngineSnapshot, storm_hits: u64) {
+    let Some(b) = r.base else { return };
+    let mut now = Counters::of(s);
+    now.storm_hits = storm_hits;
+    let mut put = |k: &'static str, a: u64, b: u64| {
+        if a > b {
+            r.deltas.insert(k, a - b);
+        }
+    };
+    put("reconnects", now.reconnects, b.reconnects);
+    put("resubscribes", now.resubscribes, b.resubscribes);
+    put("venue_rejects", now.venue_rejects, b.venue_rejects);
+    put("duplicate_fills_ignored", now.duplicate_fills_ignored, b.duplicate_fills_ignored);
+    put("fill_reports", now.fills, b.fills);
+    put("venue_10028_answers", now.storm_hits, b.storm_hits);
+}
+
+/// Stable mode name.
+#[must_use]
+pub const fn mode_name(m: TradingMode) -> &'static str {
+    match m {
+        TradingMode::Active => "Active",
+        TradingMode::ReduceOnly => "ReduceOnly",
+        TradingMode::Kill => "Kill",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(at_ms: i64, to: TradingMode) -> ModeTransition {
+        ModeTransition { at_ms, from: TradingMode::Active, to, reasons: Vec::new() }
+    }
+
+    #[test]
+    fn transitions_merge_by_overlap_without_duplicates() {
+        let mut all = Vec::new();
+        assert!(!merge_transitions(&mut all, &[t(1, TradingMode::Kill)]));
+        assert!(!merge_transitions(
+            &mut all,
+            &[t(1, TradingMode::Kill), t(1, TradingMode::Active)]
+        ));
+        assert!(!merge_transitions(
+            &mut all,
+            &[t(1, TradingMode::Kill), t(1, TradingMode::Active)]
+        ));
+        // The bounded history dropped its oldest entry and gained one.
+        assert!(!merge_transitions(
+            &mut all,
+            &[t(1, TradingMode::Active), t(1, TradingMode::Kill)]
+        ));
+        assert_eq!(
+            all,
+            vec![t(1, TradingMode::Kill), t(1, TradingMode::Active), t(1, TradingMode::Kill)]
+        );
+        let full: Vec<_> =
+            (10..10 + TRANSITIONS_MAX as i64).map(|i| t(i, TradingMode::Kill)).collect();
+        assert!(merge_transitions(&mut all, &full), "no overlap with a full history is a loss");
     }
 }

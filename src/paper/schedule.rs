@@ -9,39 +9,57 @@ use super::clock::DAY_MS;
 /// Most faults one simulated day may hold (each gets its own slot of the day).
 pub const FAULTS_PER_DAY_MAX: u32 = 24;
 
-/// Shortest and longest window of a fault that lasts (simulated ms).
+/// Shortest and longest maintenance window (simulated ms).
 const WINDOW_MS_MIN: i64 = 30 * 60_000;
 const WINDOW_MS_MAX: i64 = 3 * 3_600_000;
 
 /// What a scheduled fault does to the venue (all via `simulator::Fault`).
+///
+/// Partial and late fills (`PartialFill`, `DelayFills`) are not scheduled here: the simulator
+/// applies them to taker orders only, and the paper run's quoter only posts (post-only), so
+/// they could never touch it; the chaos suite covers them with taking strategies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FaultKind {
     /// Every WebSocket session is closed (cancel-on-disconnect runs).
     Disconnect,
-    /// Every request answers 10028 for half a wall second (connections closed).
+    /// Every request answers 10028 (connection closed) until the engine has met it once.
     RateLimitBurst,
     /// Book notifications dropped: a change-id gap the engine must resubscribe through.
     BookGap,
-    /// Taker orders fill only partly for a window.
-    PartialFills,
-    /// Taker fills arrive late for a window.
-    LateFills,
+    /// The next fill notifications are delivered twice (same trade id).
+    DuplicateFill,
     /// The next order on one instrument is rejected.
     OrderReject,
-    /// No market data for a window (stale books).
+    /// Public market data muted until the engine's zombie rule trips.
     StaleData,
     /// Exchange maintenance for a window (orders answer 11051).
     Maintenance,
 }
 
+/// How a fault ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    /// A one-shot command: nothing to lift.
+    OneShot,
+    /// Lifted at this simulated offset by the given command.
+    At {
+        /// When (simulated ms since trading started).
+        offset_ms: i64,
+        /// The command that lifts it.
+        fault: Fault,
+    },
+    /// Lifted by the given command as soon as the engine met the fault (watched on its
+    /// published state), or after a wall-time bound.
+    WhenMet(Fault),
+}
+
 impl FaultKind {
     /// Every kind, in schedule order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 7] = [
         Self::Disconnect,
         Self::RateLimitBurst,
         Self::BookGap,
-        Self::PartialFills,
-        Self::LateFills,
+        Self::DuplicateFill,
         Self::OrderReject,
         Self::StaleData,
         Self::Maintenance,
@@ -54,16 +72,11 @@ impl FaultKind {
             Self::Disconnect => "disconnect",
             Self::RateLimitBurst => "rate_limit_burst",
             Self::BookGap => "book_gap",
-            Self::PartialFills => "partial_fills",
-            Self::LateFills => "late_fills",
+            Self::DuplicateFill => "duplicate_fill",
             Self::OrderReject => "order_reject",
             Self::StaleData => "stale_data",
             Self::Maintenance => "maintenance",
         }
-    }
-
-    const fn lasts(self) -> bool {
-        matches!(self, Self::PartialFills | Self::LateFills | Self::StaleData | Self::Maintenance)
     }
 }
 
@@ -74,12 +87,23 @@ pub struct ScheduledFault {
     pub kind: FaultKind,
     /// When it starts.
     pub start_offset_ms: i64,
-    /// When it is lifted (faults that last), else `None`.
-    pub end_offset_ms: Option<i64>,
-    /// The venue command at the start.
-    pub start: Fault,
-    /// The venue command at the end.
-    pub end: Option<Fault>,
+    /// The venue commands at the start.
+    pub start: Vec<Fault>,
+    /// How it ends.
+    pub ending: Ending,
+    /// The instrument it is aimed at (book gaps, order rejects).
+    pub target: Option<String>,
+}
+
+impl ScheduledFault {
+    /// Scheduled end offset (faults lifted at a fixed time only).
+    #[must_use]
+    pub fn end_offset_ms(&self) -> Option<i64> {
+        match self.ending {
+            Ending::At { offset_ms, .. } => Some(offset_ms),
+            _ => None,
+        }
+    }
 }
 
 /// Bad schedule arguments.
@@ -126,8 +150,10 @@ impl SplitMix {
 }
 
 /// Builds the schedule: each simulated day is cut into `faults_per_day` equal slots; each slot
-/// holds one fault of a seeded kind, starting in the slot's first half and (if it lasts) ending
-/// before the slot does, so faults never overlap and every one is lifted before the run ends.
+/// holds one fault, starting in the slot's first half and (maintenance) ending before the slot
+/// does. Kinds come in seeded permutations of [`FaultKind::ALL`], so every kind is met equally
+/// often (±1) and a 14-day run at 3 a day meets each six times. Faults aimed at an instrument
+/// take one of `instruments` (the ones the engine trades), seeded.
 ///
 /// # Errors
 /// [`ScheduleError`] for a bad count or no instrument.
@@ -141,53 +167,90 @@ pub fn build(
     if faults_per_day == 0 {
         return Ok(Vec::new());
     }
-    let first_instrument = instruments.first().ok_or(ScheduleError::NoInstrument)?;
+    if instruments.is_empty() {
+        return Err(ScheduleError::NoInstrument);
+    }
     let mut rng = SplitMix(seed ^ 0x5041_5045_525F_5255); // "PAPER_RU"
     let slot_ms = DAY_MS / i64::from(faults_per_day);
+    let mut kinds: Vec<FaultKind> = Vec::new();
     let mut out = Vec::new();
     for day in 0..i64::from(days) {
         for slot in 0..i64::from(faults_per_day) {
+            if kinds.is_empty() {
+                kinds = FaultKind::ALL.to_vec();
+                for i in (1..kinds.len()).rev() {
+                    let j = usize::try_from(rng.next() % (i as u64 + 1)).unwrap_or(0);
+                    kinds.swap(i, j);
+                }
+            }
+            let kind = kinds.pop().unwrap_or(FaultKind::Disconnect);
             let slot_start = day * DAY_MS + slot * slot_ms;
-            let idx = usize::try_from(rng.next() % FaultKind::ALL.len() as u64).unwrap_or(0);
-            let kind = FaultKind::ALL[idx];
             let start = slot_start + rng.range(slot_ms / 8, slot_ms / 2);
             let window = rng.range(WINDOW_MS_MIN, WINDOW_MS_MAX).min(slot_ms / 2 - 1).max(1);
             let pick = usize::try_from(rng.next() % instruments.len() as u64).unwrap_or(0);
-            let instrument = instruments.get(pick).unwrap_or(first_instrument).clone();
-            let (start_fault, end_fault) = match kind {
-                FaultKind::Disconnect => (Fault::DisconnectAll, None),
-                FaultKind::RateLimitBurst => (Fault::RateLimitStorm { seconds: 0.5 }, None),
-                FaultKind::BookGap => {
-                    (Fault::DropBookMessages { count: 3, instrument: Some(instrument) }, None)
-                }
-                FaultKind::PartialFills => (
-                    Fault::PartialFill { fraction: 0.3 },
-                    Some(Fault::PartialFill { fraction: 1.0 }),
+            let instrument = instruments[pick].clone();
+            let (start_fault, ending, target) = match kind {
+                FaultKind::Disconnect => (vec![Fault::DisconnectAll], Ending::OneShot, None),
+                FaultKind::RateLimitBurst => (
+                    // Long enough to be met; lifted (seconds 0) once the engine has met it.
+                    vec![Fault::RateLimitStorm { seconds: RATE_LIMIT_STORM_S_MAX }],
+                    Ending::WhenMet(Fault::RateLimitStorm { seconds: 0.0 }),
+                    None,
                 ),
-                FaultKind::LateFills => {
-                    (Fault::DelayFills { ms: 1_800_000 }, Some(Fault::DelayFills { ms: 0 }))
+                // One dropped notification: the gap shows on the book's next change.
+                FaultKind::BookGap => (
+                    vec![Fault::DropBookMessages {
+                        count: 1,
+                        instrument: Some(instrument.clone()),
+                    }],
+                    Ending::OneShot,
+                    Some(instrument),
+                ),
+                FaultKind::DuplicateFill => {
+                    (vec![Fault::DuplicateFillNotifications { count: 2 }], Ending::OneShot, None)
                 }
-                FaultKind::OrderReject => (Fault::RejectNextOrder { instrument, code: None }, None),
+                // Armed on every traded instrument (the picked one first): the engine's next
+                // new order, wherever it goes, is refused; the rest are lifted with the window.
+                FaultKind::OrderReject => {
+                    let mut rejects =
+                        vec![Fault::RejectNextOrder { instrument: instrument.clone(), code: None }];
+                    rejects.extend(
+                        instruments
+                            .iter()
+                            .filter(|n| **n != instrument)
+                            .map(|n| Fault::RejectNextOrder { instrument: n.clone(), code: None }),
+                    );
+                    (rejects, Ending::OneShot, Some(instrument))
+                }
                 FaultKind::StaleData => (
-                    Fault::FreezeMarketData { on: true },
-                    Some(Fault::FreezeMarketData { on: false }),
+                    vec![Fault::MuteMarketData { on: true }],
+                    Ending::WhenMet(Fault::MuteMarketData { on: false }),
+                    None,
                 ),
-                FaultKind::Maintenance => {
-                    (Fault::Maintenance { on: true }, Some(Fault::Maintenance { on: false }))
-                }
+                FaultKind::Maintenance => (
+                    vec![Fault::Maintenance { on: true }],
+                    Ending::At {
+                        offset_ms: start + window,
+                        fault: Fault::Maintenance { on: false },
+                    },
+                    None,
+                ),
             };
-            debug_assert_eq!(kind.lasts(), end_fault.is_some());
             out.push(ScheduledFault {
                 kind,
                 start_offset_ms: start,
-                end_offset_ms: end_fault.as_ref().map(|_| start + window),
                 start: start_fault,
-                end: end_fault,
+                ending,
+                target,
             });
         }
     }
     Ok(out)
 }
+
+/// Wall seconds a rate-limit storm may last at most (it is lifted as soon as the engine met
+/// it; the bound keeps an idle engine from holding the run).
+pub const RATE_LIMIT_STORM_S_MAX: f64 = 10.0;
 
 #[cfg(test)]
 mod tests {
@@ -211,7 +274,7 @@ mod tests {
         let mut last_end = -1;
         for f in &s {
             assert!(f.start_offset_ms > last_end, "{f:?} overlaps the previous fault");
-            last_end = f.end_offset_ms.unwrap_or(f.start_offset_ms);
+            last_end = f.end_offset_ms().unwrap_or(f.start_offset_ms);
             assert!(last_end < 14 * DAY_MS);
         }
     }
@@ -225,9 +288,26 @@ mod tests {
     }
 
     #[test]
+    fn paper_fault_kinds_are_balanced_and_aimed_at_the_given_instruments() {
+        let s = build(5, 14, 3, &names()).unwrap();
+        for k in FaultKind::ALL {
+            let n = s.iter().filter(|f| f.kind == k).count();
+            assert!((5..=7).contains(&n), "{} scheduled {n} times", k.as_str());
+        }
+        for f in &s {
+            if let Some(t) = &f.target {
+                assert!(names().contains(t), "{t} is not traded");
+            }
+            let aimed = matches!(f.kind, FaultKind::BookGap | FaultKind::OrderReject);
+            assert_eq!(f.target.is_some(), aimed, "{f:?}");
+        }
+    }
+
+    #[test]
     fn bad_schedule_arguments_are_refused() {
         assert_eq!(build(1, 1, 25, &names()), Err(ScheduleError::TooManyFaults(25)));
         assert_eq!(build(1, 1, 2, &[]), Err(ScheduleError::NoInstrument));
+        assert_eq!(build(1, 1, 0, &names()).unwrap().len(), 0);
         assert_eq!(build(1, 1, 0, &[]), Ok(Vec::new()));
     }
 }
