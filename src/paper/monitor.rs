@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotpath::domain::reason_codes::{ModeReasonCode, TradingMode};
+use hotpath::domain::reason_codes::{ModeReasonCode, OpenPermissionReasonCode, TradingMode};
 use simulator::clock::SteppedTime;
 use simulator::{Fault, Faults};
 
@@ -72,6 +72,7 @@ struct Counters {
     fills: u64,
     count_10028: u64,
     storm_hits: u64,
+    session_latched: bool,
 }
 
 impl Counters {
@@ -84,6 +85,7 @@ impl Counters {
             fills: s.stats.fills,
             count_10028: s.recon.count_10028_5m,
             storm_hits: 0,
+            session_latched: session_latched(s),
         }
     }
 }
@@ -187,6 +189,9 @@ struct Relaxer {
     kill_since: Option<Instant>,
     last_try: Option<Instant>,
     refused: u32,
+    first_refusal: Option<String>,
+    last_refusal: Option<String>,
+    reasons: Vec<&'static str>,
 }
 
 impl Watch {
@@ -232,7 +237,14 @@ impl Watch {
         let mut last: Option<EngineSnapshot> = None;
         let mut current: Option<usize> = None;
         let mut waiting: Option<Waiting> = None;
-        let mut relax = Relaxer { kill_since: None, last_try: None, refused: 0 };
+        let mut relax = Relaxer {
+            kill_since: None,
+            last_try: None,
+            refused: 0,
+            first_refusal: None,
+            last_refusal: None,
+            reasons: Vec::new(),
+        };
         let mut ending: Option<Instant> = None;
         loop {
             let done = self.engine_done.load(Ordering::Acquire);
@@ -251,9 +263,12 @@ impl Watch {
                 // tripped on the silence.
                 let met = match w.kind {
                     FaultKind::StaleData => s.recon.md_stale,
+                    // The session the storm closed is latched (published before the blocking
+                    // reconnect) even when the engine saw the close before the 10028 reply.
                     _ => {
                         s.recon.count_10028_5m > w.base.count_10028
                             || s.stats.reconnects > w.base.reconnects
+                            || (!w.base.session_latched && session_latched(s))
                     }
                 };
                 let bound = match w.kind {
@@ -278,6 +293,13 @@ impl Watch {
                 && actions[next].offset_ms <= offset
             {
                 let a = &actions[next];
+                // A fault meets a trading engine: its start waits (at most until the next
+                // scheduled action is due) while the engine is out of Active.
+                let trading = snap.as_ref().is_some_and(|s| s.mode == TradingMode::Active);
+                let deadline = actions.get(next + 1).map_or(self.sim_total_ms, |n| n.offset_ms);
+                if a.start && !trading && offset < deadline {
+                    break;
+                }
                 next += 1;
                 let f = &self.schedule[a.index];
                 if !a.start {
@@ -374,10 +396,27 @@ impl Watch {
                 !is_kill_reason(*c) || *c == ModeReasonCode::KillRateLimitSessionTermination
             });
         if !rate_limit_kill {
+            if r.kill_since.is_some() && r.refused > 0 {
+                // The harness tried while the engine still refused; the engine left Kill on
+                // its own (an engine that auto-relaxes this reason): recorded all the same.
+                log.operator_actions.push(OperatorAction {
+                    offset_ms: offset,
+                    action: "relax",
+                    target: "Active",
+                    reasons_before: std::mem::take(&mut r.reasons),
+                    refused_before: r.refused,
+                    result: format!(
+                        "not applied: the engine left Kill without it (first refusal: {}; last: {})",
+                        r.first_refusal.take().unwrap_or_default(),
+                        r.last_refusal.take().unwrap_or_default()
+                    ),
+                });
+            }
             r.kill_since = None;
             r.refused = 0;
             return;
         }
+        r.reasons = s.mode_reasons.iter().map(|c| c.as_str()).collect();
         let since = *r.kill_since.get_or_insert_with(Instant::now);
         if since.elapsed() < RELAX_AFTER || r.last_try.is_some_and(|t| t.elapsed() < RELAX_RETRY) {
             return;
@@ -403,10 +442,19 @@ impl Watch {
                 });
                 r.kill_since = None;
                 r.refused = 0;
+                r.first_refusal = None;
             }
-            Err(_) => r.refused += 1,
+            Err(e) => {
+                r.refused += 1;
+                r.first_refusal.get_or_insert_with(|| e.to_string());
+                r.last_refusal = Some(e.to_string());
+            }
         }
     }
+}
+
+fn session_latched(s: &EngineSnapshot) -> bool {
+    s.latch_codes.contains(&OpenPermissionReasonCode::SessionTerminationReconcileRequired)
 }
 
 fn observe_window(r: &mut FaultRecord, s: &EngineSnapshot) {

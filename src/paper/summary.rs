@@ -127,9 +127,9 @@ fn containment(kind: FaultKind, r: &FaultRecord) -> (bool, &'static str) {
         FaultKind::Disconnect => (delta("reconnects"), "session lost, reconnected and reconciled"),
         FaultKind::RateLimitBurst => (
             r.met == Some(true)
-                && (reason("REDUCEONLY_SESSION_KILL_UNCONFIRMED")
-                    || reason("KILL_RATE_LIMIT_SESSION_TERMINATION")),
-            "10028 counted; ReduceOnly (unconfirmed) or Kill (confirmed) until reconciled",
+                && (rate_limit_reason(r)
+                    || r.latch_codes.contains("SESSION_TERMINATION_RECONCILE_REQUIRED")),
+            "session terminated: latched until reconciled; with the 10028 counted, ReduceOnly (unconfirmed) or Kill (confirmed)",
         ),
         FaultKind::BookGap => (delta("resubscribes"), "book change-id gap: resubscribed"),
         FaultKind::DuplicateFill => {
@@ -145,6 +145,11 @@ fn containment(kind: FaultKind, r: &FaultRecord) -> (bool, &'static str) {
             "ReduceOnly while the venue is in maintenance",
         ),
     }
+}
+
+fn rate_limit_reason(r: &FaultRecord) -> bool {
+    r.mode_reasons.contains("REDUCEONLY_SESSION_KILL_UNCONFIRMED")
+        || r.mode_reasons.contains("KILL_RATE_LIMIT_SESSION_TERMINATION")
 }
 
 fn fill_json(f: &VenueFill) -> Value {
@@ -284,7 +289,11 @@ impl Inputs<'_> {
         })
     }
 
-    fn faults(&self, failures: &mut Vec<String>) -> (Vec<Value>, usize) {
+    fn faults(
+        &self,
+        failures: &mut Vec<String>,
+        warnings: &mut Vec<String>,
+    ) -> (Vec<Value>, usize) {
         let mut out = Vec::new();
         let mut contained_n = 0;
         for (f, r) in self.schedule.iter().zip(&self.log.faults) {
@@ -308,6 +317,13 @@ impl Inputs<'_> {
             } else {
                 contained_n += 1;
             }
+            let breaker_counted =
+                (f.kind == FaultKind::RateLimitBurst).then(|| rate_limit_reason(r));
+            if breaker_counted == Some(false) && r.injected_ms.is_some() {
+                warnings.push(format!(
+                    "{label}: the venue answered 10028 and closed the session, but the engine's breaker did not count it (it saw the close first): no REDUCEONLY_SESSION_KILL_UNCONFIRMED"
+                ));
+            }
             out.push(json!({
                 "kind": f.kind.as_str(),
                 "scheduled": offset_text(f.start_offset_ms),
@@ -321,6 +337,7 @@ impl Inputs<'_> {
                 "venue_commands": f.start.len(),
                 "expected": expected,
                 "contained": contained,
+                "breaker_counted_10028": breaker_counted,
                 "counters": r.deltas,
                 "modes": r.modes,
                 "mode_reasons": r.mode_reasons,
@@ -380,7 +397,7 @@ impl Inputs<'_> {
                 failures.push(format!("no new order reached the venue on simulated day {day}"));
             }
         }
-        let (faults, contained_n) = self.faults(&mut failures);
+        let (faults, contained_n) = self.faults(&mut failures, &mut warnings);
         let pnl = self.pnl(&mut failures);
         if self.log.transitions_lost > 0 {
             warnings.push(format!(
