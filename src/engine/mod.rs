@@ -23,6 +23,7 @@ pub mod kill_containment;
 mod live;
 mod market_data;
 mod metadata;
+pub mod open_sweep;
 pub mod operator_socket;
 pub mod pnl;
 mod reconcile;
@@ -398,6 +399,8 @@ pub struct Engine {
     wal_dir: PathBuf,
     /// Kill containment and the persisted Kill (`kill_containment.rs`).
     kill: kill_containment::KillContainment,
+    /// ReduceOnly's cancels of resting risk-increasing orders (`open_sweep.rs`).
+    open_sweep: open_sweep::OpenSweep,
 }
 
 impl std::fmt::Debug for Engine {
@@ -517,6 +520,7 @@ impl Engine {
             recon: reconcile_service::ReconState::default(),
             wal_dir: opts.wal_dir.clone(),
             kill: kill_containment::KillContainment::default(),
+            open_sweep: open_sweep::OpenSweep::default(),
         }
         .with_persisted_kill())
     }
@@ -965,6 +969,7 @@ impl Engine {
             self.service_health();
             // Kill with exposure ⇒ bounded containment; the Kill record (§2.2.3.6).
             self.contain_kill();
+            self.sweep_opens_in_reduce_only();
             if now >= next_publish {
                 next_publish = now + PUBLISH_PERIOD;
                 self.serve_control();

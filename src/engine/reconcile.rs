@@ -4,6 +4,7 @@
 use super::{name_of, Engine, EngineError, LiveIntent, ReconcileSummary};
 use hotpath::dispatch::{instrument_of_canonical, OrderReport, Resolution};
 use hotpath::domain::intent::Side;
+use hotpath::domain::policy::Environment;
 use hotpath::domain::reason_codes::TradingMode;
 use hotpath::domain::units::{Price, Qty};
 use hotpath::mode::ReconcileReport;
@@ -135,6 +136,27 @@ impl Engine {
             return Ok(());
         }
         let Some(token) = self.operator_token.clone() else { return Ok(()) };
+        // Unattended relax is a property of a simulated environment (DEV, PAPER: no real
+        // orders). STAGING and LIVE, or a policy that did not load, wait for `stoic mode relax`.
+        let simulated = self
+            .policy
+            .as_ref()
+            .is_ok_and(|p| matches!(p.environment, Environment::Dev | Environment::Paper));
+        if !simulated {
+            println!(
+                "mode: start-up relax skipped: not a simulated environment; `stoic mode relax` (run_id={})",
+                self.run_id
+            );
+            return Ok(());
+        }
+        if self.guard.cell().mode() == TradingMode::Kill {
+            // Every Kill reason unblocks by an operator (registry: MANUAL).
+            println!(
+                "mode: start-up relax skipped: Kill needs an operator (run_id={})",
+                self.run_id
+            );
+            return Ok(());
+        }
         if self.kill_persisted() {
             // A Kill from before the restart holds until an operator relaxes it.
             println!("mode: start-up relax skipped: Kill persisted (run_id={})", self.run_id);
@@ -144,7 +166,7 @@ impl Engine {
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
         let auth = OperatorAuthenticated::verify(&secret, token.as_bytes(), "stoic-run-startup")
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
-        let reason = "start-up relax after a clean reconciliation (paper/simulator run)";
+        let reason = "automatic relax after a clean reconciliation (simulated environment)";
         let action = OperatorAction::relax(auth, TradingMode::Active, reason)
             .map_err(|e| EngineError::Reconcile(e.to_string()))?;
         let now = self.clock.now_ms();
@@ -155,7 +177,7 @@ impl Engine {
                 self.journal_operator_action(
                     OperatorActionKind::ModeRelax,
                     &rec.operator_id,
-                    reason,
+                    &rec.audit_line(),
                 )?;
                 println!("mode: {:?} -> {:?} (run_id={})", rec.from, rec.to, self.run_id);
                 Ok(())
