@@ -502,8 +502,8 @@ fn test_kill_persists_across_restart_until_operator_relax() {
     let text = String::from_utf8_lossy(&out.stdout);
     let relax = text
         .lines()
-        .filter(|l| l.contains("action=ModeRelax"))
-        .last()
+        .rev()
+        .find(|l| l.contains("action=ModeRelax"))
         .unwrap_or_else(|| panic!("no ModeRelax record:\n{text}"));
     assert!(relax.contains("relax Kill -> Active"), "{relax}");
     assert!(relax.contains("cleared [KILL_RISKSTATE_KILL"), "{relax}");
