@@ -248,8 +248,13 @@ pub struct EngineSnapshot {
     pub mode_reasons: Vec<hotpath::domain::reason_codes::ModeReasonCode>,
     /// Latch codes.
     pub latch_codes: Vec<hotpath::domain::reason_codes::OpenPermissionReasonCode>,
-    /// When the snapshot was taken (loop tick).
+    /// When the snapshot was taken (loop tick, engine clock: simulated time in a paper run).
     pub at_ms: i64,
+    /// When the snapshot was taken, wall clock (ms since the epoch): how a reader tells a
+    /// stalled loop from a live one, whatever the engine clock is.
+    pub published_wall_ms: i64,
+    /// Why the policy did not load (`None`: it did). The engine then refuses every intent.
+    pub policy_error: Option<String>,
     /// The latest gate refusal (code, gate).
     pub last_gate_reject: Option<String>,
     /// Realised cash flow of fills in quote terms (price × amount, sells positive), 1e-8.
@@ -562,6 +567,8 @@ impl Engine {
             mode_reasons: self.guard.cell().load().mode_reasons().to_vec(),
             latch_codes: self.guard.latch().open_permission_reason_codes(),
             at_ms: self.clock.now_ms(),
+            published_wall_ms: coldpath::status::now_ms(),
+            policy_error: self.policy.as_ref().err().map(ToString::to_string),
             daily_pnl: self.daily_pnl.last().clone(),
             mode_transitions: self.mode_history.recent(),
             open_orders: self.open_order_rows(),

@@ -96,14 +96,41 @@ fn fx(raw: i64) -> f64 {
 /// Fields the engine does not measure yet (disk, margin, WAL queue, venue latency) keep the
 /// start-up defaults of `StatusSnapshot::startup`.
 pub(crate) fn to_status(p: &Published) -> StatusSnapshot {
-    let now = now_ms();
+    let snapshot = p.lock().ok().and_then(|g| g.clone());
+    to_status_at(snapshot.as_ref(), now_ms())
+}
+
+/// A snapshot older than this (wall clock) means the engine loop is not running: it publishes
+/// every `PUBLISH_PERIOD` (50 ms) when healthy. Generous, because an operator's emergency
+/// close holds the loop for its IOC rounds (seconds); longer than this is reported as such.
+pub const LOOP_STALL_MS: i64 = 5_000;
+
+/// [`to_status`] at wall time `now` (ms): `ok` is the engine's liveness verdict, false with a
+/// sentence in `not_ok_reasons` when nothing was published yet, the loop stopped publishing,
+/// or the policy did not load (every intent is refused then).
+pub(crate) fn to_status_at(snapshot: Option<&EngineSnapshot>, now: i64) -> StatusSnapshot {
     let mut st = StatusSnapshot::startup(env!("STOIC_BUILD_ID"), "n/a", "PAPER", now);
-    if let Some(s) = p.lock().ok().and_then(|g| g.clone()) {
-        fill_status(&mut st, &s);
-        st.count_10028_5m = s.recon.count_10028_5m;
-        st.ws_event_lag_ms = u64::try_from(s.recon.md_lag_ms).unwrap_or(0);
-        st.reconcile = Some(s.recon.to_json());
+    let mut not_ok = Vec::new();
+    match snapshot {
+        None => not_ok.push("the engine has not published a snapshot yet (starting up)".to_owned()),
+        Some(s) => {
+            fill_status(&mut st, s);
+            st.count_10028_5m = s.recon.count_10028_5m;
+            st.ws_event_lag_ms = u64::try_from(s.recon.md_lag_ms).unwrap_or(0);
+            st.reconcile = Some(s.recon.to_json());
+            let age = now.saturating_sub(s.published_wall_ms);
+            if age > LOOP_STALL_MS {
+                not_ok.push(format!(
+                    "the engine loop has not published for {age} ms (limit {LOOP_STALL_MS} ms): stalled or blocked"
+                ));
+            }
+            if let Some(e) = &s.policy_error {
+                not_ok.push(format!("the policy did not load ({e}): every intent is refused"));
+            }
+        }
     }
+    st.ok = not_ok.is_empty();
+    st.not_ok_reasons = not_ok;
     st.derive(now);
     st
 }
