@@ -7,6 +7,7 @@
 pub(crate) mod client;
 pub mod dispatcher;
 pub mod pipeline;
+pub mod scope_probe;
 
 pub use client::{
     DispatchError, EditParams, OrderParams, OrderType, Side, TimeInForce, LABEL_BYTES_MAX,
