@@ -60,11 +60,7 @@ enum Reply {
     Other,
 }
 
-fn wait_reply(
-    client: &mut TradingClient,
-    id: u64,
-    timeout: Duration,
-) -> Result<Reply, ConnError> {
+fn wait_reply(client: &mut TradingClient, id: u64, timeout: Duration) -> Result<Reply, ConnError> {
     let deadline = Instant::now() + timeout;
     let mut out = None;
     while out.is_none() {

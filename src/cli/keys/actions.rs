@@ -326,4 +326,3 @@ fn order_entry(url: &str, creds: &Credentials, m: &MarketOrder) -> (Got, Option<
         Err(e) => (Got::Transport(e.to_string()), None),
     }
 }
-
