@@ -189,7 +189,7 @@ pub struct MarketOrder {
 
 /// The tick that applies at `price`: the last step whose threshold it exceeds, else the base.
 fn tick_at(base: i64, steps: &[(i64, i64)], price: i64) -> i64 {
-    steps.iter().filter(|(above, _)| price > *above).map(|(_, t)| *t).last().unwrap_or(base)
+    steps.iter().filter(|(above, _)| price > *above).map(|(_, t)| *t).next_back().unwrap_or(base)
 }
 
 /// Reads the instrument and its ticker (public requests) and builds the probe order.
@@ -324,5 +324,51 @@ fn order_entry(url: &str, creds: &Credentials, m: &MarketOrder) -> (Got, Option<
         }
         Err(DispatchError::Conn(e)) => (Got::from_conn(&e), None),
         Err(e) => (Got::Transport(e.to_string()), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_scope_refusal_passes_an_out_of_scope_probe() {
+        let judge = |got: Got| verdict(&got, true);
+        assert_eq!(judge(Got::from_venue(VenueErrorCode::Forbidden)), Verdict::Pass);
+        assert_eq!(judge(Got::Accepted), Verdict::Fail);
+        // Judged on its merits ⇒ the scope check let it through.
+        for c in [VenueErrorCode::NotEnoughFunds, VenueErrorCode::OtherReject] {
+            assert_eq!(judge(Got::from_venue(c)), Verdict::Fail, "{c:?}");
+        }
+        // Says nothing about the scope.
+        for c in [
+            VenueErrorCode::TooManyRequests,
+            VenueErrorCode::Unauthorized,
+            VenueErrorCode::MethodNotFound,
+            VenueErrorCode::Unknown(99_999),
+        ] {
+            assert_eq!(judge(Got::from_venue(c)), Verdict::Error, "{c:?}");
+        }
+        assert_eq!(judge(Got::Transport("timed out".into())), Verdict::Error);
+        // A needed permission refused by scope fails; granted passes.
+        assert_eq!(verdict(&Got::RefusedByScope, false), Verdict::Fail);
+        assert_eq!(verdict(&Got::Accepted, false), Verdict::Pass);
+    }
+
+    #[test]
+    fn the_tick_follows_the_price_steps() {
+        let steps = [(500_000, 50_000)];
+        assert_eq!(tick_at(10_000, &steps, 400_000), 10_000);
+        assert_eq!(tick_at(10_000, &steps, 600_000), 50_000);
+        assert_eq!(tick_at(50_000_000, &[], 1), 50_000_000);
+    }
+
+    #[test]
+    fn order_entry_and_withdrawal_are_never_sent_when_permitted() {
+        assert!(!Action::OrderEntry.safe_when_permitted());
+        assert!(!Action::Withdraw.safe_when_permitted());
+        assert_eq!(action_for("wallet", Access::ReadWrite).map(|a| a.0), Some(Action::Withdraw));
+        assert_eq!(action_for("trade", Access::ReadWrite).map(|a| a.0), Some(Action::OrderEntry));
+        assert!(action_for("custody", Access::Read).is_none());
     }
 }
