@@ -269,6 +269,126 @@ fn test_at338_kill_without_exposure_sends_nothing() {
     }
 }
 
+/// Resting orders of `account` at the venue that are not reduce-only.
+fn resting_opens(sim: &simulator::SimHandle, account: &str) -> Vec<Value> {
+    let state = sim.state();
+    state["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["username"] == account)
+        .flat_map(|a| a["open_orders"].as_array().cloned().unwrap_or_default())
+        .filter(|o| o["reduce_only"] != true)
+        .collect()
+}
+
+/// AT-1065 (contract §2.2.3.4.1): in ReduceOnly the engine cancels its resting
+/// risk-increasing orders (the gate already stops new opens; a resting one could still fill
+/// and add risk). The runaway keeps post-only opens resting on both perpetuals; after the
+/// operator's reduce-only none of them is left at the venue, and the mode stays ReduceOnly.
+#[test]
+fn test_at1065_reduce_only_cancels_resting_risk_increasing_orders() {
+    let run = Run::new();
+    let engine = run.engine(&[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while resting_opens(&run.sim, ENGINE_ACCOUNT).len() < 2 {
+        assert!(Instant::now() < deadline, "no resting opens:\n{}", engine.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, after) = post(&run.url, "/api/v1/emergency/reduce_only", TOKEN);
+    assert_eq!(code, 200, "{after}");
+    assert_eq!(after["trading_mode"], "ReduceOnly", "{after}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = resting_opens(&run.sim, ENGINE_ACCOUNT);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "risk-increasing orders still resting in ReduceOnly: {left:?}\n{}",
+            engine.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // And none comes back while the mode holds.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(resting_opens(&run.sim, ENGINE_ACCOUNT), Vec::<Value>::new());
+    assert_eq!(status(&run.url).unwrap()["trading_mode"], "ReduceOnly");
+    assert!(
+        engine.output().contains("reduce-only: cancel sent for"),
+        "the engine's sweep did not cancel them:\n{}",
+        engine.output()
+    );
+    let entries = journal::<Value>(run.sim.journal_path());
+    assert!(
+        entries.iter().any(|e| e["key"] == KEY
+            && e["method"].as_str().is_some_and(|m| m.starts_with("private/cancel"))),
+        "no cancel from the engine's key in the venue journal"
+    );
+}
+
+/// Capital supremacy at engine level (issue 7): while exposure exists a reducing action goes
+/// through the real engine whatever the restriction: the operator's emergency close flattens
+/// in ReduceOnly, in ReduceOnly with the rate-limit breaker open (paid from the credit
+/// reserve), and in ReduceOnly with the WAL failing (unjournaled reduces). Kill with each
+/// fault is covered by the AT-338/340/346 tests; every mode × fault pair of the gate chain by
+/// `hotpath/tests/capital_supremacy.rs`.
+#[cfg(feature = "failpoints")]
+#[test]
+fn test_capital_supremacy_emergency_close_flattens_in_reduce_only_under_each_fault() {
+    for fault in [None, Some("STOIC_TRIP_BREAKER_BEFORE_CLOSE"), Some("STOIC_WAL_FAULT_ON_REDUCE")]
+    {
+        let run = Run::new();
+        seed(run.sim.addr(), "BTC-PERPETUAL", 500.0, "test-seed-perp");
+        let env: Vec<(&str, &str)> = fault.map(|f| vec![(f, "1")]).unwrap_or_default();
+        let engine = run.engine(&env);
+        let (code, st) = post(&run.url, "/api/v1/emergency/reduce_only", TOKEN);
+        assert_eq!(code, 200, "{fault:?}: {st}");
+        assert_eq!(st["trading_mode"], "ReduceOnly", "{fault:?}: {st}");
+        let mark = journal::<Value>(run.sim.journal_path())
+            .iter()
+            .filter_map(|e| e["seq"].as_u64())
+            .max()
+            .unwrap_or(0);
+        let (code, st) = post(&run.url, "/api/v1/emergency/close", TOKEN);
+        assert_eq!(code, 200, "{fault:?}: {st}\n{}", engine.output());
+        wait_flat(&run.sim, Duration::from_secs(60), &engine);
+        let after: Vec<Value> = journal::<Value>(run.sim.journal_path())
+            .into_iter()
+            .filter(|e| ours(e) && e["seq"].as_u64() > Some(mark))
+            .collect();
+        assert!(after.iter().any(reduce_only), "{fault:?}: no reduce-only close: {after:?}");
+        // Long 500: a buy adds risk; sells the strategy rests are reducing while the long
+        // covers them (the gate counts them as pending) and are cancelled once it is gone.
+        assert!(
+            after.iter().all(|e| e["side"] == "sell"),
+            "{fault:?}: an open in ReduceOnly: {after:?}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !resting_opens(&run.sim, ENGINE_ACCOUNT).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{fault:?}: orders that would now open still rest: {:?}\n{}",
+                resting_opens(&run.sim, ENGINE_ACCOUNT),
+                engine.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(account_positions(&run.sim, ENGINE_ACCOUNT).is_empty(), "{fault:?}");
+        assert_eq!(status(&run.url).unwrap()["trading_mode"], "ReduceOnly", "{fault:?}");
+        match fault {
+            Some("STOIC_TRIP_BREAKER_BEFORE_CLOSE") => assert!(
+                engine.output().contains("rate-limit breaker tripped"),
+                "{}",
+                engine.output()
+            ),
+            Some(_) => assert!(engine.output().contains("unjournaled"), "{}", engine.output()),
+            None => {}
+        }
+    }
+}
+
 /// AT-340: the WAL cannot append (the containment's first batch finds it failing, poisoned
 /// from then on): containment still goes out, through the unjournaled-reduce path.
 #[cfg(feature = "failpoints")]
@@ -437,4 +557,15 @@ fn test_kill_persists_across_restart_until_operator_relax() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(!run.wal().join("kill_state").exists(), "the relax removed the Kill record");
+    // The relax is in the WAL with the transition and the reasons it cleared.
+    drop(restarted);
+    let out = Command::new(BIN).args(["wal", "inspect", "--dir"]).arg(run.wal()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let relax = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("action=ModeRelax"))
+        .unwrap_or_else(|| panic!("no ModeRelax record:\n{text}"));
+    assert!(relax.contains("relax Kill -> Active"), "{relax}");
+    assert!(relax.contains("cleared [KILL_RISKSTATE_KILL"), "{relax}");
 }
