@@ -205,3 +205,35 @@ pub fn vertical(
         Box::new(Vertical::new(id, seed, name(low)?, name(high)?, params)?);
     Ok(prebuilt(strategy))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hotpath::domain::metadata::InstrumentMeta;
+
+    /// The paper run's venue listing at its fixed start (Monday 2027-01-04): a daily, the
+    /// weekly of Friday 8 Jan, the monthly of 26 Feb, the quarterly of 26 Mar.
+    fn paper_listing() -> InstrumentCache {
+        let now = 1_799_020_800_000; // crate::paper::clock::SIM_ORIGIN_MS (binary-only module)
+        let mut cache = InstrumentCache::new();
+        for i in simulator::instruments::build_universe(now, 100_000.0, 3_500.0) {
+            cache.upsert(InstrumentMeta::from_venue_json(&i.to_json(now), now).unwrap()).unwrap();
+        }
+        cache
+    }
+
+    #[test]
+    fn paper_chain_outlives_the_run_while_stoic_run_keeps_the_two_day_rule() {
+        let cache = paper_listing();
+        let day = 86_400_000;
+        let run: Vec<String> =
+            near_money_options(&cache).iter().map(|n| n.as_str().to_owned()).collect();
+        assert!(run.iter().all(|n| n.starts_with("BTC-8JAN27-")), "{run:?}");
+        let paper = near_money_options_living(&cache, 15 * day).unwrap();
+        assert_eq!(paper.len(), 2 * NEAR_MONEY_STRIKES);
+        assert!(paper.iter().all(|n| n.as_str().starts_with("BTC-26FEB27-")), "{paper:?}");
+        // Longer than every listed chain: refused, not silently given a chain that expires.
+        let err = near_money_options_living(&cache, 200 * day).unwrap_err();
+        assert!(err.contains("would outlive every listed option"), "{err}");
+    }
+}

@@ -60,11 +60,11 @@ pub struct FaultRecord {
     /// Modes the engine was in during the window.
     pub modes: BTreeSet<&'static str>,
     /// Counters at injection.
-    base: Option<Counters>,
+    pub(super) base: Option<Counters>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-struct Counters {
+pub(super) struct Counters {
     reconnects: u64,
     resubscribes: u64,
     venue_rejects: u64,

@@ -147,6 +147,35 @@ fn containment(kind: FaultKind, r: &FaultRecord) -> (bool, &'static str) {
     }
 }
 
+/// Trading must stay meaningful: every traded instrument alive to the end, refusals for dead
+/// instruments rare, and new orders reaching the venue on every simulated day.
+fn trading_checks(
+    expiries: &BTreeMap<String, i64>,
+    end_ms: i64,
+    rejects: &BTreeMap<&str, u64>,
+    gate_rejects: u64,
+    orders_by_day: &[u64],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (name, expiry) in expiries {
+        if *expiry <= end_ms {
+            failures.push(format!("{name} expires at {} inside the run", utc(*expiry)));
+        }
+    }
+    let expired = rejects.get("InstrumentExpiredOrDelisted").copied().unwrap_or(0);
+    if expired as f64 > EXPIRED_REFUSAL_SHARE_MAX * gate_rejects.max(1) as f64 {
+        failures.push(format!(
+            "{expired} of {gate_rejects} gate refusals were for expired or delisted instruments"
+        ));
+    }
+    for (day, n) in orders_by_day.iter().enumerate() {
+        if *n == 0 {
+            failures.push(format!("no new order reached the venue on simulated day {day}"));
+        }
+    }
+    failures
+}
+
 fn rate_limit_reason(r: &FaultRecord) -> bool {
     r.mode_reasons.contains("REDUCEONLY_SESSION_KILL_UNCONFIRMED")
         || r.mode_reasons.contains("KILL_RATE_LIMIT_SESSION_TERMINATION")
@@ -376,27 +405,15 @@ impl Inputs<'_> {
                 self.cfg.days
             ));
         }
-        // Trading must stay meaningful: every instrument alive to the end, refusals for dead
-        // instruments rare, and orders reaching the venue on every simulated day.
         let end_ms = SIM_ORIGIN_MS + total_ms;
-        for (name, expiry) in self.expiries {
-            if *expiry <= end_ms {
-                failures.push(format!("{name} expires at {} inside the run", utc(*expiry)));
-            }
-        }
         let rejects: BTreeMap<&str, u64> = self.engine.rejects_by_code.iter().copied().collect();
-        let expired = rejects.get("InstrumentExpiredOrDelisted").copied().unwrap_or(0);
-        if expired as f64 > EXPIRED_REFUSAL_SHARE_MAX * s.gate_rejects.max(1) as f64 {
-            failures.push(format!(
-                "{expired} of {} gate refusals were for expired or delisted instruments",
-                s.gate_rejects
-            ));
-        }
-        for (day, n) in self.orders_by_day.iter().enumerate() {
-            if *n == 0 {
-                failures.push(format!("no new order reached the venue on simulated day {day}"));
-            }
-        }
+        failures.extend(trading_checks(
+            self.expiries,
+            end_ms,
+            &rejects,
+            s.gate_rejects,
+            self.orders_by_day,
+        ));
         let (faults, contained_n) = self.faults(&mut failures, &mut warnings);
         let pnl = self.pnl(&mut failures);
         if self.log.transitions_lost > 0 {
@@ -688,4 +705,67 @@ pub fn write(dir: &Path, r: &Report, wall_s: f64) -> anyhow::Result<PathBuf> {
     let md = dir.join("report.md");
     std::fs::write(&md, markdown(r, wall_s)).with_context(|| format!("write {}", md.display()))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(
+        deltas: &[(&'static str, u64)],
+        reasons: &[&'static str],
+        met: Option<bool>,
+    ) -> FaultRecord {
+        FaultRecord {
+            injected_ms: Some(0),
+            met,
+            deltas: deltas.iter().copied().collect(),
+            mode_reasons: reasons.iter().copied().collect(),
+            ..FaultRecord::default()
+        }
+    }
+
+    #[test]
+    fn paper_a_fault_without_its_containment_effect_is_not_contained() {
+        assert!(!containment(FaultKind::Disconnect, &record(&[("fill_reports", 3)], &[], None)).0);
+        assert!(containment(FaultKind::Disconnect, &record(&[("reconnects", 1)], &[], None)).0);
+        assert!(!containment(FaultKind::BookGap, &record(&[], &[], None)).0);
+        assert!(!containment(FaultKind::OrderReject, &record(&[], &[], None)).0);
+        assert!(
+            !containment(FaultKind::DuplicateFill, &record(&[("fill_reports", 2)], &[], None)).0
+        );
+        assert!(
+            !containment(
+                FaultKind::Maintenance,
+                &record(&[], &["REDUCEONLY_OPEN_PERMISSION_LATCHED"], None)
+            )
+            .0
+        );
+        // A storm the engine never met contains nothing, whatever else happened.
+        let storm = record(&[], &["REDUCEONLY_SESSION_KILL_UNCONFIRMED"], Some(false));
+        assert!(!containment(FaultKind::RateLimitBurst, &storm).0);
+        let storm = record(&[], &["REDUCEONLY_SESSION_KILL_UNCONFIRMED"], Some(true));
+        assert!(containment(FaultKind::RateLimitBurst, &storm).0);
+        // Muted data that never tripped the zombie rule (the old freeze) is not contained.
+        assert!(!containment(FaultKind::StaleData, &record(&[], &[], Some(false))).0);
+    }
+
+    #[test]
+    fn paper_fails_when_trading_stops_being_meaningful() {
+        let end = SIM_ORIGIN_MS + 14 * DAY_MS;
+        let alive: BTreeMap<String, i64> =
+            [("BTC-26FEB27-100000-C".to_owned(), end + DAY_MS)].into();
+        let none = BTreeMap::new();
+        assert!(trading_checks(&alive, end, &none, 100, &[5; 14]).is_empty());
+        let dead: BTreeMap<String, i64> =
+            [("BTC-8JAN27-100000-C".to_owned(), end - 10 * DAY_MS)].into();
+        assert_eq!(trading_checks(&dead, end, &none, 100, &[5; 14]).len(), 1);
+        let expired: BTreeMap<&str, u64> = [("InstrumentExpiredOrDelisted", 68_836)].into();
+        let f = trading_checks(&alive, end, &expired, 92_651, &[5; 14]);
+        assert!(f[0].contains("expired or delisted"), "{f:?}");
+        let mut days = [5; 14];
+        days[9] = 0;
+        let f = trading_checks(&alive, end, &none, 100, &days);
+        assert_eq!(f, vec!["no new order reached the venue on simulated day 9".to_owned()]);
+    }
 }
