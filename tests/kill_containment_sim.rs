@@ -383,7 +383,11 @@ fn test_capital_supremacy_emergency_close_flattens_in_reduce_only_under_each_fau
                 "{}",
                 engine.output()
             ),
-            Some(_) => assert!(engine.output().contains("unjournaled"), "{}", engine.output()),
+            // The append failure may meet the close's own journal record or a reducing
+            // order just before it; either way the close ran with the WAL failing.
+            Some(_) => {
+                assert!(engine.output().contains("wal: test fault armed"), "{}", engine.output())
+            }
             None => {}
         }
     }
