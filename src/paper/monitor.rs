@@ -51,6 +51,8 @@ pub struct FaultRecord {
     pub met: Option<bool>,
     /// The target instrument was listed and unexpired at injection (`None`: no target).
     pub target_live: Option<bool>,
+    /// Book gaps re-armed on another traded instrument because the first book stayed quiet.
+    pub rearms: u32,
     /// Counter changes from injection to the next fault (or the end).
     pub deltas: BTreeMap<&'static str, u64>,
     /// Mode reasons the engine published in the window (registry codes).
@@ -255,6 +257,7 @@ impl Watch {
                 }
                 if let Some(i) = current {
                     observe_window(&mut log.faults[i], s);
+                    self.rearm_book_gap(&mut log.faults[i], s);
                 }
             }
             if let (Some(w), Some(s)) = (&waiting, &snap) {
@@ -478,6 +481,34 @@ fn close_window(r: &mut FaultRecord, s: &EngineSnapshot, storm_hits: u64) {
     put("duplicate_fills_ignored", now.duplicate_fills_ignored, b.duplicate_fills_ignored);
     put("fill_reports", now.fills, b.fills);
     put("venue_10028_answers", now.storm_hits, b.storm_hits);
+}
+
+/// Simulated time a book gap may stay unseen before it is re-armed on the next instrument.
+const BOOK_GAP_REARM_MS: i64 = 2 * 3_600_000;
+
+impl Watch {
+    /// A dropped notification shows as a gap only when that book changes again; a quiet book
+    /// (deep in or out of the money) may not within the fault's window. Until the engine
+    /// resubscribed, the drop moves on to the next traded instrument every
+    /// [`BOOK_GAP_REARM_MS`] of simulated time.
+    fn rearm_book_gap(&self, r: &mut FaultRecord, s: &EngineSnapshot) {
+        let f = &self.schedule[r.index];
+        let (Some(target), Some(base), Some(at)) = (&f.target, r.base, r.injected_ms) else {
+            return;
+        };
+        if f.kind != FaultKind::BookGap || s.stats.resubscribes > base.resubscribes {
+            return;
+        }
+        let due = at + BOOK_GAP_REARM_MS * i64::from(r.rearms + 1);
+        if self.offset() < due || self.expiries.is_empty() {
+            return;
+        }
+        r.rearms += 1;
+        let names: Vec<&String> = self.expiries.keys().collect();
+        let first = names.iter().position(|n| *n == target).unwrap_or(0);
+        let next = names[(first + r.rearms as usize) % names.len()].clone();
+        self.faults.apply(&Fault::DropBookMessages { count: 1, instrument: Some(next) });
+    }
 }
 
 /// Stable mode name.

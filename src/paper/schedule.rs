@@ -91,7 +91,7 @@ pub struct ScheduledFault {
     pub start: Vec<Fault>,
     /// How it ends.
     pub ending: Ending,
-    /// The instrument it is aimed at first (order rejects).
+    /// The instrument it is aimed at first (book gaps, order rejects).
     pub target: Option<String>,
 }
 
@@ -197,14 +197,16 @@ pub fn build(
                     Ending::WhenMet(Fault::RateLimitStorm { seconds: 0.0 }),
                     None,
                 ),
-                // One dropped notification of whichever subscribed book changes next (the
-                // simulator drops only notifications someone subscribed to, so it is one of the
-                // engine's books): the gap shows on that book's next change. Aiming at one
-                // instrument could wait hours of simulated time for a quiet book to move.
+                // One dropped notification of a traded option's book: the gap shows on that
+                // book's next change (the watcher re-arms it on the next traded instrument
+                // while a quiet book keeps it from showing).
                 FaultKind::BookGap => (
-                    vec![Fault::DropBookMessages { count: 1, instrument: None }],
+                    vec![Fault::DropBookMessages {
+                        count: 1,
+                        instrument: Some(instrument.clone()),
+                    }],
                     Ending::OneShot,
-                    None,
+                    Some(instrument),
                 ),
                 FaultKind::DuplicateFill => {
                     (vec![Fault::DuplicateFillNotifications { count: 2 }], Ending::OneShot, None)
@@ -298,7 +300,7 @@ mod tests {
             if let Some(t) = &f.target {
                 assert!(names().contains(t), "{t} is not traded");
             }
-            let aimed = f.kind == FaultKind::OrderReject;
+            let aimed = matches!(f.kind, FaultKind::BookGap | FaultKind::OrderReject);
             assert_eq!(f.target.is_some(), aimed, "{f:?}");
         }
     }

@@ -110,7 +110,8 @@ fn equity_by_currency(state: &Value) -> BTreeMap<String, f64> {
 
 fn round(x: f64, places: i32) -> f64 {
     let m = 10f64.powi(places);
-    (x * m).round() / m
+    // `+ 0.0` turns a rounded -0.0 into 0.0 (the evidence should not print "-0.0").
+    (x * m).round() / m + 0.0
 }
 
 fn offset_text(ms: i64) -> String {
@@ -361,6 +362,7 @@ impl Inputs<'_> {
                 "lifted": r.lifted_ms.map(offset_text),
                 "target": f.target,
                 "target_live": r.target_live,
+                "rearms": r.rearms,
                 "met": r.met,
                 "venue_fault": serde_json::to_value(f.start.first()).unwrap_or(Value::Null),
                 "venue_commands": f.start.len(),
