@@ -437,6 +437,98 @@ impl Chaos {
         self.contained_windows.push((window.to_owned(), opens, observations));
     }
 
+    /// The WAL's records in order (`stoic wal inspect --json`): the engine must be stopped
+    /// (the WAL is locked while it runs).
+    pub fn wal_records(&self) -> Vec<Value> {
+        let out = Command::new(BIN)
+            .args(["wal", "inspect", "--json", "--dir"])
+            .arg(&self.wal)
+            .output()
+            .expect("stoic wal inspect");
+        assert!(
+            out.status.success(),
+            "[{}] wal inspect: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["type"] == "record")
+            .collect()
+    }
+
+    /// Highest WAL sequence number so far (engine stopped).
+    pub fn wal_last_seq(&self) -> u64 {
+        self.wal_records().iter().filter_map(|r| r["seq"].as_u64()).max().unwrap_or(0)
+    }
+
+    /// Our non-reduce-only new orders in the journal that `pick` selects: their labels.
+    pub fn open_labels(&self, mut pick: impl FnMut(&Value) -> bool) -> Vec<String> {
+        self.journal()
+            .iter()
+            .filter(|e| e["key"] == OUR_KEY)
+            .filter(|e| matches!(e["method"].as_str(), Some("private/buy" | "private/sell")))
+            .filter(|e| e["flags"]["reduce_only"] != true)
+            .filter(|e| pick(e))
+            .filter_map(|e| e["label"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// "0 new opens at the venue while contained" for a containment too short to watch
+    /// through `/status` (a reconnect and its reconciliation take milliseconds), by order, not
+    /// by time: the WAL orders each open the venue received (`opens`, labels from the
+    /// journal) by its `IntentRecorded` against the relax (a `ModeRelax` operator action,
+    /// automatic or by an operator) that ended the containment, the first one recorded after
+    /// WAL seq `boundary` (the fault). An open recorded between the two would be an open
+    /// while contained. The engine must be stopped.
+    pub fn assert_no_opens_before_relax(&mut self, window: &str, boundary: u64, opens: &[String]) {
+        // Nothing to order would make the check vacuous: recovery means opens again.
+        assert!(
+            !opens.is_empty(),
+            "[{}] {window}: no opens at the venue after the fault",
+            self.name
+        );
+        let wal = self.wal_records();
+        let relax = wal
+            .iter()
+            .filter(|r| r["seq"].as_u64().unwrap_or(0) > boundary)
+            .find(|r| r["kind"] == "OperatorAction" && r["fields"]["action"] == "ModeRelax")
+            .and_then(|r| r["seq"].as_u64());
+        let Some(relax) = relax else {
+            panic!("[{}] {window}: no relax recorded in the WAL after seq {boundary}", self.name)
+        };
+        let early: Vec<&Value> = wal
+            .iter()
+            .filter(|r| r["kind"] == "IntentRecorded")
+            .filter(|r| (boundary + 1..relax).contains(&r["seq"].as_u64().unwrap_or(0)))
+            .filter(|r| r["fields"]["label"].as_str().is_some_and(|l| opens.iter().any(|o| o == l)))
+            .collect();
+        eprintln!(
+            "[{}] {window}: {} opens after the fault, relax at WAL seq {relax} (fault after \
+             {boundary}), {} recorded before it",
+            self.name,
+            opens.len(),
+            early.len()
+        );
+        self.notes.push(format!(
+            "new opens at the venue while contained ({window}; WAL order of each open against \
+             the relax that ended it): {}",
+            early.len()
+        ));
+        self.contained_windows.push((window.to_owned(), early.len(), 1));
+        assert!(early.is_empty(), "[{}] {window}: opens before the relax: {early:?}", self.name);
+    }
+
+    /// Stops the engine with SIGTERM (clean shutdown); the simulator keeps running.
+    pub fn stop_engine(&mut self) {
+        self.stop_watcher();
+        if let Some(mut e) = self.engine.take() {
+            let _ = Command::new("kill").args(["-TERM", &e.pid().to_string()]).status();
+            let _ = e.wait_exit(Duration::from_secs(20));
+        }
+    }
+
     /// Trading resumed: Active, latch clear, a new order reaches the venue; recorded.
     pub fn assert_recovered(&mut self, what: &str) {
         self.wait_active(what);
