@@ -663,3 +663,87 @@ fn chaos_zombie_order_swept() {
     );
     c.finish();
 }
+
+/// Order ack lost (AT-329 / CSP-004 shape, a venue fault of its own): the venue applies one
+/// of our orders, then the connection dies before the reply or any notification of it. The
+/// engine does not know the order's fate: it latches opens, reconnects, resolves the
+/// in-doubt intent by label (never a resend), reconciles, and resumes. No duplicate of the
+/// order at the venue, its fate learned and journaled, positions equal the venue's.
+#[test]
+fn chaos_order_ack_lost() {
+    let mut c = Chaos::start("order_ack_lost", 21);
+    let resolved = |c: &Chaos| {
+        c.status().map_or(0, |v| v["counters"]["in_doubt_resolved"].as_u64().unwrap_or(0))
+    };
+    let resolved_before = resolved(&c);
+    let mark = c.journal_mark();
+    c.fault(&Fault::LoseNextOrderAck { instrument: None });
+    // The order the fault hit: our first new order the venue accepted after the mark.
+    let deadline = Instant::now() + DEADLINE;
+    let (label, session) = loop {
+        let hit = c.journal().into_iter().find(|e| {
+            e["seq"].as_u64().unwrap_or(0) > mark
+                && e["key"] == chaos_support::OUR_KEY
+                && matches!(e["method"].as_str(), Some("private/buy" | "private/sell"))
+                && e["result"]["error"].is_null()
+        });
+        if let Some(e) = hit {
+            break (e["label"].as_str().unwrap_or("").to_owned(), e["session"].as_u64());
+        }
+        assert!(Instant::now() < deadline, "no order after the fault:\n{}", c.tail());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!label.is_empty(), "the lost order has a label");
+    c.wait_code("SESSION_TERMINATION_RECONCILE_REQUIRED");
+    c.assert_recovered("recovery after the reconnect and the in-doubt resolution");
+    let after = c.wait_status("the in-doubt intent resolved", |v| {
+        v["counters"]["in_doubt_resolved"].as_u64().unwrap_or(0) > resolved_before
+    });
+    assert!(after["counters"]["in_doubt_resolved"].as_u64() > Some(resolved_before));
+    c.notes.push("in-doubt intents resolved by label after the reconnect: yes".into());
+    // Sent once: the label appears on exactly one new order at the venue.
+    let sends = c
+        .journal()
+        .iter()
+        .filter(|e| matches!(e["method"].as_str(), Some("private/buy" | "private/sell")))
+        .filter(|e| e["label"] == label.as_str())
+        .count();
+    assert_eq!(sends, 1, "the order whose ack was lost was sent {sends} times");
+    c.notes.push("the order whose reply was lost reached the venue once (no resend)".into());
+    c.assert_contained();
+    c.stop_engine();
+    // Its fate is in the WAL: a record after `Sent` that only the venue could tell (by label).
+    let wal = c.wal_records();
+    let rec = wal
+        .iter()
+        .find(|r| r["kind"] == "IntentRecorded" && r["fields"]["label"] == label.as_str())
+        .expect("the lost order's intent in the WAL");
+    let (hash, boundary) = (rec["fields"]["intent_hash"].clone(), rec["seq"].as_u64().unwrap());
+    let fate: Vec<String> = wal
+        .iter()
+        .filter(|r| r["fields"]["intent_hash"] == hash)
+        .filter_map(|r| r["kind"].as_str().map(str::to_owned))
+        .filter(|k| !matches!(k.as_str(), "IntentRecorded" | "Sent"))
+        .collect();
+    assert!(!fate.is_empty(), "the lost order's fate never reached the WAL");
+    let terminal =
+        |k: &String| matches!(k.as_str(), "Filled" | "Cancelled" | "Rejected" | "Abandoned");
+    assert!(fate.iter().any(terminal), "the lost order left non-terminal: {fate:?}");
+    assert!(!fate.iter().any(|k| k == "Abandoned"), "the venue had it; never abandoned");
+    c.facts.insert(
+        "lost_order_wal_fate".into(),
+        json!(fate.iter().filter(|k| terminal(k)).collect::<Vec<_>>()),
+    );
+    c.notes.push(format!(
+        "its fate journaled from the venue's answer by label: {}",
+        fate.iter().filter(|k| terminal(k)).cloned().collect::<Vec<_>>().join(", ")
+    ));
+    let new_opens = c.open_labels(|e| e["session"].as_u64() != session);
+    c.assert_no_opens_before_relax("after the lost reply, until the relax", boundary, &new_opens);
+    c.write_evidence(
+        "`LoseNextOrderAck`: the venue applies our next order, then the connection dies \
+         before the reply and before any notification of it (cancel-on-disconnect runs).",
+        &["Active", "ReduceOnly", "Active"],
+    );
+    c.finish();
+}

@@ -89,6 +89,8 @@ pub struct Ctx {
     pub heartbeat_min_s: u64,
     /// HTTP status to use (429 for 10028).
     pub http_status: u16,
+    /// The reply must not be sent: the connection dies instead (`LoseNextOrderAck`).
+    pub drop_reply: bool,
     /// The last reply was an error (HTTP answers it with status 400).
     pub last_was_error: bool,
 }
@@ -107,6 +109,7 @@ impl Ctx {
             skip_cod: false,
             heartbeat_min_s,
             http_status: 200,
+            drop_reply: false,
             last_was_error: false,
         }
     }
@@ -397,6 +400,12 @@ pub fn handle_call(
     if journaled {
         let entry = journal_entry(&e, ctx, method, params, &res);
         e.journal.append(entry);
+    }
+    if res.is_ok() && ctx.transport == Transport::Ws && matches!(name, "buy" | "sell") {
+        let instrument = params.get("instrument_name").and_then(Value::as_str).unwrap_or("");
+        if e.faults.take_lost_ack(instrument) {
+            ctx.drop_reply = true;
+        }
     }
     let res = res.map(|(v, _)| v);
     if let Err(err) = &res {
