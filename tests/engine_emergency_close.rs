@@ -238,4 +238,16 @@ fn process_kill_then_emergency_close_flattens_on_the_credit_reserve() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Kill"), "{text}");
     assert!(text.contains("EmergencyClose"), "{text}");
+    // The accepted HTTP reduce-only is journaled with who asked and why (issue 6); the refused
+    // relaxes left no ModeRelax record.
+    let reduce_only = text
+        .lines()
+        .find(|l| l.contains("action=EmergencyReduceOnly"))
+        .unwrap_or_else(|| panic!("no EmergencyReduceOnly record:\n{text}"));
+    assert!(reduce_only.contains("test-operator"), "{reduce_only}");
+    assert!(reduce_only.contains("engine emergency close test"), "{reduce_only}");
+    assert!(
+        !text.lines().any(|l| l.contains("action=ModeRelax") && l.contains("test-operator")),
+        "a refused relax was journaled:\n{text}"
+    );
 }

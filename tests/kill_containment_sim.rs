@@ -269,6 +269,65 @@ fn test_at338_kill_without_exposure_sends_nothing() {
     }
 }
 
+/// Resting orders of `account` at the venue that are not reduce-only.
+fn resting_opens(sim: &simulator::SimHandle, account: &str) -> Vec<Value> {
+    let state = sim.state();
+    state["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["username"] == account)
+        .flat_map(|a| a["open_orders"].as_array().cloned().unwrap_or_default())
+        .filter(|o| o["reduce_only"] != true)
+        .collect()
+}
+
+/// AT-1065 (contract §2.2.3.4.1): in ReduceOnly the engine cancels its resting
+/// risk-increasing orders (the gate already stops new opens; a resting one could still fill
+/// and add risk). The runaway keeps post-only opens resting on both perpetuals; after the
+/// operator's reduce-only none of them is left at the venue, and the mode stays ReduceOnly.
+#[test]
+fn test_at1065_reduce_only_cancels_resting_risk_increasing_orders() {
+    let run = Run::new();
+    let engine = run.engine(&[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while resting_opens(&run.sim, ENGINE_ACCOUNT).len() < 2 {
+        assert!(Instant::now() < deadline, "no resting opens:\n{}", engine.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, after) = post(&run.url, "/api/v1/emergency/reduce_only", TOKEN);
+    assert_eq!(code, 200, "{after}");
+    assert_eq!(after["trading_mode"], "ReduceOnly", "{after}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = resting_opens(&run.sim, ENGINE_ACCOUNT);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "risk-increasing orders still resting in ReduceOnly: {left:?}\n{}",
+            engine.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // And none comes back while the mode holds.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(resting_opens(&run.sim, ENGINE_ACCOUNT), Vec::<Value>::new());
+    assert_eq!(status(&run.url).unwrap()["trading_mode"], "ReduceOnly");
+    assert!(
+        engine.output().contains("reduce-only: cancel sent for"),
+        "the engine's sweep did not cancel them:\n{}",
+        engine.output()
+    );
+    let entries = journal::<Value>(run.sim.journal_path());
+    assert!(
+        entries.iter().any(|e| e["key"] == KEY
+            && e["method"].as_str().is_some_and(|m| m.starts_with("private/cancel"))),
+        "no cancel from the engine's key in the venue journal"
+    );
+}
+
 /// AT-340: the WAL cannot append (the containment's first batch finds it failing, poisoned
 /// from then on): containment still goes out, through the unjournaled-reduce path.
 #[cfg(feature = "failpoints")]
@@ -437,4 +496,15 @@ fn test_kill_persists_across_restart_until_operator_relax() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(!run.wal().join("kill_state").exists(), "the relax removed the Kill record");
+    // The relax is in the WAL with the transition and the reasons it cleared.
+    drop(restarted);
+    let out = Command::new(BIN).args(["wal", "inspect", "--dir"]).arg(run.wal()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let relax = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("action=ModeRelax"))
+        .unwrap_or_else(|| panic!("no ModeRelax record:\n{text}"));
+    assert!(relax.contains("relax Kill -> Active"), "{relax}");
+    assert!(relax.contains("cleared [KILL_RISKSTATE_KILL"), "{relax}");
 }

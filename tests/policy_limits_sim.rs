@@ -307,7 +307,11 @@ fn test_policy_limit_daily_loss_kills() {
     let s = run.wait_status("the loop after the reconnect", |s| s["counters"]["reconnects"] == 1);
     assert_eq!(s["trading_mode"], "Kill", "{s:#}");
     assert_eq!(s["mode_reasons"], json!(["KILL_RISKSTATE_KILL"]));
-    assert!(run.engine.output().contains("mode: relax refused"), "{}", run.engine.output());
+    assert!(
+        run.engine.output().contains("start-up relax skipped: Kill needs an operator"),
+        "{}",
+        run.engine.output()
+    );
     let to_active =
         s["mode_transitions"].as_array().unwrap().iter().filter(|t| t["to"] == "Active");
     assert_eq!(to_active.count(), 1, "only the start-up relax: {s:#}");
@@ -343,7 +347,54 @@ fn test_policy_invalid_at_start_kills() {
     assert!(!s["is_trading_allowed"].as_bool().unwrap());
     assert!(s["daily_pnl"]["max_daily_loss_usd"].is_null());
     run.wait_status("the scripted open refused", |s| rejects(s, "ConfigMissingOrInvalid") == 1);
-    assert!(run.engine.output().contains("mode: relax refused"));
+    assert!(run.engine.output().contains("mode: start-up relax skipped"));
     assert!(run.our_orders().is_empty());
+    // Issue 6: an engine whose policy did not load is not ok; health and status say so and
+    // exit 1 (reachable, NOT ok), status with the reason.
+    let health = std::process::Command::new(env!("CARGO_BIN_EXE_stoic"))
+        .args(["health", "--url", &run.status_url])
+        .output()
+        .unwrap();
+    assert_eq!(health.status.code(), Some(1), "{}", String::from_utf8_lossy(&health.stderr));
+    assert!(String::from_utf8_lossy(&health.stdout).contains("ok:               false"));
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_stoic"))
+        .args(["status", "--url", &run.status_url])
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&status.stdout),
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(text.contains("policy did not load"), "{text}");
+    run.stop();
+}
+
+/// F1 binding (contract §8 / AT-020): in STAGING (as in LIVE) a build without a release
+/// certificate — none exists before Phase 4 — is held in ReduceOnly with
+/// `REDUCEONLY_F1_CERT_INVALID`, and nothing relaxes it by itself (no unattended relax outside
+/// DEV/PAPER): the scripted open is refused and the venue sees no order.
+#[test]
+fn test_policy_staging_without_f1_certificate_holds_reduce_only() {
+    let policy = policy_with(|p| p["environment"] = json!("STAGING"));
+    let run = start(&policy, &json!([buy("BTC-PERPETUAL", "10")]));
+    let s = run.wait_status("REDUCEONLY_F1_CERT_INVALID", |s| {
+        s["mode_reasons"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|c| c == "REDUCEONLY_F1_CERT_INVALID"))
+    });
+    assert_eq!(s["trading_mode"], "ReduceOnly", "{s:#}");
+    assert_eq!(s["f1_cert_state"], "MISSING", "{s:#}");
+    assert!(
+        run.engine.output().contains("start-up relax skipped: not a simulated environment"),
+        "{}",
+        run.engine.output()
+    );
+    run.wait_status("the scripted open refused", |s| {
+        s["counters"]["gate_rejects"].as_u64().is_some_and(|n| n >= 1)
+    });
+    assert_eq!(run.status()["trading_mode"], "ReduceOnly");
+    assert!(run.our_orders().is_empty(), "{:?}", run.our_orders());
     run.stop();
 }

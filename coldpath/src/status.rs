@@ -223,6 +223,10 @@ pub struct StatusSnapshot {
     /// The engine's own liveness verdict (loop ticking, policy loaded, inputs fresh).
     /// Health is `ok` only when this is true *and* the snapshot passes [`Self::check`].
     pub ok: bool,
+    /// Why `ok` is false, one sentence each (absent when ok): the loop stalled, the policy
+    /// did not load, the engine has not published yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ok_reasons: Vec<String>,
     /// Wall-clock time of this snapshot, RFC 3339 UTC with milliseconds.
     pub timestamp_utc: String,
     /// Whether an opening order could pass the mode and latch gates right now.
@@ -344,6 +348,7 @@ impl StatusSnapshot {
             deribit_http_p95_ms: 0.0,
             ws_event_lag_ms: 0,
             ok: true,
+            not_ok_reasons: Vec::new(),
             timestamp_utc: String::new(),
             is_trading_allowed: false,
             environment: environment.to_owned(),

@@ -70,6 +70,9 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     }
     if problems.is_empty() {
         eprintln!("stoic status: NOT OK: the engine at {} reports ok=false", args.url);
+        for why in parsed.iter().flat_map(|s| &s.not_ok_reasons) {
+            eprintln!("  - {why}");
+        }
     } else {
         eprintln!(
             "stoic status: NOT OK (STATE_UNHEALTHY_STATUS_SCHEMA): the status from {} breaks the status contract; treat the engine as unsafe:",
@@ -84,6 +87,9 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
 
 fn print_human(s: &StatusSnapshot, raw: &Value) {
     println!("ok:                 {}", s.ok);
+    for why in &s.not_ok_reasons {
+        println!("  not ok because:   {why}");
+    }
     println!("build_id:           {}", s.build_id);
     println!("contract_version:   {}", s.contract_version);
     println!("trading_mode:       {}  ({})", s.trading_mode, mode_headline(s.trading_mode));

@@ -212,9 +212,11 @@ impl Engine {
             inputs.risk_state = held.risk_state;
         }
         let rec = self.guard.operator_relax(action, &inputs).map_err(|e| e.to_string())?;
-        if let Err(e) =
-            self.journal_operator_action(OperatorActionKind::ModeRelax, &rec.operator_id, &reason)
-        {
+        if let Err(e) = self.journal_operator_action(
+            OperatorActionKind::ModeRelax,
+            &rec.operator_id,
+            &rec.audit_line(),
+        ) {
             // A relax nobody can audit does not stand: put every cleared reason back.
             for r in &rec.cleared_reasons {
                 self.guard.cell().tighten(*r);

@@ -23,6 +23,7 @@ pub mod kill_containment;
 mod live;
 mod market_data;
 mod metadata;
+pub mod open_sweep;
 pub mod operator_socket;
 pub mod pnl;
 mod reconcile;
@@ -199,6 +200,9 @@ pub struct EngineStats {
     /// Strategy ticks whose actions were refused because the action ring was full
     /// (`IntentRingFull`; strategy thread only).
     pub intent_ring_full: u64,
+    /// Ticks whose places were refused `IntentRingFull` because the gate → dispatch ring had
+    /// no free batch (pinned only).
+    pub dispatch_ring_full: u64,
     /// Place batches the dispatch thread wrote (pinned; 0 when the gate sends itself).
     pub dispatch_batches: u64,
     /// Execution reports the dispatch thread decoded and handed to the gate.
@@ -247,8 +251,13 @@ pub struct EngineSnapshot {
     pub mode_reasons: Vec<hotpath::domain::reason_codes::ModeReasonCode>,
     /// Latch codes.
     pub latch_codes: Vec<hotpath::domain::reason_codes::OpenPermissionReasonCode>,
-    /// When the snapshot was taken (loop tick).
+    /// When the snapshot was taken (loop tick, engine clock: simulated time in a paper run).
     pub at_ms: i64,
+    /// When the snapshot was taken, wall clock (ms since the epoch): how a reader tells a
+    /// stalled loop from a live one, whatever the engine clock is.
+    pub published_wall_ms: i64,
+    /// Why the policy did not load (`None`: it did). The engine then refuses every intent.
+    pub policy_error: Option<String>,
     /// The latest gate refusal (code, gate).
     pub last_gate_reject: Option<String>,
     /// Realised cash flow of fills in quote terms (price × amount, sells positive), 1e-8.
@@ -398,6 +407,8 @@ pub struct Engine {
     wal_dir: PathBuf,
     /// Kill containment and the persisted Kill (`kill_containment.rs`).
     kill: kill_containment::KillContainment,
+    /// ReduceOnly's cancels of resting risk-increasing orders (`open_sweep.rs`).
+    open_sweep: open_sweep::OpenSweep,
 }
 
 impl std::fmt::Debug for Engine {
@@ -517,6 +528,7 @@ impl Engine {
             recon: reconcile_service::ReconState::default(),
             wal_dir: opts.wal_dir.clone(),
             kill: kill_containment::KillContainment::default(),
+            open_sweep: open_sweep::OpenSweep::default(),
         }
         .with_persisted_kill())
     }
@@ -558,6 +570,8 @@ impl Engine {
             mode_reasons: self.guard.cell().load().mode_reasons().to_vec(),
             latch_codes: self.guard.latch().open_permission_reason_codes(),
             at_ms: self.clock.now_ms(),
+            published_wall_ms: coldpath::status::now_ms(),
+            policy_error: self.policy.as_ref().err().map(ToString::to_string),
             daily_pnl: self.daily_pnl.last().clone(),
             mode_transitions: self.mode_history.recent(),
             open_orders: self.open_order_rows(),
@@ -965,6 +979,7 @@ impl Engine {
             self.service_health();
             // Kill with exposure ⇒ bounded containment; the Kill record (§2.2.3.6).
             self.contain_kill();
+            self.sweep_opens_in_reduce_only();
             if now >= next_publish {
                 next_publish = now + PUBLISH_PERIOD;
                 self.serve_control();

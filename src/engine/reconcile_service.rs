@@ -59,11 +59,12 @@ pub const TRANSITIONS_MAX: usize = coldpath::status::MODE_TRANSITIONS_MAX;
 /// Trade ids remembered for fill de-duplication and as processed (bounded FIFO).
 pub const TRADE_IDS_MAX: usize = 4_096;
 /// Mode reasons raised by reconciliation and the health inputs, which a simulator/paper run
-/// relaxes after a clean pass once PolicyGuard no longer sees them.
-const AUTO_RELAX: [ModeReasonCode; 5] = [
+/// relaxes after a clean pass once PolicyGuard no longer sees them. Each is a ReduceOnly
+/// reason whose registry unblock is AUTO; no Kill reason is here (the session-termination
+/// Kill's unblock is MANUAL: re-auth, full reconcile and an incident record, so an operator).
+const AUTO_RELAX: [ModeReasonCode; 4] = [
     ModeReasonCode::ReduceonlyOpenPermissionLatched,
     ModeReasonCode::ReduceonlySessionKillUnconfirmed,
-    ModeReasonCode::KillRateLimitSessionTermination,
     ModeReasonCode::ReduceonlyRiskstateDegraded,
     ModeReasonCode::ReduceonlyRiskstateMaintenance,
 ];

@@ -3,6 +3,7 @@
 //! close from HTTP; relax from the host-local operator socket), delivered to the engine thread
 //! over a channel and journaled there before the reply.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -96,14 +97,41 @@ fn fx(raw: i64) -> f64 {
 /// Fields the engine does not measure yet (disk, margin, WAL queue, venue latency) keep the
 /// start-up defaults of `StatusSnapshot::startup`.
 pub(crate) fn to_status(p: &Published) -> StatusSnapshot {
-    let now = now_ms();
+    let snapshot = p.lock().ok().and_then(|g| g.clone());
+    to_status_at(snapshot.as_ref(), now_ms())
+}
+
+/// A snapshot older than this (wall clock) means the engine loop is not running: it publishes
+/// every `PUBLISH_PERIOD` (50 ms) when healthy. Generous, because an operator's emergency
+/// close holds the loop for its IOC rounds (seconds); longer than this is reported as such.
+pub const LOOP_STALL_MS: i64 = 5_000;
+
+/// [`to_status`] at wall time `now` (ms): `ok` is the engine's liveness verdict, false with a
+/// sentence in `not_ok_reasons` when nothing was published yet, the loop stopped publishing,
+/// or the policy did not load (every intent is refused then).
+pub(crate) fn to_status_at(snapshot: Option<&EngineSnapshot>, now: i64) -> StatusSnapshot {
     let mut st = StatusSnapshot::startup(env!("STOIC_BUILD_ID"), "n/a", "PAPER", now);
-    if let Some(s) = p.lock().ok().and_then(|g| g.clone()) {
-        fill_status(&mut st, &s);
-        st.count_10028_5m = s.recon.count_10028_5m;
-        st.ws_event_lag_ms = u64::try_from(s.recon.md_lag_ms).unwrap_or(0);
-        st.reconcile = Some(s.recon.to_json());
+    let mut not_ok = Vec::new();
+    match snapshot {
+        None => not_ok.push("the engine has not published a snapshot yet (starting up)".to_owned()),
+        Some(s) => {
+            fill_status(&mut st, s);
+            st.count_10028_5m = s.recon.count_10028_5m;
+            st.ws_event_lag_ms = u64::try_from(s.recon.md_lag_ms).unwrap_or(0);
+            st.reconcile = Some(s.recon.to_json());
+            let age = now.saturating_sub(s.published_wall_ms);
+            if age > LOOP_STALL_MS {
+                not_ok.push(format!(
+                    "the engine loop has not published for {age} ms (limit {LOOP_STALL_MS} ms): stalled or blocked"
+                ));
+            }
+            if let Some(e) = &s.policy_error {
+                not_ok.push(format!("the policy did not load ({e}): every intent is refused"));
+            }
+        }
     }
+    st.ok = not_ok.is_empty();
+    st.not_ok_reasons = not_ok;
     st.derive(now);
     st
 }
@@ -231,9 +259,14 @@ pub const CONTROL_RING_CAPACITY: usize = 32;
 #[must_use]
 pub fn control_channel(published: Published) -> (EngineControl, ControlPort) {
     let (tx, rx) = rtrb::RingBuffer::new(CONTROL_RING_CAPACITY);
+    let refused_full = Arc::new(AtomicU64::new(0));
     (
-        EngineControl { tx: Mutex::new(tx), published: published.clone() },
-        ControlPort { rx, published },
+        EngineControl {
+            tx: Mutex::new(tx),
+            published: published.clone(),
+            refused_full: Arc::clone(&refused_full),
+        },
+        ControlPort { rx, published, refused_full },
     )
 }
 
@@ -244,6 +277,8 @@ pub struct EngineControl {
     pub tx: Mutex<rtrb::Producer<ControlMsg>>,
     /// The snapshot (returned after the change).
     pub published: Published,
+    /// Commands refused because the ring was full (`/metrics` ring overflow `control`).
+    pub refused_full: Arc<AtomicU64>,
 }
 
 impl EngineControl {
@@ -268,6 +303,7 @@ impl EngineControl {
                 return Err(ControlError::Unavailable("engine stopped".into()));
             }
             tx.push(ControlMsg { cmd, req, reply: reply_tx }).map_err(|_| {
+                self.refused_full.fetch_add(1, Ordering::Relaxed);
                 ControlError::Unavailable(format!(
                     "control ring full ({CONTROL_RING_CAPACITY} commands waiting for the engine); retry"
                 ))
@@ -308,4 +344,6 @@ pub struct ControlPort {
     pub rx: rtrb::Consumer<ControlMsg>,
     /// Where snapshots are published.
     pub published: Published,
+    /// Commands refused because the ring was full (counted by the producer side).
+    pub refused_full: Arc<AtomicU64>,
 }

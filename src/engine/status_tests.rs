@@ -10,7 +10,7 @@ use hotpath::domain::units::Usd;
 
 use super::pnl::{HoldingView, PnlView};
 use super::risk_watch::ModeTransition;
-use super::status::to_status;
+use super::status::{to_status, to_status_at, LOOP_STALL_MS};
 use super::{EngineSnapshot, EngineStats, OpenOrderRow, ReconcileSummary};
 
 const X: i64 = 100_000_000;
@@ -29,6 +29,8 @@ fn killed_snapshot() -> EngineSnapshot {
         mode_reasons: vec![ModeReasonCode::KillRiskstateKill],
         latch_codes: vec![],
         at_ms: 1_795_600_000_000,
+        published_wall_ms: coldpath::status::now_ms(),
+        policy_error: None,
         last_gate_reject: Some("risk_mode:TradingModeKill".into()),
         cash_flow: 0,
         pnl_mark: 0,
@@ -122,6 +124,53 @@ fn no_snapshot_yet_is_the_fail_closed_start_up_state() {
     assert_eq!(st.check(), Ok(()));
     assert_eq!(st.trading_mode, TradingMode::ReduceOnly);
     assert!(st.daily_pnl.is_none());
+    assert!(!st.ok, "nothing published yet is not healthy");
+    assert!(
+        st.not_ok_reasons[0].contains("not published a snapshot yet"),
+        "{:?}",
+        st.not_ok_reasons
+    );
+}
+
+/// `ok` is the engine's liveness verdict (issue 6: health/status exit non-zero when not ok):
+/// a fresh snapshot of a loaded policy is ok; one the loop stopped refreshing, or one whose
+/// policy did not load, is not, and says why.
+#[test]
+fn ok_is_false_with_a_reason_when_the_loop_stalls_or_the_policy_did_not_load() {
+    let s = killed_snapshot();
+    let fresh = to_status_at(Some(&s), s.published_wall_ms + 100);
+    assert!(fresh.ok, "{:?}", fresh.not_ok_reasons);
+    assert!(fresh.not_ok_reasons.is_empty());
+    assert!(!serde_json::to_value(&fresh)
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .contains_key("not_ok_reasons"));
+    assert!(to_status_at(Some(&s), s.published_wall_ms + LOOP_STALL_MS).ok, "at the limit");
+
+    let stalled = to_status_at(Some(&s), s.published_wall_ms + LOOP_STALL_MS + 1);
+    assert!(!stalled.ok);
+    assert!(
+        stalled.not_ok_reasons[0].contains("has not published for 5001 ms"),
+        "{:?}",
+        stalled.not_ok_reasons
+    );
+    assert!(!coldpath::status::HealthSnapshot::from_status(&stalled).ok);
+    assert_eq!(
+        stalled.check(),
+        Ok(()),
+        "still a valid status: the mode is shown as last published"
+    );
+
+    let mut no_policy = killed_snapshot();
+    no_policy.policy_error = Some("CONFIG_MISSING_KEY: risk_limits".into());
+    let st = to_status_at(Some(&no_policy), no_policy.published_wall_ms);
+    assert!(!st.ok);
+    assert!(
+        st.not_ok_reasons[0].contains("policy did not load (CONFIG_MISSING_KEY"),
+        "{:?}",
+        st.not_ok_reasons
+    );
 }
 
 fn control_request() -> coldpath::server::EmergencyRequest {
@@ -153,6 +202,8 @@ fn a_full_control_ring_refuses_the_next_command_and_keeps_the_queued_ones() {
         Err(ControlError::Unavailable(why)) => assert!(why.contains("full"), "{why}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
+    // Counted for `/metrics` (ring overflow `control`), on both ends' shared counter.
+    assert_eq!(port.refused_full.load(std::sync::atomic::Ordering::Relaxed), 1);
     let mut drained = 0;
     while let Ok(m) = port.rx.pop() {
         assert_eq!(m.cmd, ControlCmd::ReduceOnly, "only the queued commands, in order");

@@ -101,6 +101,28 @@ pub struct RelaxRecord {
     pub mode_seq: u32,
 }
 
+impl RelaxRecord {
+    /// The WAL's audit text for this relax: the operator's reason, then the transition, the
+    /// reasons cleared and kept, and the tighten sequence it was validated against. Built on
+    /// the cold path (an operator action), so it may allocate.
+    #[must_use]
+    pub fn audit_line(&self) -> String {
+        let names = |v: &[ModeReasonCode]| -> String {
+            v.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")
+        };
+        format!(
+            "{} | relax {:?} -> {:?}; cleared [{}]; kept [{}]; seq {} -> {}",
+            self.reason,
+            self.from,
+            self.to,
+            names(&self.cleared_reasons),
+            names(&self.kept_reasons),
+            self.validated_seq,
+            self.mode_seq
+        )
+    }
+}
+
 /// Why a relax was refused. Nothing changes on refusal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RelaxRefusal {
