@@ -782,3 +782,77 @@ fn chaos_order_ack_lost() {
     );
     c.finish();
 }
+
+/// Position snapshot lagging trades (issue 8's list): the venue's position service freezes
+/// while we hold a position; the engine closes it (trades and the venue's state say flat),
+/// position queries keep answering the old size. Asserted: the reconciliation notices
+/// (`INVENTORY_MISMATCH_RECONCILE_REQUIRED`), the real exposure at the venue stays within
+/// tolerance while the snapshot lies, 0 duplicates / illegal orders, and after the fault
+/// clears the engine's positions equal the venue's and it trades again. Measured, NOT
+/// asserted (a known gap, see the report): whether the engine adopted the lagging snapshot
+/// over its trades and went back to Active with it.
+#[test]
+fn chaos_position_snapshot_lagging_trades() {
+    let mut c = Chaos::start("position_snapshot_lagging_trades", 22);
+    let mut p = probe(&c);
+    let deadline = Instant::now() + DEADLINE;
+    let mut n = 0;
+    while c.venue_positions().is_empty() {
+        assert!(Instant::now() < deadline, "no position to freeze:\n{}", c.tail());
+        n += 1;
+        probe_take_resting(&c, &mut p, n, None);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.fault(&Fault::FreezePositionSnapshot { on: true });
+    // What position queries now answer (non-zero sizes, as the venue reports them).
+    let frozen: std::collections::BTreeMap<String, f64> = c.sim().with_engine(|e| {
+        let acct = e.accounts.iter().position(|a| a.username == sim_support::ENGINE_ACCOUNT);
+        let snap = acct.and_then(|a| e.faults.frozen_positions.as_ref().map(|f| f[a].clone()));
+        snap.unwrap_or_default()
+            .iter()
+            .filter(|(_, p)| p.size != 0)
+            .map(|(i, p)| (e.instruments[*i].name.clone(), simulator::util::amt(p.size)))
+            .collect()
+    });
+    assert!(!frozen.is_empty(), "the snapshot froze a position");
+    c.wait_code("INVENTORY_MISMATCH_RECONCILE_REQUIRED");
+    // Watch the lie for a while: the venue's real exposure, and what the engine believes.
+    let mut adopted_lag_while_active = false;
+    let mut worst = 0.0_f64;
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        let venue = c.venue_positions();
+        worst = venue.values().fold(worst, |m, s| m.max(s.abs()));
+        if let Some(st) = c.status() {
+            let ours = Chaos::engine_positions(&st);
+            if st["trading_mode"] == "Active" && ours == frozen && venue != frozen {
+                adopted_lag_while_active = true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        worst <= chaos_support::EXPOSURE_TOLERANCE,
+        "real exposure while the snapshot lagged: {worst}"
+    );
+    c.notes.push(format!(
+        "real exposure at the venue while the snapshot lagged within tolerance \
+         ({}): yes",
+        chaos_support::EXPOSURE_TOLERANCE
+    ));
+    c.facts.insert("engine_active_with_lagged_positions".into(), json!(adopted_lag_while_active));
+    c.notes.push(format!(
+        "KNOWN GAP, measured not asserted: the engine adopted the lagging snapshot and was \
+         Active holding the snapshot's positions while the venue's differed: {}",
+        if adopted_lag_while_active { "yes" } else { "no" }
+    ));
+    c.fault(&Fault::FreezePositionSnapshot { on: false });
+    c.assert_recovered("trading after the snapshot caught up");
+    c.assert_contained();
+    c.write_evidence(
+        "`FreezePositionSnapshot` on while we hold a position: `get_positions` / \
+         `get_position` keep answering it after the engine closed it; then off.",
+        &["Active", "ReduceOnly", "Active"],
+    );
+    c.finish();
+}

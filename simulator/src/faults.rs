@@ -131,6 +131,13 @@ pub enum Fault {
         #[serde(default)]
         instrument: Option<String>,
     },
+    /// Position queries (`get_positions`, `get_position`) answer the positions as they were
+    /// when this was turned on, while trading moves on: a position snapshot lagging the
+    /// account's trades. Off answers live positions again.
+    FreezePositionSnapshot {
+        /// On or off.
+        on: bool,
+    },
     /// Mute public market data on/off: no book, ticker, trade or index notification is
     /// delivered while on (matching goes on and book change ids advance, so the feed resumes
     /// with a change-id gap). A silent feed, unlike `FreezeMarketData`, which stops the
@@ -184,6 +191,8 @@ pub struct FaultState {
     pub lose_ack: bool,
     /// Instrument filter of `lose_ack`.
     pub lose_ack_instrument: Option<String>,
+    /// Positions per account that position queries answer (`FreezePositionSnapshot`).
+    pub frozen_positions: Option<Vec<std::collections::BTreeMap<usize, crate::engine::Position>>>,
 }
 
 impl FaultState {

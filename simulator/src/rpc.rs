@@ -1228,7 +1228,7 @@ fn private_method(
         "get_position" => {
             let n = p.str_req("instrument_name")?;
             let i = e.inst(&n).ok_or_else(|| RpcError::new(13020, "not_found"))?;
-            plain(e.position_json(acct, i, now))
+            plain(crate::position_lag::answer(e, acct, |e| e.position_json(acct, i, now)))
         }
         "get_positions" => {
             let ccy = match p.str_opt("currency")? {
@@ -1240,18 +1240,20 @@ fn private_method(
                 None => None,
             };
             let kind_f = p.str_opt("kind")?;
-            let v: Vec<Value> = e.accounts[acct]
-                .positions
-                .iter()
-                .filter(|(i, pos)| {
-                    pos.size != 0
-                        && ccy.is_none_or(|c| e.instruments[**i].currency == c)
-                        && kind_f
-                            .as_deref()
-                            .is_none_or(|k| k == "any" || k == e.instruments[**i].kind.as_str())
-                })
-                .map(|(i, _)| e.position_json(acct, *i, now))
-                .collect();
+            let v: Vec<Value> = crate::position_lag::answer(e, acct, |e| {
+                e.accounts[acct]
+                    .positions
+                    .iter()
+                    .filter(|(i, pos)| {
+                        pos.size != 0
+                            && ccy.is_none_or(|c| e.instruments[**i].currency == c)
+                            && kind_f
+                                .as_deref()
+                                .is_none_or(|k| k == "any" || k == e.instruments[**i].kind.as_str())
+                    })
+                    .map(|(i, _)| e.position_json(acct, *i, now))
+                    .collect()
+            });
             plain(json!(v))
         }
         "get_account_summary" => {

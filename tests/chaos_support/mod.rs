@@ -47,6 +47,7 @@ pub const SCENARIOS: &[&str] = &[
     "group_leg_a_partial_leg_b_rejected",
     "order_ack_lost",
     "partial_fill_leg_a_reject_leg_b",
+    "position_snapshot_lagging_trades",
     "rate_limit_storm",
     "stale_data_liquidity_gate",
     "ws_gap_late_fills",
