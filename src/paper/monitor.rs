@@ -34,6 +34,13 @@ const RELAX_AFTER: Duration = Duration::from_millis(1_500);
 /// Wall time between operator relax attempts (refused while the breaker is open or the
 /// reconnect's reconciliation is pending).
 const RELAX_RETRY: Duration = Duration::from_millis(500);
+/// Market data counts as flowing while its last event is at most this old (wall ms; the
+/// simulator ticks every `tick_ms`). A storm can close the market-data session too, and its
+/// reconnect backs off on its own: a fault started before it is back (a book gap above all)
+/// would meet no market.
+const MD_FRESH_LAG_MS: i64 = 2_000;
+/// ... and the engine's market-event count moved this recently (wall): books are updating.
+const MD_MOVING_WITHIN: Duration = Duration::from_millis(1_000);
 /// Who the harness's operator actions name.
 pub const HARNESS_OPERATOR: &str = "paper-harness";
 
@@ -227,7 +234,9 @@ impl Watch {
     /// for the engine's bounded reply).
     #[must_use]
     pub fn run(self) -> MonitorLog {
-        let actions = self.actions();
+        let mut actions = self.actions();
+        // When the engine's market events last moved (wall), and their count then.
+        let mut md_moved: (u64, Option<Instant>) = (0, None);
         let mut next = 0usize;
         let mut log = MonitorLog {
             faults: (0..self.schedule.len())
@@ -289,6 +298,12 @@ impl Watch {
                     waiting = None;
                 }
             }
+            if let Some(s) = &snap {
+                if s.stats.market_events != md_moved.0 {
+                    md_moved = (s.stats.market_events, Some(Instant::now()));
+                }
+            }
+            let books_moving = md_moved.1.is_some_and(|t| t.elapsed() <= MD_MOVING_WITHIN);
             let offset = self.offset();
             while ending.is_none()
                 && waiting.is_none()
@@ -297,8 +312,12 @@ impl Watch {
             {
                 let a = &actions[next];
                 // A fault meets a trading engine: its start waits (at most until the next
-                // scheduled action is due) while the engine is out of Active.
-                let trading = snap.as_ref().is_some_and(|s| s.mode == TradingMode::Active);
+                // scheduled action is due) while the engine is out of Active or its market
+                // data is not flowing.
+                let trading = books_moving
+                    && snap.as_ref().is_some_and(|s| {
+                        s.mode == TradingMode::Active && s.recon.md_lag_ms <= MD_FRESH_LAG_MS
+                    });
                 let deadline = actions.get(next + 1).map_or(self.sim_total_ms, |n| n.offset_ms);
                 if a.start && !trading && offset < deadline {
                     break;
@@ -333,9 +352,20 @@ impl Watch {
                     self.time.set_running(false);
                 }
                 a.faults.iter().for_each(|f| self.faults.apply(f));
+                let index = a.index;
+                if let Ending::At { offset_ms: end, .. } = &f.ending {
+                    // A start that waited keeps its whole window: the lift moves with it.
+                    let lift_at = offset + (end - f.start_offset_ms);
+                    for later in actions[next..].iter_mut() {
+                        if later.index == index && !later.start {
+                            later.offset_ms = later.offset_ms.max(lift_at);
+                        }
+                    }
+                    actions[next..].sort_by_key(|a| (a.offset_ms, a.index));
+                }
                 if let Ending::WhenMet(lift) = &f.ending {
                     waiting = Some(Waiting {
-                        index: a.index,
+                        index,
                         kind: f.kind,
                         lift: lift.clone(),
                         since: Instant::now(),
@@ -487,27 +517,23 @@ fn close_window(r: &mut FaultRecord, s: &EngineSnapshot, storm_hits: u64) {
 const BOOK_GAP_REARM_MS: i64 = 2 * 3_600_000;
 
 impl Watch {
-    /// A dropped notification shows as a gap only when that book changes again; a quiet book
-    /// (deep in or out of the money) may not within the fault's window. Until the engine
-    /// resubscribed, the drop moves on to the next traded instrument every
-    /// [`BOOK_GAP_REARM_MS`] of simulated time.
+    /// A dropped notification shows as a gap only when that book changes again; books on
+    /// this coarse market can stay quiet for hours. Until the engine resubscribed, another
+    /// notification is dropped every [`BOOK_GAP_REARM_MS`] of simulated time.
     fn rearm_book_gap(&self, r: &mut FaultRecord, s: &EngineSnapshot) {
         let f = &self.schedule[r.index];
-        let (Some(target), Some(base), Some(at)) = (&f.target, r.base, r.injected_ms) else {
+        let (Some(base), Some(at)) = (r.base, r.injected_ms) else {
             return;
         };
         if f.kind != FaultKind::BookGap || s.stats.resubscribes > base.resubscribes {
             return;
         }
         let due = at + BOOK_GAP_REARM_MS * i64::from(r.rearms + 1);
-        if self.offset() < due || self.expiries.is_empty() {
+        if self.offset() < due {
             return;
         }
         r.rearms += 1;
-        let names: Vec<&String> = self.expiries.keys().collect();
-        let first = names.iter().position(|n| *n == target).unwrap_or(0);
-        let next = names[(first + r.rearms as usize) % names.len()].clone();
-        self.faults.apply(&Fault::DropBookMessages { count: 1, instrument: Some(next) });
+        f.start.iter().for_each(|c| self.faults.apply(c));
     }
 }
 

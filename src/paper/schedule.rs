@@ -91,7 +91,7 @@ pub struct ScheduledFault {
     pub start: Vec<Fault>,
     /// How it ends.
     pub ending: Ending,
-    /// The instrument it is aimed at first (book gaps, order rejects).
+    /// The instrument it is aimed at first (order rejects).
     pub target: Option<String>,
 }
 
@@ -197,16 +197,14 @@ pub fn build(
                     Ending::WhenMet(Fault::RateLimitStorm { seconds: 0.0 }),
                     None,
                 ),
-                // One dropped notification of a traded option's book: the gap shows on that
-                // book's next change (the watcher re-arms it on the next traded instrument
-                // while a quiet book keeps it from showing).
+                // One dropped notification of the next of the engine's books to change (the
+                // simulator drops only notifications someone subscribed to, and the engine is
+                // the only subscriber: so one of its books, and an active one): the gap shows
+                // on that book's next change. The watcher re-arms it while unseen.
                 FaultKind::BookGap => (
-                    vec![Fault::DropBookMessages {
-                        count: 1,
-                        instrument: Some(instrument.clone()),
-                    }],
+                    vec![Fault::DropBookMessages { count: 1, instrument: None }],
                     Ending::OneShot,
-                    Some(instrument),
+                    None,
                 ),
                 FaultKind::DuplicateFill => {
                     (vec![Fault::DuplicateFillNotifications { count: 2 }], Ending::OneShot, None)
@@ -300,7 +298,7 @@ mod tests {
             if let Some(t) = &f.target {
                 assert!(names().contains(t), "{t} is not traded");
             }
-            let aimed = matches!(f.kind, FaultKind::BookGap | FaultKind::OrderReject);
+            let aimed = f.kind == FaultKind::OrderReject;
             assert_eq!(f.target.is_some(), aimed, "{f:?}");
         }
     }
