@@ -3,6 +3,7 @@
 
 use super::{name_of, Engine, EngineError, LiveIntent, ReconcileSummary};
 use hotpath::dispatch::{instrument_of_canonical, OrderReport, Resolution};
+use hotpath::domain::instrument::InstrumentName;
 use hotpath::domain::intent::Side;
 use hotpath::domain::policy::Environment;
 use hotpath::domain::reason_codes::TradingMode;
@@ -10,6 +11,10 @@ use hotpath::domain::units::{Price, Qty};
 use hotpath::mode::ReconcileReport;
 use hotpath::mode::{OperatorAction, OperatorAuthenticated, OperatorSecret};
 use hotpath::wal::{IntentState, OperatorActionKind, Record};
+
+/// Venue position reads the latch's position check makes before it gives up (the latch then
+/// stays set and the reconnect path tries again).
+const POSITION_READS_MAX: usize = 3;
 
 impl Engine {
     /// Resolves in-doubt intents and clears the latch (the only path to trading).
@@ -83,18 +88,7 @@ impl Engine {
         // Positions: the venue's word, after every in-doubt intent is resolved.
         self.positions.clear();
         self.recon.pos_gen += 1;
-        self.reclaim_dispatch();
-        let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
-        for ccy in ["BTC", "ETH"] {
-            for p in disp.positions(ccy, &mut self.reports)? {
-                if let Some(n) = name_of(&p.instrument) {
-                    self.positions.insert(n, Qty::from_raw(p.size.raw));
-                }
-            }
-        }
-        // Reports that arrived during reconciliation describe intents now resolved; the
-        // ledger refuses any stale transition, so applying them is safe.
-        self.drain_reports();
+        let positions_match = self.settle_positions()?;
         self.daily_pnl.adopt_positions(&self.positions);
         let still = self
             .wal
@@ -104,7 +98,10 @@ impl Engine {
         let unresolved = still.count();
         let report = ReconcileReport {
             intents_match_open_orders: unresolved == 0,
-            positions_match: true,
+            positions_match,
+            // Every in-doubt intent was resolved above from the venue's order and trade
+            // history (a fill found there is in the WAL now); the continuous reconciler
+            // checks trades against the ledger from here on.
             no_missing_trades: true,
         };
         self.guard
@@ -129,6 +126,51 @@ impl Engine {
         // Before the first tick: every refusal after this line is traced under its mode.
         self.trace_state();
         Ok(sum)
+    }
+
+    /// The latch's position check (CP-001 (b)): adopt the venue's positions, apply the
+    /// reports that arrived meanwhile (the ledger refuses stale transitions, but a fill the
+    /// venue's positions already hold may move ours a second time), then read the venue
+    /// again: the latch may clear only when the two agree. A difference (a fill in between,
+    /// or counted twice) is adopted again, at most [`POSITION_READS_MAX`] reads in all.
+    fn settle_positions(&mut self) -> Result<bool, EngineError> {
+        for _ in 0..POSITION_READS_MAX {
+            let venue = self.venue_positions()?;
+            let mut ours: Vec<(String, i64)> = self
+                .positions
+                .iter()
+                .filter(|(_, q)| q.raw() != 0)
+                .map(|(n, q)| (n.as_str().to_owned(), q.raw()))
+                .collect();
+            ours.sort_unstable();
+            if venue.iter().map(|(n, q)| (n.as_str().to_owned(), *q)).eq(ours) {
+                return Ok(true);
+            }
+            self.positions.clear();
+            self.recon.pos_gen += 1;
+            for (n, q) in venue {
+                self.positions.insert(n, Qty::from_raw(q));
+            }
+            self.drain_reports();
+        }
+        tracing::warn!(run_id = %self.run_id, "reconcile: positions kept moving; the latch stays set");
+        Ok(false)
+    }
+
+    /// The venue's non-zero positions, by instrument name.
+    fn venue_positions(&mut self) -> Result<Vec<(InstrumentName, i64)>, EngineError> {
+        self.reclaim_dispatch();
+        let disp = self.disp.as_mut().ok_or(EngineError::Reconcile("not connected".into()))?;
+        let mut out = Vec::new();
+        for ccy in ["BTC", "ETH"] {
+            for p in disp.positions(ccy, &mut self.reports)? {
+                if let Some(n) = name_of(&p.instrument).filter(|_| p.size.raw != 0) {
+                    out.push((n, p.size.raw));
+                }
+            }
+        }
+        out.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        Ok(out)
     }
 
     pub(super) fn startup_relax(&mut self) -> Result<(), EngineError> {

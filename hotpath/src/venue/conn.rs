@@ -538,11 +538,11 @@ impl Connection {
         fill: impl FnOnce(&mut RequestBuf),
     ) -> Result<u64, ConnError> {
         let now = self.clock.now_ms();
-        let breaker_closed = self.breaker.allows_requests(now);
-        let reserved = !breaker_closed && self.reserved_passes > 0;
-        if !breaker_closed && !reserved {
+        let pass = breaker_pass(method, self.breaker.allows_requests(now), self.reserved_passes);
+        if pass == BreakerPass::Refused {
             return Err(ConnError::BreakerOpen);
         }
+        let reserved = pass == BreakerPass::Reserved;
         let id = self.next_id;
         let slot = usize::try_from(id % IN_FLIGHT_MAX as u64).unwrap_or(0);
         if self.in_flight[slot].is_some() {
@@ -936,6 +936,46 @@ fn expect_ok(m: &Message<'_>) -> Result<(), ConnError> {
     }
 }
 
+/// How a request gets past the rate-limit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BreakerPass {
+    /// The breaker is closed: ordinary credit accounting.
+    Ordinary,
+    /// Open, but containment drew a reserved pass for it (emergency close, hedge).
+    Reserved,
+    /// Open, and the request is a cancel: always preserved (contract B §3.3 brownout table:
+    /// CANCEL, HEDGE and EMERGENCY_CLOSE are never shed), still paid from the credits.
+    Preserved,
+    /// Open: held back client-side.
+    Refused,
+}
+
+/// Cancels only ever take risk off the book, so an open breaker never holds them back;
+/// everything else waits for the breaker or for a reserved pass.
+fn breaker_pass(method: &str, breaker_closed: bool, reserved_passes: u32) -> BreakerPass {
+    if breaker_closed {
+        BreakerPass::Ordinary
+    } else if reserved_passes > 0 {
+        BreakerPass::Reserved
+    } else if is_cancel(method) {
+        BreakerPass::Preserved
+    } else {
+        BreakerPass::Refused
+    }
+}
+
+fn is_cancel(method: &str) -> bool {
+    matches!(
+        method,
+        "private/cancel"
+            | "private/cancel_by_label"
+            | "private/cancel_all"
+            | "private/cancel_all_by_instrument"
+            | "private/cancel_all_by_currency"
+            | "private/cancel_all_by_kind_or_type"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -952,6 +992,22 @@ mod tests {
         assert_eq!(u.to_url(), "ws://127.0.0.1:8080/");
         for bad in ["http://x", "ws://", "ws://h:notaport/", "ws://user@h/", "ws://h:99999/"] {
             assert!(VenueUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// AT-239 / contract B §3.3: an open breaker holds back opens and data requests, but
+    /// cancels are always preserved (paid from credits), and containment's reserved passes
+    /// go first.
+    #[test]
+    fn open_breaker_preserves_cancels_and_reserved_passes_only() {
+        for m in ["private/cancel", "private/cancel_by_label", "private/cancel_all"] {
+            assert_eq!(breaker_pass(m, false, 0), BreakerPass::Preserved, "{m}");
+            assert_eq!(breaker_pass(m, true, 0), BreakerPass::Ordinary, "{m}");
+        }
+        for m in ["private/buy", "private/sell", "private/edit", "public/get_order_book"] {
+            assert_eq!(breaker_pass(m, false, 0), BreakerPass::Refused, "{m}");
+            assert_eq!(breaker_pass(m, false, 2), BreakerPass::Reserved, "{m}");
+            assert_eq!(breaker_pass(m, true, 2), BreakerPass::Ordinary, "{m}");
         }
     }
 }
