@@ -263,6 +263,11 @@ fn test_full_dispatch_ring_refuses_places_with_intent_ring_full_before_the_wal()
         snap.rejects_by_code, snap.last_gate_reject
     );
     assert!(ring_full(&snap) > 0, "the stalled ring never filled: {stats:?}");
+    // The gate → dispatch overflow is what `/metrics` exports for that ring (hot state).
+    assert!(stats.dispatch_ring_full > 0, "{stats:?}");
+    let hot = engine.hot_state_reader().read_versioned().1;
+    // Published every 1 ms, so at most the last turn's refusals behind.
+    assert!(hot.ring_overflow[1] > 0 && hot.ring_overflow[1] <= stats.dispatch_ring_full);
     assert!(stats.dispatch_batches >= 2, "queued batches still went out: {stats:?}");
     // Refused before the WAL: the ledger holds exactly the intents this process journaled.
     drop(engine);

@@ -328,6 +328,67 @@ fn test_at1065_reduce_only_cancels_resting_risk_increasing_orders() {
     );
 }
 
+/// Capital supremacy at engine level (issue 7): while exposure exists a reducing action goes
+/// through the real engine whatever the restriction: the operator's emergency close flattens
+/// in ReduceOnly, in ReduceOnly with the rate-limit breaker open (paid from the credit
+/// reserve), and in ReduceOnly with the WAL failing (unjournaled reduces). Kill with each
+/// fault is covered by the AT-338/340/346 tests; every mode × fault pair of the gate chain by
+/// `hotpath/tests/capital_supremacy.rs`.
+#[cfg(feature = "failpoints")]
+#[test]
+fn test_capital_supremacy_emergency_close_flattens_in_reduce_only_under_each_fault() {
+    for fault in [None, Some("STOIC_TRIP_BREAKER_BEFORE_CLOSE"), Some("STOIC_WAL_FAULT_ON_REDUCE")]
+    {
+        let run = Run::new();
+        seed(run.sim.addr(), "BTC-PERPETUAL", 500.0, "test-seed-perp");
+        let env: Vec<(&str, &str)> = fault.map(|f| vec![(f, "1")]).unwrap_or_default();
+        let engine = run.engine(&env);
+        let (code, st) = post(&run.url, "/api/v1/emergency/reduce_only", TOKEN);
+        assert_eq!(code, 200, "{fault:?}: {st}");
+        assert_eq!(st["trading_mode"], "ReduceOnly", "{fault:?}: {st}");
+        let mark = journal::<Value>(run.sim.journal_path())
+            .iter()
+            .filter_map(|e| e["seq"].as_u64())
+            .max()
+            .unwrap_or(0);
+        let (code, st) = post(&run.url, "/api/v1/emergency/close", TOKEN);
+        assert_eq!(code, 200, "{fault:?}: {st}\n{}", engine.output());
+        wait_flat(&run.sim, Duration::from_secs(60), &engine);
+        let after: Vec<Value> = journal::<Value>(run.sim.journal_path())
+            .into_iter()
+            .filter(|e| ours(e) && e["seq"].as_u64() > Some(mark))
+            .collect();
+        assert!(after.iter().any(reduce_only), "{fault:?}: no reduce-only close: {after:?}");
+        // Long 500: a buy adds risk; sells the strategy rests are reducing while the long
+        // covers them (the gate counts them as pending) and are cancelled once it is gone.
+        assert!(
+            after.iter().all(|e| e["side"] == "sell"),
+            "{fault:?}: an open in ReduceOnly: {after:?}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !resting_opens(&run.sim, ENGINE_ACCOUNT).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{fault:?}: orders that would now open still rest: {:?}\n{}",
+                resting_opens(&run.sim, ENGINE_ACCOUNT),
+                engine.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(account_positions(&run.sim, ENGINE_ACCOUNT).is_empty(), "{fault:?}");
+        assert_eq!(status(&run.url).unwrap()["trading_mode"], "ReduceOnly", "{fault:?}");
+        match fault {
+            Some("STOIC_TRIP_BREAKER_BEFORE_CLOSE") => assert!(
+                engine.output().contains("rate-limit breaker tripped"),
+                "{}",
+                engine.output()
+            ),
+            Some(_) => assert!(engine.output().contains("unjournaled"), "{}", engine.output()),
+            None => {}
+        }
+    }
+}
+
 /// AT-340: the WAL cannot append (the containment's first batch finds it failing, poisoned
 /// from then on): containment still goes out, through the unjournaled-reduce path.
 #[cfg(feature = "failpoints")]

@@ -370,3 +370,31 @@ fn test_policy_invalid_at_start_kills() {
     assert!(text.contains("policy did not load"), "{text}");
     run.stop();
 }
+
+/// F1 binding (contract §8 / AT-020): in STAGING (as in LIVE) a build without a release
+/// certificate — none exists before Phase 4 — is held in ReduceOnly with
+/// `REDUCEONLY_F1_CERT_INVALID`, and nothing relaxes it by itself (no unattended relax outside
+/// DEV/PAPER): the scripted open is refused and the venue sees no order.
+#[test]
+fn test_policy_staging_without_f1_certificate_holds_reduce_only() {
+    let policy = policy_with(|p| p["environment"] = json!("STAGING"));
+    let run = start(&policy, &json!([buy("BTC-PERPETUAL", "10")]));
+    let s = run.wait_status("REDUCEONLY_F1_CERT_INVALID", |s| {
+        s["mode_reasons"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|c| c == "REDUCEONLY_F1_CERT_INVALID"))
+    });
+    assert_eq!(s["trading_mode"], "ReduceOnly", "{s:#}");
+    assert_eq!(s["f1_cert_state"], "MISSING", "{s:#}");
+    assert!(
+        run.engine.output().contains("start-up relax skipped: not a simulated environment"),
+        "{}",
+        run.engine.output()
+    );
+    run.wait_status("the scripted open refused", |s| {
+        s["counters"]["gate_rejects"].as_u64().is_some_and(|n| n >= 1)
+    });
+    assert_eq!(run.status()["trading_mode"], "ReduceOnly");
+    assert!(run.our_orders().is_empty(), "{:?}", run.our_orders());
+    run.stop();
+}

@@ -201,6 +201,8 @@ pub struct EngineStateMetrics {
     pub counters: Vec<(&'static str, u64)>,
     /// Newest book change the trading thread had seen (venue ms; 0 before the first).
     pub last_book_ms: i64,
+    /// Rings the trading thread reports: (ring, depth now, overflows since start).
+    pub rings: Vec<(RingId, u64, u64)>,
 }
 
 /// All engine metrics. Create once, share as `Arc<MetricsRegistry>`.

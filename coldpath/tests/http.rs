@@ -313,6 +313,7 @@ fn metrics_parse_with_a_prometheus_parser() {
         }],
         counters: vec![("intents", 5), ("fills", 2)],
         last_book_ms: 1_795_600_000_000,
+        rings: vec![(RingId::Control, 1, 0)],
     });
     let r = client::get(&h.url, "/metrics", T).unwrap();
     assert_eq!(r.status, 200);

@@ -284,3 +284,60 @@ impl NowForTest for SystemClock {
         self.now_ms()
     }
 }
+
+/// A server that accepts, then sends a venue `heartbeat` notification every `every`
+/// (never, with `None`) for `life`, reading nothing: a half-open session when silent.
+fn beating(every: Option<Duration>, life: Duration) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/ws/api/v2", listener.local_addr().unwrap());
+    let h = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut ws = tungstenite::accept(stream).unwrap();
+        let end = Instant::now() + life;
+        while Instant::now() < end {
+            std::thread::sleep(every.unwrap_or(Duration::from_millis(50)));
+            if every.is_some() {
+                let beat = json!({"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "heartbeat"}});
+                if ws.send(Ws::Text(beat.to_string().into())).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (url, h)
+}
+
+/// Heartbeat loss (issue 8, gap detection): a session on which nothing arrives for longer
+/// than its limit is declared dead (`HeartbeatLost`, closed), so its owner reconnects and
+/// reconciles instead of waiting on a half-open socket; one that keeps beating is not.
+#[test]
+fn a_silent_session_is_declared_dead_and_a_beating_one_is_not() {
+    let limit = Duration::from_millis(300);
+    let (url, server) = beating(Some(Duration::from_millis(60)), Duration::from_millis(1_500));
+    let mut conn = Connection::connect(&ConnConfig::new(&url), Arc::new(SystemClock)).unwrap();
+    conn.expect_frames_within(limit);
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        conn.poll(Duration::from_millis(50), &mut |_| {}).expect("a beating session stays up");
+    }
+    assert!(conn.stats().heartbeats > 0);
+    conn.close();
+    server.join().unwrap();
+
+    let (url, server) = beating(None, Duration::from_secs(3));
+    let mut conn = Connection::connect(&ConnConfig::new(&url), Arc::new(SystemClock)).unwrap();
+    conn.expect_frames_within(limit);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let err = loop {
+        match conn.poll(Duration::from_millis(50), &mut |_| {}) {
+            Ok(_) => assert!(Instant::now() < deadline, "silence never noticed"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, ConnError::HeartbeatLost { silent_ms } if silent_ms >= 300), "{err:?}");
+    assert!(conn.is_closed());
+    assert_eq!(conn.stats().heartbeat_losses, 1);
+    assert!(matches!(conn.poll(Duration::from_millis(1), &mut |_| {}), Err(ConnError::Closed)));
+    drop(conn);
+    server.join().unwrap();
+}

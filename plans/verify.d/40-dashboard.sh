@@ -22,6 +22,16 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
 
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  # The e2e driver is a small Node script (playwright-core); Debian's nodejs + npm run it.
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "40-dashboard: node/npm are missing and we are not root to install them" >&2
+    exit 1
+  fi
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
+fi
+
 if [ ! -d "$BROWSER_DIR/node_modules/playwright-core" ]; then
   # playwright-core ships no browser and downloads none; we drive /usr/bin/chromium.
   (cd "$BROWSER_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --ignore-scripts)

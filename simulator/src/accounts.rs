@@ -144,6 +144,9 @@ pub struct AccountSpec {
     /// Rate limits.
     #[serde(default)]
     pub limits: LimitsSpec,
+    /// Withdrawal whitelist: currency → addresses `private/withdraw` may send to.
+    #[serde(default)]
+    pub address_book: BTreeMap<String, Vec<String>>,
 }
 
 /// The accounts file.
@@ -210,6 +213,19 @@ impl AccountsFile {
                 {
                     return Err(SimError::Config(format!(
                         "account {}: bad balance {ccy}={bal}",
+                        a.username
+                    )));
+                }
+            }
+            for (ccy, addrs) in &a.address_book {
+                let bad_addr =
+                    |x: &String| x.is_empty() || x.len() > crate::wallet::ADDRESS_BYTES_MAX;
+                if crate::instruments::Currency::parse(ccy).is_none()
+                    || addrs.len() > crate::wallet::ADDRESSES_PER_CURRENCY_MAX
+                    || addrs.iter().any(bad_addr)
+                {
+                    return Err(SimError::Config(format!(
+                        "account {}: bad address book entry for {ccy}",
                         a.username
                     )));
                 }

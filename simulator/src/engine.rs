@@ -238,6 +238,8 @@ pub struct Account {
     pub nme_bucket: Bucket,
     /// Account-scope cancel-on-disconnect.
     pub cod_account: bool,
+    /// Address book and withdrawals (`crate::wallet`).
+    pub wallet: crate::wallet::Wallet,
 }
 
 /// Authorisation of a request.
@@ -408,7 +410,7 @@ pub struct Engine {
     /// What was published about the last crossing post-only order `place`/`edit` saw (read
     /// and cleared by the journal writer).
     pub last_cross: Option<CrossKnowledge>,
-    dirty_accounts: BTreeSet<usize>,
+    pub(crate) dirty_accounts: BTreeSet<usize>,
     pend_orders: Vec<(usize, usize, Value)>,
     pend_trades: Vec<(usize, usize, Value)>,
     pend_pub_trades: Vec<(usize, Value)>,
@@ -420,9 +422,11 @@ pub struct Engine {
     ip_buckets: HashMap<String, (Bucket, Bucket)>,
     /// Where venue time comes from (wall or stepped simulated time).
     clock: VenueClock,
+    /// Last withdrawal id handed out (`crate::wallet`).
+    pub next_withdrawal_id: u64,
 }
 
-fn ccy_idx(c: Currency) -> usize {
+pub(crate) fn ccy_idx(c: Currency) -> usize {
     match c {
         Currency::Btc => 0,
         Currency::Eth => 1,
@@ -516,6 +520,7 @@ impl Engine {
                 me_bucket: Bucket::new(a.limits.matching_engine, wall_us() / 1000),
                 nme_bucket: Bucket::new(a.limits.non_matching_engine, wall_us() / 1000),
                 cod_account: false,
+                wallet: crate::wallet::wallet_from_spec(&a.address_book),
             });
         }
         let mut e = Engine {
@@ -555,6 +560,7 @@ impl Engine {
             next_session: 1,
             ip_buckets: HashMap::new(),
             clock,
+            next_withdrawal_id: 0,
         };
         for i in 0..n {
             let seed_cid: u64 = e.rng.gen_range(1_000_000..9_000_000);

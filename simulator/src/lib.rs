@@ -26,6 +26,7 @@ pub mod ratelimit;
 pub mod rpc;
 pub mod server;
 pub mod util;
+pub mod wallet;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

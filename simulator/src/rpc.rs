@@ -326,6 +326,8 @@ const PRIVATE: &[&str] = &[
     "enable_cancel_on_disconnect",
     "disable_cancel_on_disconnect",
     "get_cancel_on_disconnect",
+    "withdraw",
+    "get_withdrawals",
     "subscribe",
     "unsubscribe",
     "unsubscribe_all",
@@ -373,6 +375,8 @@ fn required_scope(m: &str) -> Option<(&'static str, Access)> {
         "enable_cancel_on_disconnect" | "disable_cancel_on_disconnect" => {
             Some(("account", Access::ReadWrite))
         }
+        "withdraw" => Some(("wallet", Access::ReadWrite)),
+        "get_withdrawals" => Some(("wallet", Access::Read)),
         "subscribe" | "unsubscribe" | "unsubscribe_all" | "logout" => None,
         _ => Some(("trade", Access::Read)),
     }
@@ -1290,6 +1294,23 @@ fn private_method(
                 json!({"enabled": acc_scope || conn, "scope": if acc_scope { "account" } else { "connection" }}),
             )
         }
+        "withdraw" => {
+            let req = crate::wallet::WithdrawRequest::parse(
+                &p.str_req("currency")?,
+                p.str_req("address")?,
+                p.f64_opt("amount")?
+                    .ok_or_else(|| RpcError::invalid_param("amount", "must be present"))?,
+                p.str_opt("priority")?.as_deref(),
+            )?;
+            plain(crate::wallet::withdraw(e, acct, req, now)?)
+        }
+        "get_withdrawals" => plain(crate::wallet::get_withdrawals(
+            e,
+            acct,
+            &p.str_req("currency")?,
+            p.i64_opt("count")?,
+            p.i64_opt("offset")?,
+        )?),
         "logout" => {
             ctx.close_after = true;
             ctx.skip_cod = true;

@@ -5,24 +5,30 @@
 //!    the process) without narrowing the scope, so the venue grants the key's **maximum**;
 //! 2. reads the granted scopes from the auth result and compares them, group by group, with
 //!    the role's `required` and `max` scopes (a key above `max` fails; below `required` fails);
-//! 3. sends one read-only-safe request per access level the role must NOT have and expects the
-//!    venue's scope refusal (13021 `forbidden`), and one per level it must have, expecting
-//!    success.
+//! 3. for every access level the role must NOT have and that a request exercises, sends that
+//!    request for real and requires the venue's scope refusal (13021 `forbidden`); for the
+//!    levels the role needs, sends the harmless read/settings request and requires success.
 //!
-//! What each probe proves (and what it cannot):
-//! - `trade:read` absent — `private/get_positions` refused with 13021.
-//! - `account:read` absent — `private/get_account_summary` refused with 13021.
-//! - `account:read_write` absent — `private/enable_cancel_on_disconnect` (connection scope,
-//!   harmless if it were accepted) refused with 13021.
-//! - `trade:read_write` absent — order entry is refused by the public `Connection` by design
-//!   (only `hotpath::dispatch` may trade), so no request is sent; the proof is the granted
-//!   scope string alone.
-//! - `wallet:read_write` (withdrawals) absent — the simulator has no wallet methods (it would
-//!   answer method-not-found, which proves nothing), so no request is sent; the proof is the
-//!   granted scope (`withdraw_enabled` is true iff `wallet:read_write` was granted).
+//! What each out-of-scope request proves (see `keys/actions.rs` for how replies are judged):
+//! - `trade:read` — `private/get_positions` refused.
+//! - `trade:read_write` — a real `private/buy` refused: the instrument's minimum amount,
+//!   post-only with `reject_post_only`, at half the lower of best bid and mark (so it can
+//!   neither fill nor cross); sent through `hotpath::dispatch::scope_probe` (orders leave only
+//!   through dispatch). If it is wrongly accepted it is cancelled at once and the key fails.
+//! - `account:read` — `private/get_account_summary` refused.
+//! - `account:read_write` — `private/enable_cancel_on_disconnect` (connection scope) refused.
+//! - `wallet:read` — `private/get_withdrawals` refused.
+//! - `wallet:read_write` — a real `private/withdraw` (0.0001 BTC to an address that is not an
+//!   address, so no address book holds it) refused.
+//! - `block_trade`, `custody` — no request is sent; the granted scope string is the proof.
+//!
+//! A scope refusal is the only pass for an out-of-scope request. Acceptance, or a refusal only
+//! a request past the scope check can get (funds, address book, price), fails the key and is
+//! named in `wrongly_accepted`. Transport failures and venue errors that say nothing about the
+//! scope (auth, rate limit, maintenance, unknown codes) are probe errors, never a pass.
 //!
 //! Exit codes: 0 every key passes; 1 a key fails; 2 usage (clap); 3 venue unreachable or the
-//! key file is invalid.
+//! key file is invalid; 4 no key failed but some probe was inconclusive (probe error).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -36,13 +42,18 @@ use hotpath::clock::{Clock, SystemClock};
 use hotpath::venue::auth::{self, AuthGrant, Credentials};
 use hotpath::venue::conn::{ConnConfig, ConnError, Connection};
 use hotpath::venue::messages::ResultPayload;
-use hotpath::venue::{methods, Message, VenueErrorCode};
+use hotpath::venue::{methods, Message};
 use serde::Deserialize;
+
+mod actions;
+use actions::{Action, Verdict};
 
 /// Exit code: a key failed the probe.
 pub const EXIT_PROBE_FAILED: u8 = 1;
 /// Exit code: the venue could not be reached or the key file is invalid.
 pub const EXIT_SETUP: u8 = 3;
+/// Exit code: no key failed, but a probe proved nothing (transport, inconclusive reply).
+pub const EXIT_PROBE_ERROR: u8 = 4;
 /// Per-request deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keys one probe run handles.
@@ -78,6 +89,13 @@ struct ProbeArgs {
     /// Operator running the probe (overrides the key file's `operator`).
     #[arg(long)]
     operator: Option<String>,
+    /// Instrument of the order-entry probe (a real post-only buy far below the market).
+    #[arg(long, default_value = "BTC-PERPETUAL", value_name = "NAME")]
+    order_instrument: String,
+    /// Accounts file of the embedded simulator (default: its built-in accounts). Ignored
+    /// with --venue-url.
+    #[arg(long, value_name = "PATH", conflicts_with = "venue_url")]
+    sim_accounts: Option<PathBuf>,
 }
 
 /// Access levels, ordered.
@@ -158,8 +176,12 @@ struct ProbeResult {
     scope_tested: String,
     expect: &'static str,
     got: String,
+    verdict: Verdict,
     proves: &'static str,
     pass: bool,
+    /// What was done about a wrongly accepted order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cleanup: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -172,34 +194,11 @@ struct KeyReport {
     missing_scopes: Vec<String>,
     not_probed: Vec<String>,
     probes: Vec<ProbeResult>,
+    /// Out-of-scope requests the venue did not refuse by scope (`method (group:level): got`).
+    wrongly_accepted: Vec<String>,
+    /// Probes that proved nothing.
+    probe_errors: Vec<String>,
     pass: bool,
-}
-
-/// The request that exercises `group:level`, if one exists that is not order entry and that
-/// the venue answers with a scope error when refused.
-fn probe_method(group: &str, level: Access) -> Option<(&'static str, &'static str)> {
-    match (group, level) {
-        ("trade", Access::Read) => {
-            Some((methods::GET_POSITIONS, "trade:read absent: positions cannot be read"))
-        }
-        ("account", Access::Read) => Some((
-            methods::GET_ACCOUNT_SUMMARY,
-            "account:read absent: the account summary cannot be read",
-        )),
-        ("account", Access::ReadWrite) => Some((
-            methods::ENABLE_COD,
-            "account:read_write absent: account settings cannot be changed",
-        )),
-        _ => None,
-    }
-}
-
-fn fill_params(method: &str, b: &mut hotpath::venue::request::RequestBuf) {
-    if method == methods::ENABLE_COD {
-        b.str("scope", "connection");
-    } else {
-        b.str("currency", "BTC");
-    }
 }
 
 /// Redacts a client id: first 4 and last 3 characters.
@@ -274,15 +273,12 @@ fn authenticate(url: &str, creds: &Credentials) -> Result<(Connection, String), 
     Ok((conn, scope))
 }
 
-fn run_probe(conn: &mut Connection, method: &'static str) -> Result<(), ConnError> {
-    conn.call(method, |b| fill_params(method, b), CALL_TIMEOUT, |_| Ok(()), &mut |_| {})
-}
-
 fn probe_key(
     url: &str,
     entry: &KeyEntry,
     role: &Role,
     secret: String,
+    order_instrument: &str,
 ) -> anyhow::Result<KeyReport> {
     let creds = Credentials {
         client_id: entry.client_id.clone(),
@@ -302,6 +298,8 @@ fn probe_key(
         missing_scopes: Vec::new(),
         not_probed: Vec::new(),
         probes: Vec::new(),
+        wrongly_accepted: Vec::new(),
+        probe_errors: Vec::new(),
         pass: false,
     };
     for g in GROUPS {
@@ -318,6 +316,9 @@ fn probe_key(
             report.missing_scopes.push(format!("{g}:{}", need.as_str()));
         }
     }
+    // The order probe's instrument and price come from public data, read once per key
+    // (only when the role must not trade).
+    let mut market = None;
     for g in GROUPS {
         for lvl in [Access::Read, Access::ReadWrite] {
             let outside = lvl > max(g);
@@ -325,34 +326,46 @@ fn probe_key(
             if !outside && !inside {
                 continue;
             }
-            let Some((method, proves)) = probe_method(g, lvl) else {
+            let scope_tested = format!("{g}:{}", lvl.as_str());
+            let Some((action, proves)) = actions::action_for(g, lvl) else {
                 if outside {
                     report.not_probed.push(format!(
-                        "{g}:{} (no non-order-entry request the venue refuses by scope; proven by granted scope only)",
-                        lvl.as_str()
+                        "{scope_tested} (no request exercises it; proven by the granted scope only)"
                     ));
                 }
                 continue;
             };
-            let outcome = run_probe(&mut conn, method);
-            let got = match &outcome {
-                Ok(()) => "accepted".to_string(),
-                Err(ConnError::Venue(VenueErrorCode::Forbidden)) => "refused_13021".to_string(),
-                Err(ConnError::Venue(code)) => format!("venue_error_{}", code.code()),
-                Err(other) => format!("transport_error: {other}"),
-            };
-            let (expect, pass, proves) = if outside {
-                ("refused_13021", got == "refused_13021", proves)
+            if !outside && !action.safe_when_permitted() {
+                continue;
+            }
+            if action == Action::OrderEntry && market.is_none() {
+                market = Some(
+                    actions::market_order(&mut conn, order_instrument)
+                        .map_err(|e| format!("{order_instrument}: {e}")),
+                );
+            }
+            let (got, cleanup) = actions::run(&mut conn, url, &creds, action, market.as_ref());
+            let verdict = actions::verdict(&got, outside);
+            let (expect, proves) = if outside {
+                ("refused_13021", proves)
             } else {
-                ("accepted", got == "accepted", "the key can do what its role needs")
+                ("accepted", "the key can do what its role needs")
             };
+            let line = format!("{} ({scope_tested}): {}", action.method(), got.label());
+            match verdict {
+                Verdict::Fail if outside => report.wrongly_accepted.push(line),
+                Verdict::Error => report.probe_errors.push(line),
+                _ => {}
+            }
             report.probes.push(ProbeResult {
-                method,
-                scope_tested: format!("{g}:{}", lvl.as_str()),
+                method: action.method(),
+                scope_tested,
                 expect,
-                got,
+                got: got.label(),
+                verdict,
                 proves,
-                pass,
+                pass: verdict == Verdict::Pass,
+                cleanup,
             });
         }
     }
@@ -360,8 +373,19 @@ fn probe_key(
     report.pass = report.excess_scopes.is_empty()
         && report.missing_scopes.is_empty()
         && !report.withdraw_enabled
-        && report.probes.iter().all(|p| p.pass);
+        && report.probes.iter().all(|p| p.verdict == Verdict::Pass);
     Ok(report)
+}
+
+impl KeyReport {
+    /// A key fails on excess or missing scope, a wrong acceptance or a missing permission;
+    /// a probe that only proved nothing is an error, not a failure.
+    fn failed(&self) -> bool {
+        !self.excess_scopes.is_empty()
+            || !self.missing_scopes.is_empty()
+            || self.withdraw_enabled
+            || self.probes.iter().any(|p| p.verdict == Verdict::Fail)
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` from the system clock (run metadata only).
@@ -394,8 +418,9 @@ fn timestamp_utc() -> String {
 pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     let KeysCommand::Probe(p) = args.command;
     match probe(&p) {
-        Ok(true) => Ok(ExitCode::SUCCESS),
-        Ok(false) => Ok(ExitCode::from(EXIT_PROBE_FAILED)),
+        Ok(Verdict::Pass) => Ok(ExitCode::SUCCESS),
+        Ok(Verdict::Fail) => Ok(ExitCode::from(EXIT_PROBE_FAILED)),
+        Ok(Verdict::Error) => Ok(ExitCode::from(EXIT_PROBE_ERROR)),
         Err(e) => {
             eprintln!("keys probe: {e:#}");
             Ok(ExitCode::from(EXIT_SETUP))
@@ -403,7 +428,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn probe(p: &ProbeArgs) -> anyhow::Result<bool> {
+fn probe(p: &ProbeArgs) -> anyhow::Result<Verdict> {
     let text = std::fs::read_to_string(&p.keys)
         .with_context(|| format!("reading {}", p.keys.display()))?;
     let file: KeysFile =
@@ -429,7 +454,15 @@ fn probe(p: &ProbeArgs) -> anyhow::Result<bool> {
     let (sim, url, venue) = match &p.venue_url {
         Some(url) => (None, url.clone(), url.clone()),
         None => {
-            let sim = simulator::Simulator::start(simulator::SimConfig::default())
+            let accounts = match &p.sim_accounts {
+                Some(path) => Some(
+                    simulator::AccountsFile::load(path)
+                        .map_err(|e| anyhow::anyhow!("simulator accounts: {e}"))?,
+                ),
+                None => None,
+            };
+            let cfg = simulator::SimConfig { accounts, ..simulator::SimConfig::default() };
+            let sim = simulator::Simulator::start(cfg)
                 .map_err(|e| anyhow::anyhow!("embedded simulator: {e}"))?;
             let url = sim.ws_url();
             (Some(sim), url, "embedded-simulator".to_string())
@@ -447,7 +480,7 @@ fn probe(p: &ProbeArgs) -> anyhow::Result<bool> {
             break;
         };
         let report = load_secret(&entry.secret, &entry.client_id, &base)
-            .and_then(|secret| probe_key(&url, entry, role, secret));
+            .and_then(|secret| probe_key(&url, entry, role, secret, &p.order_instrument));
         match report {
             Ok(r) => reports.push(r),
             Err(e) => {
@@ -463,7 +496,21 @@ fn probe(p: &ProbeArgs) -> anyhow::Result<bool> {
         return Err(e);
     }
     let pass = reports.iter().all(|r| r.pass);
+    let outcome = if reports.iter().any(KeyReport::failed) {
+        Verdict::Fail
+    } else if pass {
+        Verdict::Pass
+    } else {
+        Verdict::Error
+    };
+    let wrongly_accepted: Vec<String> = reports
+        .iter()
+        .flat_map(|r| {
+            r.wrongly_accepted.iter().map(move |w| format!("{} key {}: {w}", r.role, r.key_id))
+        })
+        .collect();
     let operator = p.operator.clone().unwrap_or_else(|| file.operator.clone());
+    // `timestamp_utc` is a P0-C field (when the probe ran); every other field is deterministic.
     let evidence = serde_json::json!({
         "item": "P0-C",
         "env": file.env,
@@ -471,9 +518,11 @@ fn probe(p: &ProbeArgs) -> anyhow::Result<bool> {
         "venue": venue,
         "operator": operator,
         "withdraw_enabled": reports.iter().any(|r| r.withdraw_enabled),
+        "outcome": outcome,
         "pass": pass,
+        "wrongly_accepted": wrongly_accepted,
         "keys": reports,
-        "run_metadata": { "timestamp_utc": timestamp_utc() },
+        "timestamp_utc": timestamp_utc(),
     });
     if let Some(folder) = p.out.parent().filter(|f| !f.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder)?;
@@ -500,13 +549,18 @@ fn probe(p: &ProbeArgs) -> anyhow::Result<bool> {
         for probe in r.probes.iter().filter(|p| !p.pass) {
             writeln!(
                 out,
-                "  probe {} ({}) expected {} got {}",
-                probe.method, probe.scope_tested, probe.expect, probe.got
+                "  {:?}: probe {} ({}) expected {} got {}{}",
+                probe.verdict,
+                probe.method,
+                probe.scope_tested,
+                probe.expect,
+                probe.got,
+                probe.cleanup.as_deref().map(|c| format!("; {c}")).unwrap_or_default()
             )?;
         }
     }
     writeln!(out, "wrote {}", p.out.display())?;
-    Ok(pass)
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -199,6 +199,12 @@ pub struct DispatchLink {
 }
 
 impl DispatchLink {
+    /// (jobs waiting for the dispatch thread, outputs waiting for the gate): ring depths.
+    #[must_use]
+    pub fn queued(&self) -> (u64, u64) {
+        (self.lender.jobs_queued() as u64, self.lender.outputs_queued() as u64)
+    }
+
     /// Whether the session is with the dispatch thread.
     #[must_use]
     pub fn is_lent(&self) -> bool {

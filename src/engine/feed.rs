@@ -334,12 +334,21 @@ pub fn spawn_metrics_pump(
     use std::sync::atomic::Ordering;
     std::thread::Builder::new().name("stoic-metrics".into()).spawn(move || {
         let mut exported = 0_u64;
+        // Overflow totals already added to the registry's counters, per ring.
+        let mut rings_exported = [0_u64; RingId::ALL.len()];
         while !stop.load(Ordering::Relaxed) {
             // The trading thread's hot state, read through its seqlock (version 1 is the
             // empty initial value).
             let (version, state) = hot.read_versioned();
             if version > 1 {
-                metrics.set_engine_state(super::hot_state::to_metrics(&state));
+                let m = super::hot_state::to_metrics(&state);
+                for (ring, depth, overflow) in &m.rings {
+                    metrics.set_ring_depth(*ring, *depth);
+                    let seen = &mut rings_exported[*ring as usize];
+                    metrics.add_ring_overflow(*ring, overflow.saturating_sub(*seen));
+                    *seen = (*seen).max(*overflow);
+                }
+                metrics.set_engine_state(m);
             }
             metrics.set_ring_depth(RingId::FeedToStrategy, counters.ring_depth());
             let overflows = counters.notice_overflows.load(Ordering::Relaxed);

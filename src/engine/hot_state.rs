@@ -8,12 +8,21 @@
 //! `/status` does not mix these in: a status response is one consistent copy (the 50 ms
 //! snapshot), so its mode, positions, PnL and transitions always agree with each other.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hotpath::domain::reason_codes::RiskState;
 pub use hotpath::ring::hot_state::{HotPosition, HotState, HOT_POSITIONS_MAX};
 
 use super::{Engine, EngineStats};
+/// The rings of [`HotState::ring_depth`] / `ring_overflow`, in their order.
+pub const HOT_RING_IDS: [coldpath::metrics::RingId; hotpath::ring::hot_state::HOT_RINGS] = [
+    coldpath::metrics::RingId::StrategyToGate,
+    coldpath::metrics::RingId::GateToDispatch,
+    coldpath::metrics::RingId::ExecutionReports,
+    coldpath::metrics::RingId::Control,
+];
+
 /// How often the run loop publishes.
 pub const HOT_STATE_PERIOD: Duration = Duration::from_millis(1);
 
@@ -85,6 +94,23 @@ impl Engine {
             .and_then(|i| u8::try_from(i).ok())
             .unwrap_or(0);
         h.latched = u8::from(self.guard.latch().is_latched());
+        let strategy = self.stage.as_ref();
+        let (jobs, outputs) =
+            self.dispatch.as_ref().map_or((0, 0), super::dispatch_stage::DispatchLink::queued);
+        h.ring_depth = [
+            strategy.map_or(0, super::strategy_stage::StrategyLink::batches_queued),
+            jobs,
+            outputs,
+            self.control.as_ref().map_or(0, |c| c.rx.slots() as u64),
+        ];
+        h.ring_overflow = [
+            strategy.map_or(0, |l| l.counters.intent_ring_full.load(Ordering::Relaxed)),
+            self.stats.dispatch_ring_full,
+            // Outputs never overflow: a full output ring stops the dispatch thread reading
+            // its socket (backpressure), so nothing is refused or dropped.
+            0,
+            self.control.as_ref().map_or(0, |c| c.refused_full.load(Ordering::Relaxed)),
+        ];
         self.hot.publish(h);
         self.hot_buf = h;
     }
@@ -114,6 +140,11 @@ pub fn to_metrics(h: &HotState) -> coldpath::metrics::EngineStateMetrics {
             .collect(),
         counters: counters_named(h).collect(),
         last_book_ms: h.last_book_ms,
+        rings: HOT_RING_IDS
+            .iter()
+            .zip(h.ring_depth.iter().zip(h.ring_overflow))
+            .map(|(id, (depth, overflow))| (*id, *depth, overflow))
+            .collect(),
     }
 }
 

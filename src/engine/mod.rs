@@ -200,6 +200,9 @@ pub struct EngineStats {
     /// Strategy ticks whose actions were refused because the action ring was full
     /// (`IntentRingFull`; strategy thread only).
     pub intent_ring_full: u64,
+    /// Ticks whose places were refused `IntentRingFull` because the gate → dispatch ring had
+    /// no free batch (pinned only).
+    pub dispatch_ring_full: u64,
     /// Place batches the dispatch thread wrote (pinned; 0 when the gate sends itself).
     pub dispatch_batches: u64,
     /// Execution reports the dispatch thread decoded and handed to the gate.

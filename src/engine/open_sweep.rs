@@ -2,10 +2,10 @@
 //!
 //! The gate stops new opens the moment the mode leaves Active, but an open already resting
 //! at the venue can still fill and add the risk the mode forbids. So while the mode is
-//! ReduceOnly, every live order not known to reduce risk (adopted orders of unknown class
-//! count as risk-increasing: fail closed) is cancelled, at most [`CANCEL_OPEN_BATCH_MAX`]
-//! per [`CANCEL_OPEN_BUDGET_MS`] so a book full of quotes cannot eat the credit budget the
-//! closes need. Kill has its own, immediate cancel (`kill_containment.rs`, step 1).
+//! ReduceOnly, every live order that could add risk if its side filled completely (judged
+//! from the current position, whatever class it had when accepted) is cancelled, at most
+//! [`CANCEL_OPEN_BATCH_MAX`] per [`CANCEL_OPEN_BUDGET_MS`] so a book full of quotes cannot
+//! eat the credit budget the closes need. Kill has its own, immediate cancel (`kill_containment.rs`, step 1).
 //!
 //! Each order is cancelled once; a cancel still unanswered after [`CANCEL_RETRY_MS`] (the
 //! venue refused it, or the reply was lost) is sent again. The bookkeeping is a small map
@@ -13,6 +13,8 @@
 
 use std::time::{Duration, Instant};
 
+use hotpath::domain::instrument::InstrumentName;
+use hotpath::domain::intent::Side;
 use hotpath::domain::reason_codes::TradingMode;
 
 use super::Engine;
@@ -35,6 +37,35 @@ pub struct OpenSweep {
 }
 
 impl Engine {
+    /// The (instrument, side) pairs whose resting orders could add risk if they all filled
+    /// now: a side reduces only while the position against it covers every resting order of
+    /// that side together (sells against a long at least their total, buys against a short).
+    /// Judged from the current position, not from the class at acceptance: a close that
+    /// flattened the position turns the resting reducing orders into opens.
+    fn uncovered_sides(&self) -> Vec<(InstrumentName, Side)> {
+        let mut resting: Vec<(InstrumentName, Side, i64)> = Vec::new();
+        for (_, l) in self.live.iter() {
+            let filled = self.wal.ledger().get(l.intent_hash).map_or(0, |e| e.filled_qty);
+            let rest = (l.qty - filled).max(0);
+            match resting.iter_mut().find(|(n, s, _)| *n == l.instrument && *s == l.side) {
+                Some(r) => r.2 += rest,
+                None => resting.push((l.instrument, l.side, rest)),
+            }
+        }
+        resting
+            .into_iter()
+            .filter(|(n, side, total)| {
+                let pos = self.positions.get(n).map_or(0, |q| q.raw());
+                let covered = match side {
+                    Side::Sell => pos > 0 && *total <= pos,
+                    Side::Buy => pos < 0 && *total <= -pos,
+                };
+                !covered
+            })
+            .map(|(n, side, _)| (n, side))
+            .collect()
+    }
+
     /// One sweep step; called every loop turn (cheap unless the mode is ReduceOnly).
     pub(super) fn sweep_opens_in_reduce_only(&mut self) {
         if self.guard.cell().mode() != TradingMode::ReduceOnly {
@@ -55,12 +86,13 @@ impl Engine {
         }
         self.open_sweep.next_batch = Some(now + Duration::from_millis(CANCEL_OPEN_BUDGET_MS));
         let retry = Duration::from_millis(CANCEL_RETRY_MS);
+        let uncovered = self.uncovered_sides();
         let sent = &mut self.open_sweep.sent;
         sent.retain(|h, _| self.live.iter().any(|(_, l)| l.intent_hash == *h));
         let targets: Vec<(u64, String, String)> = self
             .live
             .iter()
-            .filter(|(_, l)| !l.accepted.is_some_and(|a| a.class.is_risk_reducing()))
+            .filter(|(_, l)| uncovered.contains(&(l.instrument, l.side)))
             .filter(|(_, l)| {
                 sent.get(&l.intent_hash).is_none_or(|t| now.duration_since(*t) >= retry)
             })

@@ -181,7 +181,24 @@ impl Engine {
         }
         inputs.wal_append_healthy = self.wal.poisoned().is_none();
         inputs.daily_loss_limit_breached = self.capital_stop_tripped();
+        inputs.f1_cert = self.f1_binding();
         inputs
+    }
+
+    /// The release certificate as PolicyGuard sees it. F1 certification (Phase 4) is not
+    /// built, so no build of this engine holds a certificate (`/status` `f1_cert_state`
+    /// MISSING). It binds where real orders go: in STAGING and LIVE a missing certificate
+    /// holds the engine in ReduceOnly (`REDUCEONLY_F1_CERT_INVALID`, unblock MANUAL: certify
+    /// and deploy a certified build); DEV and PAPER trade a simulated venue and are exempt,
+    /// as the contract's promotion gate (Shadow → Testnet → Live) is where F1 applies.
+    fn f1_binding(&self) -> hotpath::mode::F1CertState {
+        use hotpath::domain::policy::Environment;
+        match self.policy.as_ref().map(|p| p.environment) {
+            Ok(Environment::Dev | Environment::Paper) => hotpath::mode::F1CertState::Pass,
+            Ok(Environment::Staging | Environment::Live) | Err(_) => {
+                hotpath::mode::F1CertState::Missing
+            }
+        }
     }
 
     /// The capital stop tripped on the UTC day being counted.

@@ -3,6 +3,7 @@
 //! close from HTTP; relax from the host-local operator socket), delivered to the engine thread
 //! over a channel and journaled there before the reply.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -258,9 +259,14 @@ pub const CONTROL_RING_CAPACITY: usize = 32;
 #[must_use]
 pub fn control_channel(published: Published) -> (EngineControl, ControlPort) {
     let (tx, rx) = rtrb::RingBuffer::new(CONTROL_RING_CAPACITY);
+    let refused_full = Arc::new(AtomicU64::new(0));
     (
-        EngineControl { tx: Mutex::new(tx), published: published.clone() },
-        ControlPort { rx, published },
+        EngineControl {
+            tx: Mutex::new(tx),
+            published: published.clone(),
+            refused_full: Arc::clone(&refused_full),
+        },
+        ControlPort { rx, published, refused_full },
     )
 }
 
@@ -271,6 +277,8 @@ pub struct EngineControl {
     pub tx: Mutex<rtrb::Producer<ControlMsg>>,
     /// The snapshot (returned after the change).
     pub published: Published,
+    /// Commands refused because the ring was full (`/metrics` ring overflow `control`).
+    pub refused_full: Arc<AtomicU64>,
 }
 
 impl EngineControl {
@@ -295,6 +303,7 @@ impl EngineControl {
                 return Err(ControlError::Unavailable("engine stopped".into()));
             }
             tx.push(ControlMsg { cmd, req, reply: reply_tx }).map_err(|_| {
+                self.refused_full.fetch_add(1, Ordering::Relaxed);
                 ControlError::Unavailable(format!(
                     "control ring full ({CONTROL_RING_CAPACITY} commands waiting for the engine); retry"
                 ))
@@ -335,4 +344,6 @@ pub struct ControlPort {
     pub rx: rtrb::Consumer<ControlMsg>,
     /// Where snapshots are published.
     pub published: Published,
+    /// Commands refused because the ring was full (counted by the producer side).
+    pub refused_full: Arc<AtomicU64>,
 }

@@ -202,6 +202,8 @@ fn a_full_control_ring_refuses_the_next_command_and_keeps_the_queued_ones() {
         Err(ControlError::Unavailable(why)) => assert!(why.contains("full"), "{why}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
+    // Counted for `/metrics` (ring overflow `control`), on both ends' shared counter.
+    assert_eq!(port.refused_full.load(std::sync::atomic::Ordering::Relaxed), 1);
     let mut drained = 0;
     while let Ok(m) = port.rx.pop() {
         assert_eq!(m.cmd, ControlCmd::ReduceOnly, "only the queued commands, in order");

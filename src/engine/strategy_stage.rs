@@ -132,6 +132,12 @@ pub struct StrategyLink {
 const STATE_REFRESH: Duration = Duration::from_millis(5);
 
 impl StrategyLink {
+    /// Action batches the strategy pushed and the gate has not taken yet (ring depth).
+    #[must_use]
+    pub fn batches_queued(&self) -> u64 {
+        self.batches.slots() as u64
+    }
+
     /// The next batch the strategy sent, if any.
     pub fn pop_batch(&mut self) -> Option<ActionBatch> {
         self.batches.pop().ok()

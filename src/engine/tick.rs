@@ -202,6 +202,7 @@ impl Engine {
         // A place batch needs a slot on the dispatch ring, checked before any side effect:
         // without one the tick's places are refused `IntentRingFull` (never dropped).
         let Ok(batch) = self.reserve_batch() else {
+            self.stats.dispatch_ring_full += 1;
             let mode = self.guard.cell().mode();
             for i in bufs.intents.drain(..) {
                 self.count_gate_refusal(&ring_full_rejection());

@@ -76,12 +76,21 @@ try {
   if (!/REDUCE-ONLY/.test(headline)) fail("ReduceOnly headline wrong: " + headline);
   const bg = await page.$eval("#banner", (e) => getComputedStyle(e).backgroundColor);
   if (bg !== "rgb(216, 138, 0)") fail("ReduceOnly banner is not amber: " + bg);
+  // The mode change itself is listed (newest first): Active -> ReduceOnly, with its reason.
+  await page.waitForFunction((s) => {
+    const row = document.querySelector("#transitions tbody tr");
+    if (!row) return false;
+    const c = Array.from(row.cells).map((x) => x.textContent);
+    return c[1] === "Active" && c[2] === "ReduceOnly" && c[3].includes(s);
+  }, sentence, { timeout: DEADLINE_MS });
+  const transitionRow = await page.$eval("#transitions tbody tr", (r) => Array.from(r.cells).slice(1).map((x) => x.textContent));
 
   mkdirSync(dirname(shotPath), { recursive: true });
   await page.screenshot({ path: shotPath, fullPage: true });
   Object.assign(result, {
     ok: true, reduce_only_visible_after_ms: elapsed, limit_ms: DEADLINE_MS, headline: headline.trim(),
     reason_sentence: sentence, banner_background: bg, unauthenticated_status: [refused.status, wrong.status],
+    newest_transition: transitionRow,
     screenshot: shotPath,
   });
   console.log(`dashboard e2e: PASS (ReduceOnly + reason visible ${elapsed} ms after the POST)`);

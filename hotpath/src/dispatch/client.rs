@@ -236,6 +236,13 @@ impl TradingClient {
         Ok(Self { conn })
     }
 
+    /// Wraps a connection that is only authenticated (no heartbeat, no cancel-on-disconnect):
+    /// for `scope_probe`, whose keys must NOT be able to trade and so may lack the
+    /// `account:read_write` that enabling cancel-on-disconnect needs.
+    pub(in crate::dispatch) fn from_authenticated(conn: Connection) -> Self {
+        Self { conn }
+    }
+
     /// The underlying connection (reads, polling, breaker state).
     pub(crate) fn connection(&mut self) -> &mut Connection {
         &mut self.conn

@@ -49,6 +49,11 @@ impl HotPosition {
 const _: () = assert!(size_of::<HotPosition>() == 4 * 8 + INSTRUMENT_NAME_LEN_MAX);
 const _: () = assert!(INSTRUMENT_NAME_LEN_MAX % 8 == 0);
 
+/// Rings whose depth and overflow count the trading thread publishes, in this order:
+/// strategy → gate (action batches), gate → dispatch (jobs), dispatch → gate (execution
+/// reports and send outcomes), cold side → engine (operator commands).
+pub const HOT_RINGS: usize = 4;
+
 /// What the trading thread publishes.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +70,10 @@ pub struct HotState {
     pub last_book_ms: i64,
     /// When it was published (engine clock ms).
     pub at_ms: i64,
+    /// Items waiting in each ring ([`HOT_RINGS`] order).
+    pub ring_depth: [u64; HOT_RINGS],
+    /// Pushes each ring refused because it was full, since start ([`HOT_RINGS`] order).
+    pub ring_overflow: [u64; HOT_RINGS],
     /// `RiskState::ALL` index.
     pub risk_state: u8,
     /// Open-permission latch set.
@@ -82,6 +91,8 @@ impl HotState {
         positions_dropped: 0,
         last_book_ms: 0,
         at_ms: 0,
+        ring_depth: [0; HOT_RINGS],
+        ring_overflow: [0; HOT_RINGS],
         risk_state: 0,
         latched: 0,
         reserved: [0; 6],
@@ -123,7 +134,13 @@ impl HotState {
 }
 
 const _: () = assert!(
-    size_of::<HotState>() == 12 * 8 + HOT_POSITIONS_MAX * size_of::<HotPosition>() + 4 * 8 + 2 + 6
+    size_of::<HotState>()
+        == 12 * 8
+            + HOT_POSITIONS_MAX * size_of::<HotPosition>()
+            + 4 * 8
+            + 2 * HOT_RINGS * 8
+            + 2
+            + 6
 );
 
 const _: () = assert!(size_of::<HotState>() <= crate::limits::SNAPSHOT_BYTES_MAX);

@@ -117,6 +117,18 @@ impl<T, J, O> Lender<T, J, O> {
         self.jobs.slots()
     }
 
+    /// Jobs queued and not yet taken by the worker (the ring's depth, for metrics).
+    #[must_use]
+    pub fn jobs_queued(&self) -> usize {
+        self.jobs.buffer().capacity() - self.jobs.slots()
+    }
+
+    /// Outputs the worker pushed and the owner has not applied yet (depth, for metrics).
+    #[must_use]
+    pub fn outputs_queued(&self) -> usize {
+        self.outputs.slots()
+    }
+
     /// Queues a job for the worker. Only while lent.
     ///
     /// # Errors

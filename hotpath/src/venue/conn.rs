@@ -89,7 +89,18 @@ pub enum ConnError {
     /// A private call was attempted without a token.
     #[error("not authenticated")]
     NotAuthenticated,
+    /// Nothing arrived for longer than the heartbeat allows (a half-open socket or a venue
+    /// that stopped talking): the session is declared dead so the owner reconnects and
+    /// reconciles, instead of waiting on a socket that may never speak again.
+    #[error("session silent for {silent_ms} ms (heartbeat lost)")]
+    HeartbeatLost {
+        /// How long nothing arrived.
+        silent_ms: u64,
+    },
 }
+
+/// Heartbeat intervals that may pass without a frame before the session is declared dead.
+pub const HEARTBEAT_MISSES_MAX: u32 = 3;
 
 /// A parsed venue URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,6 +261,8 @@ pub struct ConnStats {
     pub test_requests_answered: u64,
     /// Heartbeats seen.
     pub heartbeats: u64,
+    /// Sessions declared dead because nothing arrived within the heartbeat limit.
+    pub heartbeat_losses: u64,
     /// Replies whose id was not in flight.
     pub uncorrelated_replies: u64,
 }
@@ -277,6 +290,10 @@ pub struct Connection {
     stats: ConnStats,
     closed: bool,
     raw_tap: Option<RawTap>,
+    /// When the last frame was read, and how long silence may last (`None`: no heartbeat
+    /// was asked for, so silence is not an error).
+    last_frame_at: Instant,
+    silence_limit: Option<Duration>,
 }
 
 /// Sees every inbound text frame before decoding (recording): `(frame, recv_ns)`.
@@ -391,6 +408,8 @@ impl Connection {
             stats: ConnStats::default(),
             closed: false,
             raw_tap: None,
+            last_frame_at: Instant::now(),
+            silence_limit: None,
         })
     }
 
@@ -623,7 +642,33 @@ impl Connection {
             self.poll.poll(&mut self.events, Some(timeout.min(POLL_SLICE)))?;
             handled = self.drain(handler)?;
         }
+        if handled == 0 {
+            self.check_silence()?;
+        }
         Ok(handled)
+    }
+
+    /// Declares the session dead after [`Self::expect_frames_within`] passed with no frame.
+    fn check_silence(&mut self) -> Result<(), ConnError> {
+        let Some(limit) = self.silence_limit else { return Ok(()) };
+        let silent = self.last_frame_at.elapsed();
+        if silent <= limit {
+            return Ok(());
+        }
+        self.closed = true;
+        self.stats.heartbeat_losses += 1;
+        Err(ConnError::HeartbeatLost {
+            silent_ms: u64::try_from(silent.as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// From now on, a [`Self::poll`] that finds no frame after `limit` without one fails the
+    /// session with [`ConnError::HeartbeatLost`]. `set_heartbeat` arms it at
+    /// [`HEARTBEAT_MISSES_MAX`] intervals (the venue sends a heartbeat or a `test_request`
+    /// every interval).
+    pub fn expect_frames_within(&mut self, limit: Duration) {
+        self.last_frame_at = Instant::now();
+        self.silence_limit = Some(limit);
     }
 
     fn drain(&mut self, handler: &mut dyn FnMut(Incoming<'_>)) -> Result<usize, ConnError> {
@@ -659,6 +704,7 @@ impl Connection {
                 _ => continue,
             };
             self.stats.frames_in += 1;
+            self.last_frame_at = Instant::now();
             n += 1;
             if let Some(tap) = self.raw_tap.as_mut() {
                 tap(text, recv_ns);
@@ -853,15 +899,20 @@ impl Connection {
     /// # Errors
     /// As [`Self::call`].
     pub fn set_heartbeat(&mut self, interval_s: u32, timeout: Duration) -> Result<(), ConnError> {
+        let interval_s = interval_s.max(10);
         self.call(
             methods::SET_HEARTBEAT,
             |b| {
-                b.int("interval", i64::from(interval_s.max(10)));
+                b.int("interval", i64::from(interval_s));
             },
             timeout,
             expect_ok,
             &mut |_| {},
-        )
+        )?;
+        self.expect_frames_within(Duration::from_secs(u64::from(
+            interval_s * HEARTBEAT_MISSES_MAX,
+        )));
+        Ok(())
     }
 
     /// Subscribes (`private/subscribe` when authenticated, else `public/subscribe`) and
