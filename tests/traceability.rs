@@ -138,6 +138,26 @@ fn binary_run_carries_ids_on_logs_and_metrics() {
     assert!(value("stoic_last_reconcile_age_seconds", None).is_finite(), "reconciled once");
     assert_eq!(value("duplicate_dispatch_count", None), 0.0);
     assert_eq!(value("stoic_ring_overflow_total", Some(("ring", "evidence_log"))), 0.0);
+    // Every ring is exported, including the trading thread's own (control and gate→dispatch
+    // come from its hot state).
+    for ring in ["strategy_to_gate", "gate_to_dispatch", "execution_reports", "control"] {
+        assert!(value("stoic_ring_depth", Some(("ring", ring))) >= 0.0, "{ring}");
+    }
+    // The real engine's status payload passes the contract's schema (issue 6), with ok set.
+    let r = coldpath::client::get(&url, "/api/v1/status", Duration::from_secs(5)).unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let schema_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("spec/status_schema.json");
+    let mut schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    // Ruling 5: RiskState has Kill, which the copied schema's enum omits.
+    if let Some(e) = schema["properties"]["risk_state"]["enum"].as_array_mut() {
+        e.push(serde_json::Value::from("Kill"));
+    }
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&st).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "schema errors: {errors:#?}\n{st:#}");
+    assert_eq!(st["ok"], true, "{st:#}");
     let rejects = scrape
         .samples
         .iter()

@@ -106,6 +106,12 @@ impl Histogram {
 }
 
 /// The bounded queues whose depth and overflow the engine reports.
+/// Results of a continuous reconciliation pass (`/status` `reconcile.last_result`): clean;
+/// mismatches confirmed and repaired; mismatches seen once (suspect, checked again); findings
+/// it could not resolve yet; raced with the engine (looked again); the pass failed.
+pub const RECONCILE_RESULTS: [&str; 6] =
+    ["clean", "repaired", "suspect", "unresolved", "raced", "error"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RingId {
     /// Market data → strategy (conflating).
@@ -230,6 +236,9 @@ pub struct MetricsRegistry {
     ring_overflow: [Counter; RINGS],
     /// Epoch ms of the last successful reconciliation; 0 = never.
     pub last_reconcile_ts_ms: Gauge,
+    reconcile_passes: [Counter; RECONCILE_RESULTS.len()],
+    /// Index in [`RECONCILE_RESULTS`] of the last pass's result + 1; 0 = none yet.
+    last_reconcile_result: Gauge,
     recent_rejects: Mutex<RecentRejects>,
     engine_state: Mutex<EngineStateMetrics>,
 }
@@ -259,6 +268,8 @@ impl MetricsRegistry {
             ring_depth: std::array::from_fn(|_| Gauge::default()),
             ring_overflow: std::array::from_fn(|_| Counter::default()),
             last_reconcile_ts_ms: Gauge::default(),
+            reconcile_passes: std::array::from_fn(|_| Counter::default()),
+            last_reconcile_result: Gauge::default(),
             recent_rejects: Mutex::default(),
             engine_state: Mutex::default(),
         }
@@ -479,6 +490,34 @@ impl MetricsRegistry {
             format!("{:.3}", (now_ms.saturating_sub(last)).max(0) as f64 / 1000.0)
         };
         let _ = writeln!(out, "# HELP stoic_last_reconcile_age_seconds Seconds since the last successful reconciliation (+Inf: never).\n# TYPE stoic_last_reconcile_age_seconds gauge\nstoic_last_reconcile_age_seconds{{run_id=\"{run}\"}} {age}");
+        let _ = writeln!(out, "# HELP stoic_reconcile_passes_total Continuous reconciliation passes by result.\n# TYPE stoic_reconcile_passes_total counter");
+        for (name, c) in RECONCILE_RESULTS.iter().zip(&self.reconcile_passes) {
+            let _ = writeln!(
+                out,
+                "stoic_reconcile_passes_total{{run_id=\"{run}\",result=\"{name}\"}} {}",
+                c.get()
+            );
+        }
+        let last = usize::try_from(self.last_reconcile_result.get()).unwrap_or(0);
+        let _ = writeln!(out, "# HELP stoic_last_reconcile_result The last reconciliation pass's result (1 on its series; none before the first).\n# TYPE stoic_last_reconcile_result gauge");
+        for (i, name) in RECONCILE_RESULTS.iter().enumerate() {
+            let v = u8::from(last == i + 1);
+            let _ = writeln!(
+                out,
+                "stoic_last_reconcile_result{{run_id=\"{run}\",result=\"{name}\"}} {v}"
+            );
+        }
+    }
+
+    /// Counts a continuous-reconciliation pass and makes it the last result (`name` is one of
+    /// [`RECONCILE_RESULTS`]; any other is counted as `error`).
+    pub fn record_reconcile_result(&self, name: &str) {
+        let i = RECONCILE_RESULTS
+            .iter()
+            .position(|r| *r == name)
+            .unwrap_or(RECONCILE_RESULTS.len() - 1);
+        self.reconcile_passes[i].inc();
+        self.last_reconcile_result.set(i64::try_from(i + 1).unwrap_or(0));
     }
 }
 

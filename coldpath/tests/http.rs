@@ -303,6 +303,9 @@ fn metrics_parse_with_a_prometheus_parser() {
     h.metrics.wal_sync_latency.observe_ns(120_000);
     h.metrics.tick_to_send.observe_ns(40_000);
     h.metrics.set_ring_depth(RingId::GateToDispatch, 7);
+    h.metrics.record_reconcile_result("repaired");
+    h.metrics.record_reconcile_result("clean");
+    h.metrics.record_reconcile_result("clean");
     h.metrics.record_ring_overflow(RingId::EvidenceLog);
     h.metrics.set_engine_state(coldpath::metrics::EngineStateMetrics {
         positions: vec![coldpath::metrics::PositionMetric {
@@ -365,6 +368,12 @@ fn metrics_parse_with_a_prometheus_parser() {
         1.0
     );
     assert!(scalar(&find("stoic_last_reconcile_age_seconds", None).value).is_infinite());
+    // Reconcile results: counted per result, the last one flagged.
+    for (name, n, last) in [("repaired", 1.0, 0.0), ("clean", 2.0, 1.0), ("error", 0.0, 0.0)] {
+        let r = Some(("result", name));
+        assert_eq!(scalar(&find("stoic_reconcile_passes_total", r).value), n, "{name}");
+        assert_eq!(scalar(&find("stoic_last_reconcile_result", r).value), last, "{name}");
+    }
     assert_eq!(
         scalar(&find("stoic_position_amount", Some(("instrument", "BTC-PERPETUAL"))).value),
         -20.0

@@ -107,8 +107,11 @@ impl Engine {
         let reason = req.reason.clone().unwrap_or_default();
         self.pipeline.risk_state = RiskState::Kill;
         self.guard.cell().tighten(ModeReasonCode::KillRiskstateKill);
-        // Durable before the acknowledgement: a restart (even SIGKILL) comes back in Kill.
-        if let Err(e) = self.persist_kill(&format!("operator {who}: {reason}")) {
+        // Durable before the acknowledgement: a restart (even SIGKILL) comes back in Kill. A
+        // record that cannot be written does not undo the Kill (the loop retries it every
+        // turn), but the operator is told: the acknowledgement is an error saying so.
+        let persisted = self.persist_kill(&format!("operator {who}: {reason}"));
+        if let Err(e) = &persisted {
             tracing::error!(run_id = %self.run_id, error = %e, "kill record not written");
         }
         let cancelled = self.cancel_risk_increasing();
@@ -118,7 +121,10 @@ impl Engine {
             self.run_id
         );
         self.journal_operator_action(OperatorActionKind::Kill, &who, &reason)
-            .map_err(|e| format!("Kill applied but not journaled: {e}"))
+            .map_err(|e| format!("Kill applied but not journaled: {e}"))?;
+        persisted.map_err(|e| {
+            format!("Kill applied, but its record did not reach the disk ({e}): a restart now would not come back in Kill; retried every loop turn")
+        })
     }
 
     /// Sends a cancel for every live order not classified risk-reducing (adopted orders of

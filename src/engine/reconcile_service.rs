@@ -511,7 +511,7 @@ impl Engine {
                 tracing::warn!(run_id = %self.run_id, error = %e, "reconcile pass failed");
                 self.recon.view.errors += 1;
                 self.recon.view.last_error = Some(e);
-                self.recon.view.last_result = "error";
+                self.note_pass_result("error");
                 let r = self.recon.rng.next_u64();
                 let delay =
                     i64::try_from(self.recon.pass_backoff.next_delay_ms(r)).unwrap_or(30_000);
@@ -554,15 +554,14 @@ impl Engine {
         if raced {
             // Look again.
             self.recon.suspects.extend(mismatches.into_iter().map(|(k, _)| k));
-            self.recon.view.last_result = "raced";
+            self.note_pass_result("raced");
             self.fire(TriggerKind::Manual);
             return;
         }
         self.recon.suspects = mismatches.iter().map(|(k, _)| k.clone()).collect();
         if confirmed.is_empty() {
             self.apply_stale_cancels(report);
-            self.recon.view.last_result =
-                if mismatches.is_empty() { "unresolved" } else { "suspect" };
+            self.note_pass_result(if mismatches.is_empty() { "unresolved" } else { "suspect" });
             self.recon.next_job_ms = wall.saturating_add(CONFIRM_DELAY_MS);
             self.fire(TriggerKind::Manual);
             return;
@@ -587,14 +586,23 @@ impl Engine {
         }
         self.apply_actions(report, now);
         self.recon.suspects.clear();
-        self.recon.view.last_result = "repaired";
+        self.note_pass_result("repaired");
         self.fire(TriggerKind::Manual);
     }
 
+    /// The pass's result, for `/status` and `/metrics` (`stoic_reconcile_passes_total`,
+    /// `stoic_last_reconcile_result`).
+    fn note_pass_result(&mut self, result: &'static str) {
+        self.recon.view.last_result = result;
+        if let Some(m) = &self.recon.metrics {
+            m.record_reconcile_result(result);
+        }
+    }
+
     fn clean_pass(&mut self, meta: &JobMeta, report: &ReconcileReport, now: i64) {
+        self.note_pass_result("clean");
         let v = &mut self.recon.view;
         v.clean_runs += 1;
-        v.last_result = "clean";
         self.recon.suspects.clear();
         self.recon.degraded = false;
         if let Some(m) = &self.recon.metrics {
