@@ -27,6 +27,9 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --features failpoints -- -D warnings
 
 step "tests (cargo nextest, workspace, failpoints compiled in for the crash tests)"
+# The chaos results are this run's only: a scenario that fails or does not run leaves no
+# stale "pass" behind (summary.json counts a missing result as a failure).
+rm -rf evidence/phase2/chaos/results
 cargo nextest run --workspace --features failpoints --no-fail-fast
 
 for extra in plans/verify.d/*.sh; do

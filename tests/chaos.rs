@@ -14,9 +14,10 @@ mod chaos_support;
 mod crash_support;
 mod sim_support;
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use chaos_support::{probe_take_resting, Chaos, DEADLINE};
+use chaos_support::{is_contained, probe_take_resting, Chaos, CONTAINMENT_SETTLE, DEADLINE};
 use serde_json::json;
 use simulator::Fault;
 
@@ -30,16 +31,9 @@ fn reconcile_count(c: &Chaos, key: &str) -> u64 {
     c.status().map_or(0, |v| v["reconcile"][key].as_u64().unwrap_or(0))
 }
 
-/// Trading resumed: Active, latch clear, new orders reach the venue.
 fn assert_left_active(c: &Chaos) {
     let modes = c.modes_seen();
     assert!(modes.contains("ReduceOnly"), "[{}] never left Active: {modes:?}", c.name);
-}
-
-fn assert_recovered(c: &Chaos, what: &str) {
-    c.wait_active(what);
-    let mark = c.journal_mark();
-    c.wait_orders_after(mark, 1, "orders after recovery");
 }
 
 /// AT-329 (WS drop after send): the venue drops every session while orders are live.
@@ -48,10 +42,19 @@ fn chaos_disconnect_mid_flight() {
     let mut c = Chaos::start("disconnect_mid_flight", 11);
     let mark = c.journal_mark();
     c.wait_orders_after(mark, 2, "orders in flight before the disconnect");
+    // The sessions that carried our orders before the drop: an order on any other session
+    // was sent after it.
+    let before = c.journal_mark();
+    let old: BTreeSet<u64> = c
+        .journal()
+        .iter()
+        .filter(|e| e["key"] == chaos_support::OUR_KEY && e["seq"].as_u64() <= Some(before))
+        .filter_map(|e| e["session"].as_u64())
+        .collect();
     c.fault(&Fault::DisconnectAll);
     c.wait_code("SESSION_TERMINATION_RECONCILE_REQUIRED");
     c.wait_code("REDUCEONLY_OPEN_PERMISSION_LATCHED");
-    assert_recovered(&c, "recovery after the reconnect and reconciliation");
+    c.assert_recovered("recovery after the reconnect and reconciliation");
     assert!(c.modes_seen().contains("ReduceOnly"), "modes {:?}", c.modes_seen());
     // `/status` and the metric show the last reconciliation: a clean pass after recovery.
     let st = c.wait_status("a clean continuous pass", |v| {
@@ -69,16 +72,46 @@ fn chaos_disconnect_mid_flight() {
         "`/status` reconcile.last_result clean; stoic_last_reconcile_age_seconds finite".into(),
     );
     c.assert_contained();
+    // The containment lasts milliseconds (reconnect, in-doubt resolution, reconciliation):
+    // checked in WAL order after the engine stopped. The fault's place in the WAL: after the
+    // last intent that went out on a dropped session.
+    c.stop_engine();
+    let on_old = |e: &serde_json::Value| e["session"].as_u64().is_some_and(|s| old.contains(&s));
+    let old_labels: Vec<String> = c
+        .journal()
+        .iter()
+        .filter(|e| e["key"] == chaos_support::OUR_KEY && on_old(e))
+        .filter_map(|e| e["label"].as_str().map(str::to_owned))
+        .collect();
+    let boundary = c
+        .wal_records()
+        .iter()
+        .filter(|r| r["kind"] == "IntentRecorded")
+        .filter(|r| {
+            r["fields"]["label"].as_str().is_some_and(|l| old_labels.iter().any(|o| o == l))
+        })
+        .filter_map(|r| r["seq"].as_u64())
+        .max()
+        .expect("intents sent before the disconnect");
+    let new_opens = c.open_labels(|e| !on_old(e));
+    c.assert_no_opens_before_relax("after the disconnect, until the relax", boundary, &new_opens);
     c.write_evidence(
         "`DisconnectAll` while orders rest at the venue (cancel-on-disconnect runs).",
-        &["SESSION_TERMINATION_RECONCILE_REQUIRED", "REDUCEONLY_OPEN_PERMISSION_LATCHED"],
         &["Active", "ReduceOnly", "Active"],
     );
     c.finish();
 }
 
-/// AT-330 / ruling 2: a 10028 storm ends the sessions; ReduceOnly (unconfirmed) or Kill
-/// (≥ 3 in 5 min), backoff reconnect, full reconcile before resuming.
+const KILL_10028: &str = "KILL_RATE_LIMIT_SESSION_TERMINATION";
+const UNCONFIRMED_10028: &str = "REDUCEONLY_SESSION_KILL_UNCONFIRMED";
+
+/// AT-330 / ruling 2: a 10028 storm ends the sessions; ReduceOnly (unconfirmed, < 3 in
+/// 5 min) or Kill (≥ 3), backoff reconnect, full reconcile before resuming. ReduceOnly
+/// (unconfirmed) relaxes by itself after the clean reconciliation; the Kill's unblock is
+/// MANUAL (registry), so from Kill the engine resumes only after an authenticated
+/// `stoic mode relax` over the operator socket, once the reconciliation is clean. First one
+/// storm (whichever reason it raises, the result records it and the path taken), then more
+/// storms until three fell in the window, which must Kill and need the operator.
 #[test]
 fn chaos_rate_limit_storm() {
     let mut c = Chaos::start("rate_limit_storm", 12);
@@ -88,45 +121,120 @@ fn chaos_rate_limit_storm() {
     c.wait_code("SESSION_TERMINATION_RECONCILE_REQUIRED");
     c.fault(&Fault::Clear);
     let deadline = Instant::now() + DEADLINE;
-    let (kill, unconfirmed) = loop {
+    loop {
         let (_, r) = c.codes_seen();
-        let kill = r.contains("KILL_RATE_LIMIT_SESSION_TERMINATION");
-        let unconfirmed = r.contains("REDUCEONLY_SESSION_KILL_UNCONFIRMED");
-        if kill || unconfirmed {
-            break (kill, unconfirmed);
+        if r.contains(KILL_10028) || r.contains(UNCONFIRMED_10028) {
+            break;
         }
         assert!(Instant::now() < deadline, "no rate-limit reason:\n{}", c.tail());
         std::thread::sleep(Duration::from_millis(50));
-    };
-    let st = c.wait_status("10028 counted", |v| v["10028_count_5m"].as_u64().unwrap_or(0) >= 1);
-    let n = st["10028_count_5m"].as_u64().unwrap_or(0);
-    assert!(n >= 1);
-    if kill {
-        assert!(c.modes_seen().contains("Kill"), "Kill reason without Kill mode");
     }
-    assert_recovered(&c, "recovery after the storm");
+    c.assert_any_code_seen(&[KILL_10028, UNCONFIRMED_10028]);
+    // One storm can already be met three times (reconnects during it): then it Kills.
+    let (first_kill, _) = storm_phase(&mut c, "first storm", false);
+    if !first_kill {
+        // More storms until three fell in the 5-minute window. Short ones (2 s): an engine
+        // reconnecting into a storm that outlasts it stays blocked in the connect (see the
+        // report), so each storm ends by itself and is repeated if the engine missed it.
+        let count = |c: &Chaos| c.status().map_or(0, |v| v["10028_count_5m"].as_u64().unwrap_or(0));
+        let deadline = Instant::now() + 2 * DEADLINE;
+        while count(&c) < 3 {
+            assert!(Instant::now() < deadline, "three 10028 never counted:\n{}", c.tail());
+            let n = count(&c);
+            c.fault(&Fault::RateLimitStorm { seconds: 2.0 });
+            let until = Instant::now() + Duration::from_secs(4);
+            while count(&c) <= n && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        c.fault(&Fault::Clear);
+        c.wait_status("Kill at three 10028 in 5 minutes", |v| v["trading_mode"] == "Kill");
+        let (kill, _) = storm_phase(&mut c, "repeated storms", true);
+        assert!(kill, "three 10028 in 5 minutes without Kill");
+    }
+    c.wait_code(KILL_10028);
     // The windowed count stays (5 minutes) while the breaker's own session reason cleared.
     let st = c.status().unwrap();
-    assert!(st["10028_count_5m"].as_u64().unwrap_or(0) >= 1);
-    assert!(kill || unconfirmed);
-    let modes = c.modes_seen();
-    assert!(modes.contains("ReduceOnly") || modes.contains("Kill"), "{modes:?}");
-    c.notes.push("10028_count_5m >= 1 after recovery (the windowed counter is kept)".into());
+    assert!(st["10028_count_5m"].as_u64().unwrap_or(0) >= 3);
+    c.notes.push("10028_count_5m >= 3 after recovery (the windowed counter is kept)".into());
     c.assert_contained();
+    let modes: &[&str] = if first_kill {
+        &["Active", "Kill (first storm; 10028_count_5m >= 3)", "Active (operator relax)"]
+    } else {
+        &[
+            "Active",
+            "ReduceOnly (first storm; 10028_count_5m < 3)",
+            "Active",
+            "Kill (repeated storms; 10028_count_5m >= 3)",
+            "Active (operator relax)",
+        ]
+    };
     c.write_evidence(
         "`RateLimitStorm`: every request answers 10028 and the session closes, until the \
-         engine has met it (then `Clear`).",
-        &[
-            "SESSION_TERMINATION_RECONCILE_REQUIRED",
-            "REDUCEONLY_SESSION_KILL_UNCONFIRMED (< 3 in 5 min) or KILL_RATE_LIMIT_SESSION_TERMINATION (>= 3)",
-        ],
-        &["Active", "ReduceOnly or Kill (by 10028_count_5m)", "Active"],
+         engine has met it (then `Clear`); if that left fewer than three in 5 minutes, again \
+         until three fell.",
+        modes,
     );
     c.finish();
 }
 
+/// One storm's containment and recovery: no opens while contained, then the recovery: by
+/// itself from ReduceOnly (unconfirmed), by the operator from Kill. `in_kill`: the caller
+/// saw this storm Kill. Returns whether it Killed and the path, both recorded under `phase`.
+fn storm_phase(c: &mut Chaos, phase: &str, in_kill: bool) -> (bool, &'static str) {
+    let kills_before = !in_kill && c.modes_seen().contains("Kill");
+    c.assert_no_opens_while_contained(&format!("{phase}, until recovery"), None);
+    let path = recover_from_storm(c);
+    let kill = in_kill || (!kills_before && c.modes_seen().contains("Kill"));
+    let reason = if kill { KILL_10028 } else { UNCONFIRMED_10028 };
+    if kill {
+        assert!(path.contains("operator"), "a Kill relaxed without the operator: {path}");
+    } else {
+        let (_, r) = c.codes_seen();
+        assert!(r.contains(UNCONFIRMED_10028), "{r:?}");
+    }
+    c.facts.insert(format!("{phase}: mode_reason"), json!(reason));
+    c.facts.insert(format!("{phase}: recovery_path"), json!(path));
+    c.notes.push(format!("{phase}: `{reason}` raised; recovery: {path}"));
+    c.assert_recovered(&format!("recovery after the {phase}"));
+    (kill, path)
+}
+
+/// Waits out a storm's containment: ReduceOnly relaxes by itself after the clean
+/// reconciliation; from Kill, once the reconciliation is clean (latch clear), relaxes through
+/// the operator socket, retrying while the engine still refuses (the breaker's measured
+/// inputs hold the reason until the reconnect's full reconciliation has passed).
+fn recover_from_storm(c: &Chaos) -> &'static str {
+    let deadline = Instant::now() + DEADLINE;
+    let mut refusals = Vec::new();
+    loop {
+        if let Some(st) = c.status() {
+            if !is_contained(&st) {
+                return "automatic relax after the clean reconciliation";
+            }
+            let clean = st["reconcile"]["last_result"] == "clean"
+                && st["open_permission_blocked_latch"] == false;
+            if st["trading_mode"] == "Kill" && clean {
+                match c.try_operator_relax("chaos: storm over, reconciliation clean") {
+                    Ok(()) => {
+                        return "operator relax (`stoic mode relax`) after the clean reconciliation"
+                    }
+                    Err(e) => refusals.push(e),
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never recovered from the storm; relax refusals {refusals:?}\n{}",
+            c.tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// AT-408 / AT-210: a book change-id gap, then private notifications lost while a resting
-/// order fills (late fill): the reconciliation adopts it and positions equal the venue's.
+/// order fills (late fill): the reconciliation latches opens, adopts the fill, and positions
+/// equal the venue's.
 #[test]
 fn chaos_ws_gap_late_fills() {
     let mut c = Chaos::start("ws_gap_late_fills", 13);
@@ -135,48 +243,58 @@ fn chaos_ws_gap_late_fills() {
     c.wait_active("recovery from the book gap");
     eprintln!("[ws_gap_late_fills] book gap recovered");
     let mut p = probe(&c);
+    let adopted = |c: &Chaos| {
+        reconcile_count(c, "late_fills_adopted")
+            + reconcile_count(c, "orphan_fills_adopted")
+            + reconcile_count(c, "positions_adopted")
+    };
     // Detection is the engine's periodic pass (a lost notification fires no trigger), then a
-    // confirming pass; passes voided by concurrent trading repeat. Generous bound.
+    // confirming pass; passes voided by concurrent trading repeat. Generous bound. Stops at
+    // the containment (latch) so that its window can be watched.
     let deadline = Instant::now() + 2 * DEADLINE;
     let mut n = 0;
-    while reconcile_count(&c, "late_fills_adopted")
-        + reconcile_count(&c, "orphan_fills_adopted")
-        + reconcile_count(&c, "positions_adopted")
-        == 0
-    {
-        assert!(Instant::now() < deadline, "no late fill adopted:\n{}", c.tail());
+    'fault: loop {
+        assert!(Instant::now() < deadline, "no late fill detected:\n{}", c.tail());
         c.fault(&Fault::DropUserNotifications { count: 40 });
         n += 1;
         let took = probe_take_resting(&c, &mut p, n, None);
         eprintln!("[ws_gap_late_fills] attempt {n}: take sent {took}");
-        std::thread::sleep(Duration::from_millis(1_500));
+        for _ in 0..30 {
+            if c.status().is_some_and(|v| is_contained(&v)) || adopted(&c) > 0 {
+                break 'fault;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     c.fault(&Fault::DropUserNotifications { count: 0 });
-    let (latch, _) = c.codes_seen();
-    assert!(
-        latch.contains("WS_TRADES_GAP_RECONCILE_REQUIRED")
-            || latch.contains("INVENTORY_MISMATCH_RECONCILE_REQUIRED"),
-        "a confirmed mismatch latches: {latch:?}"
-    );
-    assert_recovered(&c, "recovery after the late fills were adopted");
+    c.assert_no_opens_while_contained("the late fill detected, until adopted", None);
+    let deadline = Instant::now() + 2 * DEADLINE;
+    while adopted(&c) == 0 {
+        assert!(Instant::now() < deadline, "no late fill adopted:\n{}", c.tail());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let which = c.assert_any_code_seen(&[
+        "WS_TRADES_GAP_RECONCILE_REQUIRED",
+        "INVENTORY_MISMATCH_RECONCILE_REQUIRED",
+    ]);
+    c.facts.insert("latch_codes".into(), json!(which));
+    c.assert_recovered("recovery after the late fills were adopted");
     c.notes.push("late fill adopted by reconciliation: yes".into());
     assert_left_active(&c);
     c.assert_contained();
     c.write_evidence(
         "`DropBookMessages` 3 on BTC-PERPETUAL, then `DropUserNotifications` while an outside \
          taker fills a resting order (the fill is never notified).",
-        &[
-            "WS_BOOK_GAP_RECONCILE_REQUIRED",
-            "WS_TRADES_GAP_RECONCILE_REQUIRED | INVENTORY_MISMATCH_RECONCILE_REQUIRED",
-        ],
         &["Active", "ReduceOnly", "Active"],
     );
     c.finish();
 }
 
-/// AT-328 shape with what the engine has (single-leg churn, no group executor on this
-/// branch): an outside taker fills a resting order (exposure), the close (leg A) fills only
-/// partially (`PartialFill` 0.5) and the next order on the other instrument (leg B) is
+/// The single-order counterpart of AT-328 (the two-leg group case is
+/// `chaos_group_leg_a_partial_leg_b_rejected`): churn trades two instruments independently;
+/// "leg A" is its BTC-PERPETUAL order flow, "leg B" its ETH-PERPETUAL one. An outside taker
+/// fills a resting BTC order (exposure), the reduce-only close fills only partially
+/// (`PartialFill` 0.5) and is followed by a close of the rest, and the next ETH order is
 /// rejected. Exposure stays within tolerance, no mismatch is left behind, the engine's
 /// positions equal the venue's.
 #[test]
@@ -214,19 +332,24 @@ fn chaos_partial_fill_leg_a_reject_leg_b() {
         std::thread::sleep(Duration::from_millis(500));
     }
     c.notes.push(
-        "leg A: close filled partially, remainder closed by a further reduce-only order".into(),
+        "BTC-PERPETUAL (leg A): a reduce-only close filled partially, the remainder closed by a \
+         further reduce-only order"
+            .into(),
     );
-    c.notes.push("leg B: the venue rejected the order (11030)".into());
+    c.notes.push("ETH-PERPETUAL (leg B): the venue rejected the order (11030)".into());
     c.fault(&Fault::Clear);
-    assert_recovered(&c, "trading after the reject");
-    let (latch, _) = c.codes_seen();
-    assert!(!latch.contains("INVENTORY_MISMATCH_RECONCILE_REQUIRED"), "{latch:?}");
+    c.assert_recovered("trading after the reject");
+    // A reject and a partial fill are ordinary reports: no mismatch, no gap.
+    c.assert_codes_absent(&[
+        "INVENTORY_MISMATCH_RECONCILE_REQUIRED",
+        "WS_TRADES_GAP_RECONCILE_REQUIRED",
+    ]);
     c.assert_contained();
     c.write_evidence(
-        "`PartialFill` 0.5 (takers fill half) while an outside taker creates exposure, and \
-         `RejectNextOrder` on ETH-PERPETUAL. Driven with single-leg churn orders: the group \
-         executor (flatten of a mixed group) is not on this branch.",
-        &["(no mode change: a reject and a partial fill are ordinary reports; no inventory mismatch)"],
+        "`PartialFill` 0.5 (takers fill half) while an outside taker creates exposure on \
+         BTC-PERPETUAL, and `RejectNextOrder` on ETH-PERPETUAL. Single orders of the churn \
+         strategy on two instruments, not an atomic group: the two-leg group with the same \
+         faults is `group_leg_a_partial_leg_b_rejected`.",
         &["Active"],
     );
     c.finish();
@@ -250,6 +373,36 @@ fn vertical_legs(sim: &simulator::SimHandle) -> (String, String) {
         let above = calls.iter().position(|i| i.strike > spot).unwrap_or(calls.len() - 1);
         let hi = above.max(1);
         (calls[hi - 1].name.clone(), calls[hi].name.clone())
+    })
+}
+
+/// Net delta a contained group may leave (BTC): a tenth of the smallest option lot (0.1) at
+/// delta 1. A naked near-the-money lot is about 0.05; a perpetual hedge is off by its 10 USD
+/// amount step (≈ 0.0002 BTC) and the group's 2 % hedge residual.
+const NET_DELTA_TOLERANCE_BTC: f64 = 0.01;
+
+/// Net BTC delta of `positions` at the simulator's current greeks and marks: options by
+/// their delta, the inverse BTC perpetual by its USD amount over the mark.
+fn net_btc_delta(
+    sim: &simulator::SimHandle,
+    positions: &std::collections::BTreeMap<String, f64>,
+) -> f64 {
+    sim.with_engine(|e| {
+        positions
+            .iter()
+            .filter(|(name, _)| name.starts_with("BTC-"))
+            .map(|(name, size)| {
+                let Some(&i) = e.by_name.get(name.as_str()) else { return 0.0 };
+                let md = &e.md[i];
+                if chaos_support::is_option(name) {
+                    md.greeks.map_or(0.0, |g| g.delta) * size
+                } else if md.mark > 0.0 {
+                    size / md.mark
+                } else {
+                    0.0
+                }
+            })
+            .sum()
     })
 }
 
@@ -299,22 +452,40 @@ fn chaos_group_leg_a_partial_leg_b_rejected() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_left_active(&c);
-    // Containment while held: no naked option leg (long K1 = short K2, both flat, or hedged).
+    c.assert_no_opens_while_contained("the group hold, before the operator relax", None);
+    // Containment while held, checked whatever the positions: what is left beyond a balanced
+    // spread (long K1 = short K2) plus any perpetual hedge must be delta-flat. A naked leg
+    // (about 0.05 BTC delta per 0.1 lot near the money) fails; a hedged one passes.
     let pos = c.wait_positions_match();
     let k = |n: &str| pos.get(n).copied().unwrap_or(0.0);
-    if !pos.contains_key("BTC-PERPETUAL") {
-        assert!((k(&a) + k(&b)).abs() < 1e-9, "a naked leg persists: {pos:?}");
-    }
-    c.notes.push("no naked option leg after the group ended (or hedged in the perpetual)".into());
+    let (ka, kb) = (k(&a), k(&b));
+    let spread = if ka * kb < 0.0 { ka.abs().min(kb.abs()) * ka.signum() } else { 0.0 };
+    let mut residual = pos.clone();
+    residual.insert(a.clone(), ka - spread);
+    residual.insert(b.clone(), kb + spread);
+    let delta = net_btc_delta(c.sim(), &residual);
+    let hedged = pos.contains_key("BTC-PERPETUAL");
+    assert!(
+        delta.abs() <= NET_DELTA_TOLERANCE_BTC,
+        "a naked leg persists: residual delta {delta} BTC beyond the balanced spread, \
+         positions {pos:?}"
+    );
+    c.notes.push(format!(
+        "after the group ended: option legs {}, perpetual hedge {}; residual delta beyond a \
+         balanced spread within {NET_DELTA_TOLERANCE_BTC} BTC: yes",
+        if (ka + kb).abs() < 1e-9 { "balanced" } else { "unbalanced" },
+        if hedged { "present" } else { "none" },
+    ));
+    c.facts.insert("legs_balanced".into(), json!((ka + kb).abs() < 1e-9));
+    c.facts.insert("perpetual_hedge".into(), json!(hedged));
     // The hold is the group's: the reconcile service never lifts it; an operator does.
     assert_ne!(c.status().unwrap()["trading_mode"], "Active");
     c.operator_relax("chaos: group contained, legs balanced");
-    c.wait_active("Active after the operator relax");
+    c.assert_recovered("Active after the operator relax");
     c.assert_contained();
     c.write_evidence(
         "Vertical spread (atomic group, IOC legs): `PartialFillNext` 0.5 on leg A and \
          `RejectNextOrder` on leg B before the engine starts.",
-        &["REDUCEONLY_GROUP_LOCK_TIMEOUT"],
         &["Active", "ReduceOnly (group hold)", "Active (operator relax)"],
     );
     c.finish();
@@ -329,17 +500,27 @@ fn chaos_crash_restart_mid_flight() {
     let mark = c.journal_mark();
     c.wait_orders_after(mark, 3, "orders in flight before the crash");
     c.kill9();
+    // What the killed process had already written to its sockets reaches the venue first;
+    // everything after this mark is the new process's. Its WAL ends at `boundary`.
+    std::thread::sleep(CONTAINMENT_SETTLE);
+    let mark = c.journal_mark();
+    let boundary = c.wal_last_seq();
     c.spawn_engine();
+    // The watcher and the sticky sets are the new process's only (`kill9` forgot the first).
     c.wait_code("RESTART_RECONCILE_REQUIRED");
     c.fault(&Fault::DelayFills { ms: 0 });
-    assert_recovered(&c, "recovery after the restart");
+    c.assert_recovered("recovery after the restart");
     let restarted = c.engine().wait_line("reconciled:", Duration::from_secs(5));
     assert!(restarted.is_some(), "no start-up reconciliation line");
     assert_left_active(&c);
     c.assert_contained();
+    // The restarted process's latch lasts as long as its start-up reconciliation: checked in
+    // WAL order (its opens against its start-up relax) after it stopped.
+    c.stop_engine();
+    let opens = c.open_labels(|e| e["seq"].as_u64().unwrap_or(0) > mark);
+    c.assert_no_opens_before_relax("the restarted process, while latched", boundary, &opens);
     c.write_evidence(
         "`DelayFills` 1.5 s, SIGKILL of `stoic run` with orders in flight, restart on the same WAL.",
-        &["RESTART_RECONCILE_REQUIRED"],
         &["ReduceOnly (start, latched)", "Active"],
     );
     c.finish();
@@ -373,17 +554,14 @@ fn chaos_stale_data_liquidity_gate() {
     assert_eq!(c.opens_after(mark), 0, "opens on stale books");
     c.notes.push("opens on stale books (liquidity gate, LiquidityGateNoL2): 0".into());
     c.wait_code("WS_DATA_STALE_RECONCILE_REQUIRED");
-    let mark = c.journal_mark();
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(c.opens_after(mark), 0, "opens while market data is stale");
-    c.notes.push("opens while stale data was latched: 0".into());
+    c.wait_code("REDUCEONLY_OPEN_PERMISSION_LATCHED");
+    c.assert_no_opens_while_contained("stale market data latched", None);
     c.fault(&Fault::MuteMarketData { on: false });
-    assert_recovered(&c, "recovery after market data resumed");
+    c.assert_recovered("recovery after market data resumed");
     assert_left_active(&c);
     c.assert_contained();
     c.write_evidence(
         "`MuteMarketData` on (no book, ticker or index notification) for longer than `ws_zombie_silence_ms`.",
-        &["WS_DATA_STALE_RECONCILE_REQUIRED", "REDUCEONLY_OPEN_PERMISSION_LATCHED"],
         &["Active", "ReduceOnly", "Active"],
     );
     c.finish();
@@ -400,18 +578,13 @@ fn chaos_clock_drift_halts_new_risk() {
     let st = c.status().unwrap();
     let drift = st["reconcile"]["clock_drift_ms"].as_i64().unwrap_or(0);
     assert!(drift.abs() > 50, "drift shown {drift}");
-    std::thread::sleep(Duration::from_millis(300));
-    let mark = c.journal_mark();
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(c.opens_after(mark), 0, "opens while the clock drifted");
-    c.notes.push("opens while drifted: 0".into());
+    c.assert_no_opens_while_contained("the clock drifted", None);
     c.fault(&Fault::ClockSkew { ms: 0 });
-    assert_recovered(&c, "recovery after the clock came back");
+    c.assert_recovered("recovery after the clock came back");
     assert_left_active(&c);
     c.assert_contained();
     c.write_evidence(
         "`ClockSkew` +5000 ms on every venue timestamp (drift > `time_drift_threshold_ms` 50).",
-        &["REDUCEONLY_RISKSTATE_DEGRADED"],
         &["Active", "ReduceOnly", "Active"],
     );
     c.finish();
@@ -425,18 +598,13 @@ fn chaos_exchange_maintenance() {
     c.fault(&Fault::Maintenance { on: true });
     c.wait_code("REDUCEONLY_RISKSTATE_MAINTENANCE");
     c.wait_status("ReduceOnly in maintenance", |v| v["trading_mode"] != "Active");
-    std::thread::sleep(Duration::from_millis(300));
-    let mark = c.journal_mark();
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(c.opens_after(mark), 0, "opens during maintenance");
-    c.notes.push("opens during maintenance: 0".into());
+    c.assert_no_opens_while_contained("venue maintenance", None);
     c.fault(&Fault::Maintenance { on: false });
-    assert_recovered(&c, "recovery after maintenance");
+    c.assert_recovered("recovery after maintenance");
     assert_left_active(&c);
     c.assert_contained();
     c.write_evidence(
         "`Maintenance` on: `platform_state {maintenance: true}`, private matching-engine requests answer 11051.",
-        &["REDUCEONLY_RISKSTATE_MAINTENANCE"],
         &["Active", "ReduceOnly", "Active"],
     );
     c.finish();
@@ -469,18 +637,16 @@ fn chaos_duplicate_fill_notification() {
         assert!(Instant::now() < deadline, "fills {ours} != venue trades {venue}\n{}", c.tail());
         std::thread::sleep(Duration::from_millis(200));
     }
-    let (latch, _) = c.codes_seen();
-    assert!(
-        !latch.contains("WS_TRADES_GAP_RECONCILE_REQUIRED")
-            && !latch.contains("INVENTORY_MISMATCH_RECONCILE_REQUIRED"),
-        "a repeated notification must not look like a mismatch: {latch:?}"
-    );
-    assert_recovered(&c, "still trading");
+    // A repeated notification must not look like a mismatch.
+    c.assert_codes_absent(&[
+        "WS_TRADES_GAP_RECONCILE_REQUIRED",
+        "INVENTORY_MISMATCH_RECONCILE_REQUIRED",
+    ]);
+    c.assert_recovered("still trading");
     c.notes.push("repeated fill notifications ignored (by trade id): yes".into());
     c.assert_contained();
     c.write_evidence(
         "`DuplicateFillNotifications`: each fill notification is delivered twice.",
-        &["(none: the mode stays Active; the repeat is dropped by trade id)"],
         &["Active"],
     );
     c.finish();
@@ -505,6 +671,8 @@ fn chaos_zombie_order_swept() {
     )
     .unwrap();
     c.wait_code("INVENTORY_MISMATCH_RECONCILE_REQUIRED");
+    c.wait_code("REDUCEONLY_OPEN_PERMISSION_LATCHED");
+    c.assert_no_opens_while_contained("the zombie's mismatch latched", None);
     let deadline = Instant::now() + DEADLINE;
     loop {
         let open =
@@ -520,13 +688,170 @@ fn chaos_zombie_order_swept() {
         c.journal().iter().any(|e| e["method"] == "private/cancel_by_label" && e["label"] == label);
     assert!(cancelled_by_dispatch, "the cancel went through the engine's dispatch");
     assert!(reconcile_count(&c, "zombies_cancelled") >= 1);
-    assert_recovered(&c, "recovery after the sweep");
+    c.assert_recovered("recovery after the sweep");
     c.notes.push("zombie cancelled through dispatch (cancel_by_label): yes".into());
     assert_left_active(&c);
     c.assert_contained();
     c.write_evidence(
         "An open order labelled `s4:...` at the venue that no ledger intent owns.",
-        &["INVENTORY_MISMATCH_RECONCILE_REQUIRED", "REDUCEONLY_OPEN_PERMISSION_LATCHED"],
+        &["Active", "ReduceOnly", "Active"],
+    );
+    c.finish();
+}
+
+/// Order ack lost (AT-329 / CSP-004 shape, a venue fault of its own): the venue applies one
+/// of our orders, then the connection dies before the reply or any notification of it. The
+/// engine does not know the order's fate: it latches opens, reconnects, resolves the
+/// in-doubt intent by label (never a resend), reconciles, and resumes. No duplicate of the
+/// order at the venue, its fate learned and journaled, positions equal the venue's.
+#[test]
+fn chaos_order_ack_lost() {
+    let mut c = Chaos::start("order_ack_lost", 21);
+    let resolved = |c: &Chaos| {
+        c.status().map_or(0, |v| v["counters"]["in_doubt_resolved"].as_u64().unwrap_or(0))
+    };
+    let resolved_before = resolved(&c);
+    let mark = c.journal_mark();
+    c.fault(&Fault::LoseNextOrderAck { instrument: None });
+    // The order the fault hit: our first new order the venue accepted after the mark.
+    let deadline = Instant::now() + DEADLINE;
+    let (label, session) = loop {
+        let hit = c.journal().into_iter().find(|e| {
+            e["seq"].as_u64().unwrap_or(0) > mark
+                && e["key"] == chaos_support::OUR_KEY
+                && matches!(e["method"].as_str(), Some("private/buy" | "private/sell"))
+                && e["result"]["error"].is_null()
+        });
+        if let Some(e) = hit {
+            break (e["label"].as_str().unwrap_or("").to_owned(), e["session"].as_u64());
+        }
+        assert!(Instant::now() < deadline, "no order after the fault:\n{}", c.tail());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!label.is_empty(), "the lost order has a label");
+    c.wait_code("SESSION_TERMINATION_RECONCILE_REQUIRED");
+    c.assert_recovered("recovery after the reconnect and the in-doubt resolution");
+    let after = c.wait_status("the in-doubt intent resolved", |v| {
+        v["counters"]["in_doubt_resolved"].as_u64().unwrap_or(0) > resolved_before
+    });
+    assert!(after["counters"]["in_doubt_resolved"].as_u64() > Some(resolved_before));
+    c.notes.push("in-doubt intents resolved by label after the reconnect: yes".into());
+    // Sent once: the label appears on exactly one new order at the venue.
+    let sends = c
+        .journal()
+        .iter()
+        .filter(|e| matches!(e["method"].as_str(), Some("private/buy" | "private/sell")))
+        .filter(|e| e["label"] == label.as_str())
+        .count();
+    assert_eq!(sends, 1, "the order whose ack was lost was sent {sends} times");
+    c.notes.push("the order whose reply was lost reached the venue once (no resend)".into());
+    c.assert_contained();
+    c.stop_engine();
+    // Its fate is in the WAL: a record after `Sent` that only the venue could tell (by label).
+    let wal = c.wal_records();
+    let rec = wal
+        .iter()
+        .find(|r| r["kind"] == "IntentRecorded" && r["fields"]["label"] == label.as_str())
+        .expect("the lost order's intent in the WAL");
+    let (hash, boundary) = (rec["fields"]["intent_hash"].clone(), rec["seq"].as_u64().unwrap());
+    let fate: Vec<String> = wal
+        .iter()
+        .filter(|r| r["fields"]["intent_hash"] == hash)
+        .filter_map(|r| r["kind"].as_str().map(str::to_owned))
+        .filter(|k| !matches!(k.as_str(), "IntentRecorded" | "Sent"))
+        .collect();
+    assert!(!fate.is_empty(), "the lost order's fate never reached the WAL");
+    let terminal =
+        |k: &String| matches!(k.as_str(), "Filled" | "Cancelled" | "Rejected" | "Abandoned");
+    assert!(fate.iter().any(terminal), "the lost order left non-terminal: {fate:?}");
+    assert!(!fate.iter().any(|k| k == "Abandoned"), "the venue had it; never abandoned");
+    c.facts.insert(
+        "lost_order_wal_fate".into(),
+        json!(fate.iter().filter(|k| terminal(k)).collect::<Vec<_>>()),
+    );
+    c.notes.push(format!(
+        "its fate journaled from the venue's answer by label: {}",
+        fate.iter().filter(|k| terminal(k)).cloned().collect::<Vec<_>>().join(", ")
+    ));
+    let new_opens = c.open_labels(|e| e["session"].as_u64() != session);
+    c.assert_no_opens_before_relax("after the lost reply, until the relax", boundary, &new_opens);
+    c.write_evidence(
+        "`LoseNextOrderAck`: the venue applies our next order, then the connection dies \
+         before the reply and before any notification of it (cancel-on-disconnect runs).",
+        &["Active", "ReduceOnly", "Active"],
+    );
+    c.finish();
+}
+
+/// Position snapshot lagging trades (issue 8's list): the venue's position service freezes
+/// while we hold a position; the engine closes it (trades and the venue's state say flat),
+/// position queries keep answering the old size. Asserted: the reconciliation notices
+/// (`INVENTORY_MISMATCH_RECONCILE_REQUIRED`), the real exposure at the venue stays within
+/// tolerance while the snapshot lies, 0 duplicates / illegal orders, and after the fault
+/// clears the engine's positions equal the venue's and it trades again. Measured, NOT
+/// asserted (a known gap, see the report): whether the engine adopted the lagging snapshot
+/// over its trades and went back to Active with it.
+#[test]
+fn chaos_position_snapshot_lagging_trades() {
+    let mut c = Chaos::start("position_snapshot_lagging_trades", 22);
+    let mut p = probe(&c);
+    let deadline = Instant::now() + DEADLINE;
+    let mut n = 0;
+    while c.venue_positions().is_empty() {
+        assert!(Instant::now() < deadline, "no position to freeze:\n{}", c.tail());
+        n += 1;
+        probe_take_resting(&c, &mut p, n, None);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.fault(&Fault::FreezePositionSnapshot { on: true });
+    // What position queries now answer (non-zero sizes, as the venue reports them).
+    let frozen: std::collections::BTreeMap<String, f64> = c.sim().with_engine(|e| {
+        let acct = e.accounts.iter().position(|a| a.username == sim_support::ENGINE_ACCOUNT);
+        let snap = acct.and_then(|a| e.faults.frozen_positions.as_ref().map(|f| f[a].clone()));
+        snap.unwrap_or_default()
+            .iter()
+            .filter(|(_, p)| p.size != 0)
+            .map(|(i, p)| (e.instruments[*i].name.clone(), simulator::util::amt(p.size)))
+            .collect()
+    });
+    assert!(!frozen.is_empty(), "the snapshot froze a position");
+    c.wait_code("INVENTORY_MISMATCH_RECONCILE_REQUIRED");
+    // Watch the lie for a while: the venue's real exposure, and what the engine believes.
+    let mut adopted_lag_while_active = false;
+    let mut worst = 0.0_f64;
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        let venue = c.venue_positions();
+        worst = venue.values().fold(worst, |m, s| m.max(s.abs()));
+        if let Some(st) = c.status() {
+            let ours = Chaos::engine_positions(&st);
+            if st["trading_mode"] == "Active" && ours == frozen && venue != frozen {
+                adopted_lag_while_active = true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        worst <= chaos_support::EXPOSURE_TOLERANCE,
+        "real exposure while the snapshot lagged: {worst}"
+    );
+    c.notes.push(format!(
+        "real exposure at the venue while the snapshot lagged within tolerance \
+         ({}): yes",
+        chaos_support::EXPOSURE_TOLERANCE
+    ));
+    c.facts.insert("engine_active_with_lagged_positions".into(), json!(adopted_lag_while_active));
+    c.notes.push(format!(
+        "KNOWN GAP, measured not asserted: the engine adopted the lagging snapshot and was \
+         Active holding the snapshot's positions while the venue's differed: {}",
+        if adopted_lag_while_active { "yes" } else { "no" }
+    ));
+    c.fault(&Fault::FreezePositionSnapshot { on: false });
+    c.assert_recovered("trading after the snapshot caught up");
+    c.assert_contained();
+    c.write_evidence(
+        "`FreezePositionSnapshot` on while we hold a position: `get_positions` / \
+         `get_position` keep answering it after the engine closed it; then off.",
         &["Active", "ReduceOnly", "Active"],
     );
     c.finish();

@@ -2498,6 +2498,13 @@ impl Engine {
             Fault::DuplicateFillNotifications { count } => self.faults.duplicate_fills = *count,
             Fault::DropUserNotifications { count } => self.faults.drop_user = *count,
             Fault::MuteMarketData { on } => self.faults.muted = *on,
+            Fault::FreezePositionSnapshot { on } => {
+                self.faults.frozen_positions = on.then(|| crate::position_lag::snapshot(self));
+            }
+            Fault::LoseNextOrderAck { instrument } => {
+                self.faults.lose_ack = true;
+                self.faults.lose_ack_instrument.clone_from(instrument);
+            }
             Fault::Clear => {
                 let was_maint = self.faults.maintenance;
                 let locked = std::mem::take(&mut self.faults.locked_indices);

@@ -122,6 +122,22 @@ pub enum Fault {
         /// How many notifications to drop.
         count: u32,
     },
+    /// Lose the reply to the next new order (optionally only on one instrument): the venue
+    /// applies the order, then the connection dies before the reply or any notification of
+    /// it is written (cancel-on-disconnect runs as on any drop). The client has sent an order
+    /// whose fate only a query by label can tell. WebSocket only.
+    LoseNextOrderAck {
+        /// Restrict to one instrument.
+        #[serde(default)]
+        instrument: Option<String>,
+    },
+    /// Position queries (`get_positions`, `get_position`) answer the positions as they were
+    /// when this was turned on, while trading moves on: a position snapshot lagging the
+    /// account's trades. Off answers live positions again.
+    FreezePositionSnapshot {
+        /// On or off.
+        on: bool,
+    },
     /// Mute public market data on/off: no book, ticker, trade or index notification is
     /// delivered while on (matching goes on and book change ids advance, so the feed resumes
     /// with a change-id gap). A silent feed, unlike `FreezeMarketData`, which stops the
@@ -171,11 +187,29 @@ pub struct FaultState {
     pub drop_user: u32,
     /// Public market data muted.
     pub muted: bool,
+    /// The next new order's reply is lost (`LoseNextOrderAck`).
+    pub lose_ack: bool,
+    /// Instrument filter of `lose_ack`.
+    pub lose_ack_instrument: Option<String>,
+    /// Positions per account that position queries answer (`FreezePositionSnapshot`).
+    pub frozen_positions: Option<Vec<std::collections::BTreeMap<usize, crate::engine::Position>>>,
 }
 
 impl FaultState {
     /// A fresh state with every fault off.
     pub fn new() -> FaultState {
         FaultState { partial_fill: 1.0, ..FaultState::default() }
+    }
+
+    /// Whether the reply to a new order just applied on `instrument` is to be lost; disarms
+    /// the fault when it is.
+    pub fn take_lost_ack(&mut self, instrument: &str) -> bool {
+        let hit =
+            self.lose_ack && self.lose_ack_instrument.as_deref().is_none_or(|i| i == instrument);
+        if hit {
+            self.lose_ack = false;
+            self.lose_ack_instrument = None;
+        }
+        hit
     }
 }

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod faults;
 pub mod instruments;
 pub mod journal;
+pub mod position_lag;
 pub mod pricing;
 pub mod ratelimit;
 pub mod rpc;

@@ -89,6 +89,8 @@ pub struct Ctx {
     pub heartbeat_min_s: u64,
     /// HTTP status to use (429 for 10028).
     pub http_status: u16,
+    /// The reply must not be sent: the connection dies instead (`LoseNextOrderAck`).
+    pub drop_reply: bool,
     /// The last reply was an error (HTTP answers it with status 400).
     pub last_was_error: bool,
 }
@@ -107,6 +109,7 @@ impl Ctx {
             skip_cod: false,
             heartbeat_min_s,
             http_status: 200,
+            drop_reply: false,
             last_was_error: false,
         }
     }
@@ -401,6 +404,12 @@ pub fn handle_call(
     if journaled {
         let entry = journal_entry(&e, ctx, method, params, &res);
         e.journal.append(entry);
+    }
+    if res.is_ok() && ctx.transport == Transport::Ws && matches!(name, "buy" | "sell") {
+        let instrument = params.get("instrument_name").and_then(Value::as_str).unwrap_or("");
+        if e.faults.take_lost_ack(instrument) {
+            ctx.drop_reply = true;
+        }
     }
     let res = res.map(|(v, _)| v);
     if let Err(err) = &res {
@@ -1223,7 +1232,7 @@ fn private_method(
         "get_position" => {
             let n = p.str_req("instrument_name")?;
             let i = e.inst(&n).ok_or_else(|| RpcError::new(13020, "not_found"))?;
-            plain(e.position_json(acct, i, now))
+            plain(crate::position_lag::answer(e, acct, |e| e.position_json(acct, i, now)))
         }
         "get_positions" => {
             let ccy = match p.str_opt("currency")? {
@@ -1235,18 +1244,20 @@ fn private_method(
                 None => None,
             };
             let kind_f = p.str_opt("kind")?;
-            let v: Vec<Value> = e.accounts[acct]
-                .positions
-                .iter()
-                .filter(|(i, pos)| {
-                    pos.size != 0
-                        && ccy.is_none_or(|c| e.instruments[**i].currency == c)
-                        && kind_f
-                            .as_deref()
-                            .is_none_or(|k| k == "any" || k == e.instruments[**i].kind.as_str())
-                })
-                .map(|(i, _)| e.position_json(acct, *i, now))
-                .collect();
+            let v: Vec<Value> = crate::position_lag::answer(e, acct, |e| {
+                e.accounts[acct]
+                    .positions
+                    .iter()
+                    .filter(|(i, pos)| {
+                        pos.size != 0
+                            && ccy.is_none_or(|c| e.instruments[**i].currency == c)
+                            && kind_f
+                                .as_deref()
+                                .is_none_or(|k| k == "any" || k == e.instruments[**i].kind.as_str())
+                    })
+                    .map(|(i, _)| e.position_json(acct, *i, now))
+                    .collect()
+            });
             plain(json!(v))
         }
         "get_account_summary" => {

@@ -318,6 +318,10 @@ fn websocket(mut stream: TcpStream, head: &Head, rest: Vec<u8>, peer: &str, shar
         match ws.read() {
             Ok(Message::Text(t)) => {
                 let out = rpc::handle_text(&shared.engine, &mut ctx, t.as_str());
+                if ctx.drop_reply {
+                    // The order is applied; the connection dies before its reply is written.
+                    break;
+                }
                 if ws.send(Message::text(out)).is_err() {
                     break;
                 }
@@ -333,6 +337,9 @@ fn websocket(mut stream: TcpStream, head: &Head, rest: Vec<u8>, peer: &str, shar
                     Ok(t) => rpc::handle_text(&shared.engine, &mut ctx, t),
                     Err(_) => rpc::handle_text(&shared.engine, &mut ctx, "\u{0}"),
                 };
+                if ctx.drop_reply {
+                    break;
+                }
                 if ws.send(Message::text(out)).is_err() {
                     break;
                 }

@@ -396,6 +396,9 @@ impl Engine {
 
     /// A book change-id gap: opens latched until a clean reconciliation (AT-408).
     pub(super) fn on_book_gap(&mut self) {
+        // AT-271 / §3.4: a gap is Degraded (`REDUCEONLY_RISKSTATE_DEGRADED`) until a clean
+        // reconciliation pass, besides the latch.
+        self.recon.degraded = true;
         self.latch_set(OpenPermissionReasonCode::WsBookGapReconcileRequired);
         self.fire(TriggerKind::BookGap);
     }

@@ -152,6 +152,8 @@ impl Engine {
             self.recon.breaker.on_10028(now);
         }
         self.recon.last_10028_ms = now;
+        // AT-240: a 10028 makes the RiskState Degraded at once, until a clean pass after it.
+        self.recon.degraded = true;
         self.fire(TriggerKind::SessionTermination);
         println!("rate-limit: 10028 x{events} (run_id={})", self.run_id);
     }
