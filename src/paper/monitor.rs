@@ -356,7 +356,7 @@ impl Watch {
                 if let Ending::At { offset_ms: end, .. } = &f.ending {
                     // A start that waited keeps its whole window: the lift moves with it.
                     let lift_at = offset + (end - f.start_offset_ms);
-                    for later in actions[next..].iter_mut() {
+                    for later in &mut actions[next..] {
                         if later.index == index && !later.start {
                             later.offset_ms = later.offset_ms.max(lift_at);
                         }
