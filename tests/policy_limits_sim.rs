@@ -398,3 +398,23 @@ fn test_policy_staging_without_f1_certificate_holds_reduce_only() {
     assert!(run.our_orders().is_empty(), "{:?}", run.our_orders());
     run.stop();
 }
+
+/// A DEV/PAPER policy (simulated venue, unattended relax) pointed at a venue that is not on
+/// this host is refused before anything connects: a real venue needs a STAGING/LIVE policy.
+#[test]
+fn test_policy_paper_environment_refuses_a_remote_venue() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--headless", "--venue-url", "wss://www.deribit.com/ws/api/v2"])
+        .arg("--wal-dir")
+        .arg(dir.path().join("wal"))
+        .arg("--policy")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/policy.json"))
+        .args(["--status-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("environment PAPER (simulated venue only)"), "{err}");
+    assert!(!dir.path().join("wal").join("control.sock").exists(), "nothing started");
+}

@@ -31,7 +31,8 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 enum ModeCommand {
     /// Kill switch: no new risk at all; the engine cancels its risk-increasing orders.
-    /// Positions stay until `stoic emergency close`.
+    /// With a position, the engine's bounded containment closes it (reduce-only IOC rounds,
+    /// then a hedge); `stoic emergency close` stays available.
     Kill(HttpArgs),
     /// Emergency reduce-only for at least 300 s: no opens; closes, hedges, cancels continue.
     ReduceOnly(HttpArgs),

@@ -331,6 +331,7 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     let (trace, sink) =
         crate::engine::trace::start_sink(args.trace_log.as_deref(), &wal_dir, &metrics)?;
     let wal_dir_for_socket = wal_dir.clone();
+    refuse_simulated_environment_on_a_remote_venue(&policy_path, &venue_url)?;
     let opts = EngineOptions {
         venue_url,
         credentials,
@@ -431,4 +432,30 @@ pub fn main(args: Args) -> anyhow::Result<ExitCode> {
     }
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// DEV and PAPER policies are for a simulated venue (no real orders: `trade_capable` false,
+/// and the engine relaxes itself after a clean reconciliation there). Pointing one at a venue
+/// that is not on this host is refused before anything connects; a real venue needs a
+/// STAGING or LIVE policy. A policy that does not load is left to the engine (it starts in
+/// Kill and says why).
+fn refuse_simulated_environment_on_a_remote_venue(
+    policy_path: &Path,
+    venue_url: &str,
+) -> anyhow::Result<()> {
+    use hotpath::domain::policy::{Environment, Policy};
+    let Ok(policy) = Policy::load_from_path(policy_path) else { return Ok(()) };
+    if !matches!(policy.environment, Environment::Dev | Environment::Paper) {
+        return Ok(());
+    }
+    let url = hotpath::venue::conn::VenueUrl::parse(venue_url)
+        .map_err(|e| anyhow::anyhow!("venue url {venue_url:?}: {e}"))?;
+    let local = matches!(url.host.as_str(), "127.0.0.1" | "localhost" | "::1" | "[::1]");
+    anyhow::ensure!(
+        local,
+        "policy {} is environment {} (simulated venue only), but --venue-url {venue_url} is not on this host; use a STAGING or LIVE policy for a real venue",
+        policy_path.display(),
+        policy.environment.as_str()
+    );
+    Ok(())
 }

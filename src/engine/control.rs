@@ -130,18 +130,25 @@ impl Engine {
     /// Sends a cancel for every live order not classified risk-reducing (adopted orders of
     /// unknown class count as risk-increasing: fail closed). Returns how many were sent.
     pub(super) fn cancel_risk_increasing(&mut self) -> usize {
-        let targets: Vec<(String, String)> = self
+        let targets: Vec<(u64, String, String)> = self
             .live
             .iter()
             .filter(|(_, l)| !l.accepted.is_some_and(|a| a.class.is_risk_reducing()))
-            .map(|(label, l)| (label.as_str().to_owned(), l.instrument.as_str().to_owned()))
+            .map(|(label, l)| {
+                (l.intent_hash, label.as_str().to_owned(), l.instrument.as_str().to_owned())
+            })
             .collect();
         self.reclaim_dispatch();
         let Some(disp) = self.disp.as_mut() else { return 0 };
         let mut sent = 0;
-        for (label, instrument) in targets {
+        let now = std::time::Instant::now();
+        for (hash, label, instrument) in targets {
             match disp.cancel_by_label(&label, &instrument) {
-                Ok(_) => sent += 1,
+                Ok(_) => {
+                    sent += 1;
+                    // The restricted-mode sweep retries it only if it is still live later.
+                    self.open_sweep.note_sent(hash, now);
+                }
                 Err(e) => {
                     tracing::warn!(run_id = %self.run_id, label, error = %e, "kill: cancel not sent");
                 }

@@ -407,7 +407,7 @@ pub struct Engine {
     wal_dir: PathBuf,
     /// Kill containment and the persisted Kill (`kill_containment.rs`).
     kill: kill_containment::KillContainment,
-    /// ReduceOnly's cancels of resting risk-increasing orders (`open_sweep.rs`).
+    /// Restricted-mode cancels of resting risk-increasing orders (`open_sweep.rs`).
     open_sweep: open_sweep::OpenSweep,
 }
 
@@ -979,7 +979,7 @@ impl Engine {
             self.service_health();
             // Kill with exposure ⇒ bounded containment; the Kill record (§2.2.3.6).
             self.contain_kill();
-            self.sweep_opens_in_reduce_only();
+            self.sweep_opens_in_restricted_modes();
             if now >= next_publish {
                 next_publish = now + PUBLISH_PERIOD;
                 self.serve_control();

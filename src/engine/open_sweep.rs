@@ -1,11 +1,13 @@
-//! ReduceOnly cancels resting risk-increasing orders (AT-1065, contract §2.2.3.4.1).
+//! ReduceOnly and Kill cancel resting risk-increasing orders (AT-1065, contract §2.2.3.4.1).
 //!
 //! The gate stops new opens the moment the mode leaves Active, but an open already resting
 //! at the venue can still fill and add the risk the mode forbids. So while the mode is
-//! ReduceOnly, every live order that could add risk if its side filled completely (judged
+//! not Active, every live order that could add risk if its side filled completely (judged
 //! from the current position, whatever class it had when accepted) is cancelled, at most
 //! [`CANCEL_OPEN_BATCH_MAX`] per [`CANCEL_OPEN_BUDGET_MS`] so a book full of quotes cannot
-//! eat the credit budget the closes need. Kill has its own, immediate cancel (`kill_containment.rs`, step 1).
+//! eat the credit budget the closes need. Kill sends its own immediate cancel of every such
+//! order first (`kill_containment.rs`, step 1, recorded here); the sweep then retries any the
+//! client-side limiter held back or the venue did not answer.
 //!
 //! Each order is cancelled once; a cancel still unanswered after [`CANCEL_RETRY_MS`] (the
 //! venue refused it, or the reply was lost) is sent again. The bookkeeping is a small map
@@ -34,6 +36,15 @@ pub struct OpenSweep {
     next_batch: Option<Instant>,
     /// Cancels sent since start (status/tests).
     pub cancels_sent: u64,
+}
+
+impl OpenSweep {
+    /// Records a cancel sent elsewhere (Kill's immediate cancel), so the sweep retries it
+    /// only if the order is still live after [`CANCEL_RETRY_MS`].
+    pub fn note_sent(&mut self, intent_hash: u64, at: Instant) {
+        self.sent.insert(intent_hash, at);
+        self.next_batch.get_or_insert(at + Duration::from_millis(CANCEL_OPEN_BUDGET_MS));
+    }
 }
 
 impl Engine {
@@ -66,9 +77,9 @@ impl Engine {
             .collect()
     }
 
-    /// One sweep step; called every loop turn (cheap unless the mode is ReduceOnly).
-    pub(super) fn sweep_opens_in_reduce_only(&mut self) {
-        if self.guard.cell().mode() != TradingMode::ReduceOnly {
+    /// One sweep step; called every loop turn (cheap unless the mode is restricted).
+    pub(super) fn sweep_opens_in_restricted_modes(&mut self) {
+        if self.guard.cell().mode() == TradingMode::Active {
             if !self.open_sweep.sent.is_empty() || self.open_sweep.next_batch.is_some() {
                 self.open_sweep.sent.clear();
                 self.open_sweep.next_batch = None;
