@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crash_support::{Proc, BIN};
 use serde_json::{json, Value};
-use sim_support::{account_positions, free_port, journal, status, ENGINE_ACCOUNT};
+use sim_support::{account_positions, free_port, journal, resting_opens, status, ENGINE_ACCOUNT};
 
 const TOKEN: &str = "kill-containment-test-token-000000001";
 const KEY: &str = "sim-dev-trade";
@@ -267,19 +267,6 @@ fn test_at338_kill_without_exposure_sends_nothing() {
         assert!(after.is_empty(), "orders after a Kill with nothing exposed: {after:?}");
         assert!(!engine.output().contains("kill containment: run"), "{}", engine.output());
     }
-}
-
-/// Resting orders of `account` at the venue that are not reduce-only.
-fn resting_opens(sim: &simulator::SimHandle, account: &str) -> Vec<Value> {
-    let state = sim.state();
-    state["accounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["username"] == account)
-        .flat_map(|a| a["open_orders"].as_array().cloned().unwrap_or_default())
-        .filter(|o| o["reduce_only"] != true)
-        .collect()
 }
 
 /// AT-1065 (contract §2.2.3.4.1): in ReduceOnly the engine cancels its resting

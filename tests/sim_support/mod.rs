@@ -60,17 +60,33 @@ pub fn account_positions(
     sim: &simulator::SimHandle,
     account: &str,
 ) -> std::collections::BTreeMap<String, f64> {
+    account_rows(sim, account, "positions")
+        .into_iter()
+        .filter_map(|p| {
+            let size = p["size"].as_f64()?;
+            let name = p["instrument_name"].as_str()?.to_owned();
+            (size != 0.0).then_some((name, size))
+        })
+        .collect()
+}
+
+/// Resting orders of `account` that are not reduce-only, read inside the simulator process
+/// (no request against the account's budget; see [`account_positions`]).
+pub fn resting_opens(sim: &simulator::SimHandle, account: &str) -> Vec<Value> {
+    account_rows(sim, account, "open_orders")
+        .into_iter()
+        .filter(|o| o["reduce_only"] != true)
+        .collect()
+}
+
+/// The rows under `key` of `account` in the simulator's state.
+fn account_rows(sim: &simulator::SimHandle, account: &str, key: &str) -> Vec<Value> {
     let state = sim.state();
     state["accounts"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|a| a["username"] == account)
-        .flat_map(|a| a["positions"].as_array().cloned().unwrap_or_default())
-        .filter_map(|p| {
-            let size = p["size"].as_f64()?;
-            let name = p["instrument_name"].as_str()?.to_owned();
-            (size != 0.0).then_some((name, size))
-        })
+        .flat_map(|a| a[key].as_array().cloned().unwrap_or_default())
         .collect()
 }
